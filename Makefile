@@ -1,0 +1,55 @@
+# seaport: `make plan` (offline plan of a stack) and `make test` work on a fresh machine.
+SHELL := /bin/bash
+STACK ?= dev
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Debian packages the tests drive for real (broker, browser, linters, diagrams).
+SYSTEM_TOOLS := rabbitmq-server:rabbitmq-server chromium:chromium shellcheck:shellcheck dot:graphviz
+
+.PHONY: plan test lint bench local sysdeps clean
+
+$(VENV)/.stamp: requirements.txt requirements-dev.txt apps/requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "==> installing Python dependencies into $(VENV) (first run takes about a minute)"
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	@touch $@
+
+## plan: offline plan of STACK (default dev) into build/$(STACK)
+plan: $(VENV)/.stamp
+	$(PY) -m components.synth --stack $(STACK) --out build/$(STACK)
+
+## sysdeps: install the Debian packages the tests need, when missing (needs root or sudo)
+sysdeps:
+	@missing=""; for pair in $(SYSTEM_TOOLS); do \
+	  command -v "$${pair%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/$${pair%%:*}" ] || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "==> installing Debian packages:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+## test: the whole suite (unit tests with mocks, apps against a real broker, browser)
+test: $(VENV)/.stamp sysdeps
+	$(PY) -m pytest
+
+## lint: ruff (check + format) and hadolint over every Dockerfile
+lint: $(VENV)/.stamp
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/hadolint --config .hadolint.yaml apps/*/Dockerfile
+
+## bench: throughput and latency benchmarks, written to build/bench/*.json
+bench: $(VENV)/.stamp sysdeps
+	$(PY) -m benchmarks.messaging
+	$(PY) -m benchmarks.portal
+
+## local: run the apps on loopback (Ctrl-C stops everything)
+local: $(VENV)/.stamp
+	$(PY) -m apps.local
+
+clean:
+	rm -rf build .pytest_cache

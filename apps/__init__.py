@@ -1,0 +1,1 @@
+"""seaport's container apps: one sub-package per image (see each Dockerfile)."""

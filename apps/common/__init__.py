@@ -1,0 +1,1 @@
+"""Code shared by every seaport app image: settings, logging, Consul discovery."""

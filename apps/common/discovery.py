@@ -129,7 +129,7 @@ class ConsulDiscovery:
         endpoints = self.healthy(service)
         if not endpoints:
             raise NoHealthyInstance(f"no healthy instance of {service!r} in Consul at {self.base_url}")
-        return random.choice(endpoints)
+        return random.choice(endpoints)  # noqa: S311 - load spreading, not security
 
     def forget(self, service: str) -> None:
         """Drop the cached answer (after a connection to an instance failed)."""

@@ -49,7 +49,7 @@ bench: $(VENV)/.stamp sysdeps
 
 ## local: run the apps on loopback (Ctrl-C stops everything)
 local: $(VENV)/.stamp
-	$(PY) -m apps.local
+	$(PY) -m devtools.local
 
 clean:
 	rm -rf build .pytest_cache

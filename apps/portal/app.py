@@ -1,0 +1,157 @@
+"""The portal: ``GET /`` (HTML, a Stocks panel and a Weather panel) and a JSON API.
+
+- ``GET /?symbols=AMZN,MSFT&cities=Paris`` chooses what the panels show
+  (defaults from settings; at most ``PORTAL_MAX_ITEMS`` each; malformed names
+  are shown as invalid, never sent to a backend).
+- ``GET /api/weather/<city>``, ``GET /api/stock/<symbol>``: the backend's
+  JSON; 400 for a malformed name, 404 when the backend doesn't know it, 502
+  when the backend is down or answers badly, 504 when it is too slow.
+
+Every backend call of a page runs at the same time on a thread pool, and the
+page waits at most ``Settings.page_deadline``: a dead or slow backend turns
+its panel into an "unavailable" notice while the other panel shows its data.
+Everything rendered goes through Jinja2's autoescaping; the page loads no
+script and its Content-Security-Policy forbids any.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+import urllib3
+from flask import Flask, Response, render_template, request
+
+from apps.common import names, web
+from apps.common.discovery import ConsulDiscovery
+from apps.portal.backends import INVALID, TIMEOUT, Backend, Outcome, timed_out
+from apps.portal.settings import Settings
+
+PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+MAX_QUERY_CHARS = 512  # of ?symbols= or ?cities=; enough for PORTAL_MAX_ITEMS names
+LABEL_CHARS = 40  # of a malformed name echoed back on the page
+
+
+@dataclass
+class Item:
+    label: str  # the name as asked (escaped when rendered)
+    outcome: Outcome
+
+
+@dataclass
+class Panel:
+    key: str  # "stocks" or "weather": element ids and CSS classes
+    title: str
+    items: list[Item]
+    note: str = ""  # e.g. that the list was cut to the maximum
+
+    @property
+    def state(self) -> str:
+        """ok, degraded (some calls failed) or unavailable (the backend failed every call)."""
+        failed = [item for item in self.items if item.outcome.failed]
+        answered = [item for item in self.items if not item.outcome.failed and item.outcome.state != INVALID]
+        if failed and not answered:
+            return "unavailable"
+        return "degraded" if failed else "ok"
+
+    @property
+    def reason(self) -> str:
+        """Why the backend failed, from the first failed call."""
+        return next((item.outcome.message for item in self.items if item.outcome.failed), "")
+
+
+def requested(raw: str | None, defaults: tuple[str, ...], parse, limit: int) -> tuple[list[tuple], str]:
+    """``[(label, name or None if malformed)]`` from a query parameter, and a note if it was cut."""
+    if raw is None:
+        return [(name, name) for name in defaults], ""
+    entries = [entry.strip() for entry in raw[:MAX_QUERY_CHARS].split(",") if entry.strip()]
+    wanted, seen = [], set()
+    for entry in entries:
+        try:
+            name = parse(entry)
+        except names.InvalidName:
+            name = None
+        key = name or entry
+        if key not in seen:
+            seen.add(key)
+            label = entry if len(entry) <= LABEL_CHARS else entry[: LABEL_CHARS - 1] + "…"
+            wanted.append((label, name))
+    note = f"showing the first {limit} of {len(wanted)}" if len(wanted) > limit else ""
+    return wanted[:limit], note
+
+
+def create_app(settings: Settings) -> Flask:
+    app = web.create_app("portal", __name__)
+    app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # tidy HTML, same escaping
+    timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout)
+    # One pool per backend host, as many connections as calls can be in flight.
+    http = urllib3.PoolManager(num_pools=16, maxsize=settings.fanout_threads, block=False)
+    discovery = None
+    if settings.needs_consul:
+        discovery = ConsulDiscovery(
+            cache_seconds=settings.discovery_cache_seconds,
+            timeout=settings.connect_timeout + settings.read_timeout,
+        )
+    weather = Backend(
+        "weather", "/weather/{}", ("city", "country", "temp", "format"), http, timeout,
+        url=settings.weather_url, discovery=discovery,
+    )  # fmt: skip
+    stocks = Backend(
+        "stocks", "/stock/{}", ("symbol", "name", "price"), http, timeout,
+        url=settings.stocks_url, discovery=discovery,
+    )  # fmt: skip
+    calls = ThreadPoolExecutor(max_workers=settings.fanout_threads, thread_name_prefix="backend")
+
+    def panel(key, title, backend, param, defaults, parse) -> tuple[Panel, dict[int, Future]]:
+        wanted, note = requested(request.args.get(param), defaults, parse, settings.max_items)
+        invalid = Outcome(INVALID, 400, message="malformed name")
+        futures = {i: calls.submit(backend.fetch, name) for i, (_label, name) in enumerate(wanted) if name}
+        items = [Item(label, invalid) for label, _name in wanted]
+        return Panel(key, title, items, note), futures
+
+    @app.get("/")
+    def page():
+        stocks_panel, stock_calls = panel(
+            "stocks", "Stocks", stocks, "symbols", settings.symbols, names.symbol
+        )
+        weather_panel, weather_calls = panel(
+            "weather", "Weather", weather, "cities", settings.cities, names.city
+        )
+        wait([*stock_calls.values(), *weather_calls.values()], timeout=settings.page_deadline)
+        late = timed_out(f"no answer within {settings.page_deadline:g} s")
+        for shown, futures in ((stocks_panel, stock_calls), (weather_panel, weather_calls)):
+            for index, future in futures.items():
+                # fetch() never raises; a call still running past the deadline counts as timed out.
+                shown.items[index].outcome = future.result() if future.done() else late
+        html = render_template("index.html", panels=[stocks_panel, weather_panel], TIMEOUT=TIMEOUT)
+        return Response(html, 200, {"Cache-Control": "no-store"}, mimetype="text/html")
+
+    def api(backend: Backend, raw: str, parse, what: str):
+        try:
+            name = parse(raw)
+        except names.InvalidName as error:
+            return web.json_error(400, f"malformed {what}: {error}")
+        outcome = backend.fetch(name)
+        if outcome.status == 200:
+            return outcome.data
+        return web.json_error(outcome.status, outcome.message, backend=backend.service)
+
+    @app.get("/api/weather/<city>")
+    def api_weather(city: str):
+        return api(weather, city, names.city, "city name")
+
+    @app.get("/api/stock/<symbol>")
+    def api_stock(symbol: str):
+        return api(stocks, symbol, names.symbol, "stock symbol")
+
+    @app.after_request
+    def page_policy(response: Response) -> Response:
+        if response.mimetype == "text/html":
+            response.headers["Content-Security-Policy"] = PAGE_CSP
+            response.headers["X-Frame-Options"] = "DENY"
+        return response
+
+    return app

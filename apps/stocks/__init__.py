@@ -1,0 +1,1 @@
+"""stocks: sample stock prices by symbol, ``GET /stock/<symbol>`` (see app.py)."""

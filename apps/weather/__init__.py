@@ -1,0 +1,1 @@
+"""weather: sample weather by city, ``GET /weather/<city>`` (see app.py)."""

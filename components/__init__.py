@@ -1,0 +1,20 @@
+"""seaport's reusable Pulumi components for microservices on Amazon ECS (EC2).
+
+    from components import Network, EcsCluster
+
+Every component takes ``(name, args, opts)``, where ``args`` is a TypedDict
+whose fields are documented with their defaults, parents its children, and
+exposes plain outputs (ids, ARNs, names) to wire components together.
+"""
+
+from components.cluster import EcsCluster, EcsClusterArgs
+from components.network import Network, NetworkArgs
+from components.validation import InvalidArgument
+
+__all__ = [
+    "EcsCluster",
+    "EcsClusterArgs",
+    "InvalidArgument",
+    "Network",
+    "NetworkArgs",
+]

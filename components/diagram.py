@@ -1,0 +1,169 @@
+"""Topology diagrams generated from a plan's resource graph (never drawn by hand).
+
+Nodes are the components and the resources a reader looks for (load
+balancer, services, Auto Scaling group, broker, images); a component that
+holds shown nodes becomes a box around them. An arrow ``A --> B`` means some
+resource under A names a resource under B by id, ARN or name (this is how
+references are followed in the plan), so the arrows are the real wiring.
+World-open ingress rules add an ``Internet`` node pointing at what they open.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from components.testing import Plan
+
+NOTABLE = {
+    "aws:lb/loadBalancer:LoadBalancer": "Application Load Balancer",
+    "aws:ecs/service:Service": "ECS service",
+    "aws:ecs/cluster:Cluster": "ECS cluster",
+    "aws:autoscaling/group:Group": "Auto Scaling group",
+    "aws:mq/broker:Broker": "Amazon MQ broker",
+    "aws:ec2/vpc:Vpc": "VPC",
+}
+WORLD = ("0.0.0.0/0", "::/0")
+
+
+class Graph:
+    """Displayed nodes, their nesting and the references between them."""
+
+    def __init__(self, plan: Plan):
+        self.plan = plan
+        self.by_urn = {r["urn"]: r for r in plan.resources}
+        self.shown = [r for r in plan.resources if not r["custom"] or r["type"] in NOTABLE]
+        self.shown_urns = {r["urn"] for r in self.shown}
+        self.ids = {urn: f"n{i}" for i, urn in enumerate(r["urn"] for r in self.shown)}
+        self.edges = self._edges()
+
+    def label(self, r: dict[str, Any]) -> str:
+        kind = NOTABLE.get(r["type"]) or r["type"].rsplit(":", 1)[-1]
+        return f"{r['name']}<br/><i>{kind}</i>"
+
+    def display(self, urn: str | None) -> str | None:
+        """The nearest shown resource at or above ``urn``."""
+        while urn and urn not in self.shown_urns:
+            urn = self.by_urn.get(urn, {}).get("parent")
+        return urn
+
+    def children(self, urn: str | None) -> list[dict[str, Any]]:
+        return [r for r in self.shown if self.display(r["parent"]) == urn]
+
+    def is_ancestor(self, upper: str, lower: str) -> bool:
+        urn = self.by_urn.get(lower, {}).get("parent")
+        while urn:
+            if urn == upper:
+                return True
+            urn = self.by_urn.get(urn, {}).get("parent")
+        return False
+
+    def _edges(self) -> list[tuple[str, str, str]]:
+        keys: dict[str, str] = {}
+        for r in self.plan.resources:
+            if r["custom"]:
+                for prop in ("id", "arn", "name"):
+                    value = r["outputs"].get(prop)
+                    if isinstance(value, str) and len(value) >= 8:
+                        keys.setdefault(value, r["urn"])
+        pattern = re.compile("|".join(re.escape(k) for k in sorted(keys, key=len, reverse=True)))
+        edges: dict[tuple[str, str], str] = {}
+        for r in self.plan.resources:
+            if not r["custom"]:
+                continue
+            source = self.display(r["urn"])
+            for text in _strings(r["inputs"]):
+                for match in pattern.finditer(text):
+                    target = self.display(keys[match.group(0)])
+                    if self._linkable(source, target):
+                        edges.setdefault((source, target), "")
+            if r["type"] == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
+                cidr = r["inputs"].get("cidrIpv4") or r["inputs"].get("cidrIpv6")
+                if cidr in WORLD:
+                    target = self.display(keys.get(r["inputs"].get("securityGroupId", "")))
+                    port = r["inputs"].get("fromPort")
+                    edges[("internet", target)] = f"{r['inputs'].get('ipProtocol', 'tcp')}/{_int(port)}"
+        return [(a, b, label) for (a, b), label in edges.items()]
+
+    def _linkable(self, source: str | None, target: str | None) -> bool:
+        if not source or not target or source == target:
+            return False
+        return not (self.is_ancestor(source, target) or self.is_ancestor(target, source))
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _int(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def mermaid(plan: Plan) -> str:
+    """A Mermaid flowchart of the plan's topology."""
+    graph = Graph(plan)
+    lines = ["flowchart LR"]
+
+    def emit(urn: str | None, indent: str) -> None:
+        for r in graph.children(urn):
+            node = graph.ids[r["urn"]]
+            inner = graph.children(r["urn"])
+            if inner:
+                lines.append(f'{indent}subgraph {node}["{graph.label(r)}"]')
+                emit(r["urn"], indent + "  ")
+                lines.append(f"{indent}end")
+            else:
+                lines.append(f'{indent}{node}["{graph.label(r)}"]')
+
+    emit(None, "  ")
+    if any(a == "internet" for a, _, _ in graph.edges):
+        lines.append('  internet(("Internet"))')
+    for source, target, label in graph.edges:
+        a = "internet" if source == "internet" else graph.ids[source]
+        arrow = f"-->|{label}|" if label else "-->"
+        lines.append(f"  {a} {arrow} {graph.ids[target]}")
+    return "\n".join(lines) + "\n"
+
+
+def dot(plan: Plan) -> str:
+    """The same topology in Graphviz DOT (rendered to SVG when ``dot`` is installed)."""
+    graph = Graph(plan)
+    lines = [
+        "digraph topology {",
+        "  rankdir=LR; compound=true;",
+        '  node [shape=box, style="rounded,filled", fillcolor="#f5f7fa", fontname="Helvetica"];',
+    ]
+
+    def label(r: dict[str, Any]) -> str:
+        return graph.label(r).replace("<br/>", "\\n").replace("<i>", "").replace("</i>", "")
+
+    def emit(urn: str | None, indent: str) -> None:
+        for r in graph.children(urn):
+            node = graph.ids[r["urn"]]
+            inner = graph.children(r["urn"])
+            if inner:
+                lines.append(f"{indent}subgraph cluster_{node} {{")
+                lines.append(f'{indent}  label="{label(r)}"; style=rounded;')
+                lines.append(f'{indent}  {node} [label="{label(r)}", shape=note];')
+                emit(r["urn"], indent + "  ")
+                lines.append(f"{indent}}}")
+            else:
+                lines.append(f'{indent}{node} [label="{label(r)}"];')
+
+    emit(None, "  ")
+    if any(a == "internet" for a, _, _ in graph.edges):
+        lines.append('  internet [label="Internet", shape=ellipse];')
+    for source, target, text in graph.edges:
+        a = "internet" if source == "internet" else graph.ids[source]
+        attributes = f' [label="{text}"]' if text else ""
+        lines.append(f"  {a} -> {graph.ids[target]}{attributes};")
+    lines.append("}")
+    return "\n".join(lines) + "\n"

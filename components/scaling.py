@@ -1,0 +1,87 @@
+"""How fast each autoscaled service reacts, computed from a plan's alarms and policies.
+
+Worst case, counted from the first full minute past the threshold:
+
+- step scaling: the alarm's breaching datapoints (``datapointsToAlarm``, else
+  ``evaluationPeriods``) times its ``period``, plus the policy's cooldown (a
+  scaling activity may have just happened). A policy whose adjustment is 0
+  never changes anything: its reaction is "never" (the original design's).
+- target tracking: the alarms AWS creates need 3 one-minute datapoints to
+  scale out and 15 to scale in, plus the configured cooldowns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from components.testing import Plan
+
+TARGET_TRACKING_OUT_DATAPOINTS = 3
+TARGET_TRACKING_IN_DATAPOINTS = 15
+
+
+@dataclass(frozen=True)
+class Reaction:
+    resource_id: str
+    """The scalable target, e.g. ``service/<cluster>/<service>``."""
+    mode: str
+    """``step`` or ``target-tracking``."""
+    scale_out_seconds: int | None
+    """None when nothing ever scales out."""
+    scale_in_seconds: int | None
+
+    def describe(self) -> str:
+        def text(seconds: int | None) -> str:
+            return "never" if seconds is None else f"{seconds} s"
+
+        return (
+            f"{self.resource_id} ({self.mode}): scale-out {text(self.scale_out_seconds)}, "
+            f"scale-in {text(self.scale_in_seconds)}"
+        )
+
+
+def reaction_times(plan: Plan) -> list[Reaction]:
+    reactions = []
+    policies = plan.of_type("aws:appautoscaling/policy:Policy")
+    alarms = plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    for target in plan.of_type("aws:appautoscaling/target:Target"):
+        resource_id = target["inputs"]["resourceId"]
+        mine = [p for p in policies if p["inputs"].get("resourceId") == resource_id]
+        tracking = [p for p in mine if p["inputs"].get("policyType") == "TargetTrackingScaling"]
+        if tracking:
+            config = tracking[0]["inputs"]["targetTrackingScalingPolicyConfiguration"]
+            reactions.append(
+                Reaction(
+                    resource_id,
+                    "target-tracking",
+                    TARGET_TRACKING_OUT_DATAPOINTS * 60 + int(config.get("scaleOutCooldown", 0)),
+                    None
+                    if config.get("disableScaleIn")
+                    else TARGET_TRACKING_IN_DATAPOINTS * 60 + int(config.get("scaleInCooldown", 0)),
+                )
+            )
+            continue
+        out_times, in_times = [], []
+        for policy in mine:
+            config = policy["inputs"].get("stepScalingPolicyConfiguration") or {}
+            adjustments = [int(s.get("scalingAdjustment", 0)) for s in config.get("stepAdjustments", [])]
+            arn = policy["outputs"].get("arn")
+            for alarm in alarms:
+                if arn not in (alarm["inputs"].get("alarmActions") or []):
+                    continue
+                periods = alarm["inputs"].get("datapointsToAlarm") or alarm["inputs"]["evaluationPeriods"]
+                seconds = int(periods * alarm["inputs"]["period"] + config.get("cooldown", 0))
+                if any(a > 0 for a in adjustments):
+                    out_times.append(seconds)
+                if any(a < 0 for a in adjustments):
+                    in_times.append(seconds)
+        if mine:
+            reactions.append(
+                Reaction(
+                    resource_id,
+                    "step",
+                    max(out_times) if out_times else None,
+                    max(in_times) if in_times else None,
+                )
+            )
+    return reactions

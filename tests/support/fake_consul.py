@@ -15,13 +15,16 @@ shapes documented by HashiCorp:
 
 It runs no health checks: a registered service is passing unless the test
 marks it critical. ``requests_seen`` records (method, path, token) for
-assertions; ``fail`` makes every request answer 500, ``stop`` closes it.
+assertions; ``delay`` slows every answer; ``failing = True`` makes every request answer 500; with
+``required_token`` set, a request without that ``X-Consul-Token`` answers
+403 as an agent with ACLs would; ``stop`` closes it.
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -35,10 +38,13 @@ class FakeConsul:
         self.status: dict[str, str] = {}  # id -> passing | warning | critical
         self.requests_seen: list[tuple[str, str, str | None]] = []
         self.failing = False
+        self.required_token: str | None = None
+        self.delay = 0.0  # seconds every answer waits, to play a slow agent
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval so stop() returns at once.
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
 
     @property
@@ -80,6 +86,10 @@ class FakeConsul:
             self.services.clear()
             self.status.clear()
 
+    def queries(self, name: str) -> int:
+        """How many health queries for ``name`` the agent answered or refused."""
+        return sum(1 for method, path, _ in list(self.requests_seen) if path == f"/v1/health/service/{name}")
+
     def registrations(self, name: str | None = None) -> list[dict]:
         with self._lock:
             return [dict(s) for s in self.services.values() if name is None or s["Name"] == name]
@@ -108,9 +118,7 @@ class FakeConsul:
                             "Port": body.get("Port", 0),
                             "Meta": body.get("Meta") or {},
                         },
-                        "Checks": [
-                            {"CheckID": f"service:{service_id}", "ServiceID": service_id, "Status": status}
-                        ],
+                        "Checks": [{"CheckID": f"service:{service_id}", "ServiceID": service_id, "Status": status}],
                     }
                 )
         return entries
@@ -134,8 +142,12 @@ class FakeConsul:
                 url = urlsplit(self.path)
                 path = unquote(url.path)
                 fake.requests_seen.append((method, path, self.headers.get("X-Consul-Token")))
+                if fake.delay:
+                    time.sleep(fake.delay)
                 if fake.failing:
                     return self._reply(500, {"error": "fake consul failing"})
+                if fake.required_token and self.headers.get("X-Consul-Token") != fake.required_token:
+                    return self._reply(403, {"error": "ACL not found"})
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"null") if length else None
                 if method == "GET" and path.startswith("/v1/health/service/"):

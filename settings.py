@@ -313,8 +313,11 @@ def validate(s: Settings) -> list[str]:
     # web service and its scaling
     rule("minTasks", web.min_tasks, check.int_between(web.min_tasks, 1, 100))
     rule("maxTasks", web.max_tasks, check.int_between(web.max_tasks, 1, 100))
-    order("minTasks", web.min_tasks, "desiredTasks", web.desired_tasks)
-    order("desiredTasks", web.desired_tasks, "maxTasks", web.max_tasks)
+    if web.min_tasks > web.max_tasks:
+        order("minTasks", web.min_tasks, "maxTasks", web.max_tasks)
+    else:
+        order("minTasks", web.min_tasks, "desiredTasks", web.desired_tasks)
+        order("desiredTasks", web.desired_tasks, "maxTasks", web.max_tasks)
     rule("scalingMode", web.scaling_mode, check.one_of(web.scaling_mode, check.SCALING_MODES))
     rule("scaleInCpuPercent", web.scale_in_cpu_percent, check.int_between(web.scale_in_cpu_percent, 1, 99))
     rule("scaleOutCpuPercent", web.scale_out_cpu_percent, check.int_between(web.scale_out_cpu_percent, 2, 100))

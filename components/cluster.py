@@ -70,26 +70,12 @@ class EcsCluster(pulumi.ComponentResource):
     """Name of the instances' IAM role."""
 
     def __init__(self, name: str, args: EcsClusterArgs, opts: pulumi.ResourceOptions | None = None):
+        validate_cluster_args(name, args)  # before anything is registered
         super().__init__("seaport:index:EcsCluster", name, None, opts)
         instance_type = args.get("instance_type", "t3.small")
-        min_size, max_size = args.get("min_size", 1), args.get("max_size", 4)
+        max_size = args.get("max_size", 4)
         volume = args.get("root_volume_size_gib", 30)
-        target = args.get("target_capacity_percent", 100)
         tags = args.get("tags", {})
-        for key in ("vpc_id", "subnet_ids"):
-            if args.get(key) is None:
-                raise check.InvalidArgument(f"{key} is required")
-        check.require(check.instance_type(instance_type), "instance_type", instance_type)
-        check.require(check.int_between(min_size, 0, 100), "min_size", min_size)
-        check.require(check.int_between(max_size, max(1, min_size), 100), "max_size", max_size)
-        check.require(check.int_between(volume, 30, 16384), "root_volume_size_gib", volume)
-        check.require(check.int_between(target, 1, 100), "target_capacity_percent", target)
-        check.require(check.tags(tags), "tags", tags)
-        if name.lower().startswith(RESERVED_PREFIXES):
-            raise check.InvalidArgument(
-                f"EcsCluster name {name!r} must not start with aws, ecs or fargate: "
-                "AWS reserves those prefixes for capacity provider names"
-            )
         child = pulumi.ResourceOptions(parent=self)
 
         cluster = aws.ecs.Cluster(
@@ -179,7 +165,7 @@ class EcsCluster(pulumi.ComponentResource):
 
         group = aws.autoscaling.Group(
             f"{name}-instances",
-            min_size=min_size,
+            min_size=args.get("min_size", 1),
             max_size=max_size,
             vpc_zone_identifiers=args["subnet_ids"],
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
@@ -216,7 +202,7 @@ class EcsCluster(pulumi.ComponentResource):
                 managed_draining="ENABLED",
                 managed_scaling=aws.ecs.CapacityProviderAutoScalingGroupProviderManagedScalingArgs(
                     status="ENABLED",
-                    target_capacity=target,
+                    target_capacity=args.get("target_capacity_percent", 100),
                     minimum_scaling_step_size=1,
                     maximum_scaling_step_size=max(1, max_size // 2),
                     instance_warmup_period=120,
@@ -252,6 +238,28 @@ class EcsCluster(pulumi.ComponentResource):
                 "autoscaling_group_name": self.autoscaling_group_name,
                 "instance_role_name": self.instance_role_name,
             }
+        )
+
+
+def validate_cluster_args(name: str, args: EcsClusterArgs) -> None:
+    """Raise InvalidArgument naming the first bad argument."""
+    for key in ("vpc_id", "subnet_ids"):
+        if args.get(key) is None:
+            raise check.InvalidArgument(f"{key} is required")
+    instance_type = args.get("instance_type", "t3.small")
+    min_size, max_size = args.get("min_size", 1), args.get("max_size", 4)
+    check.require(check.instance_type(instance_type), "instance_type", instance_type)
+    check.require(check.int_between(min_size, 0, 100), "min_size", min_size)
+    check.require(check.int_between(max_size, max(1, min_size), 100), "max_size", max_size)
+    volume = args.get("root_volume_size_gib", 30)
+    check.require(check.int_between(volume, 30, 16384), "root_volume_size_gib", volume)
+    target = args.get("target_capacity_percent", 100)
+    check.require(check.int_between(target, 1, 100), "target_capacity_percent", target)
+    check.require(check.tags(args.get("tags", {})), "tags", args.get("tags", {}))
+    if name.lower().startswith(RESERVED_PREFIXES):
+        raise check.InvalidArgument(
+            f"EcsCluster name {name!r} must not start with aws, ecs or fargate: "
+            "AWS reserves those prefixes for capacity provider names"
         )
 
 

@@ -52,14 +52,17 @@ class Network(pulumi.ComponentResource):
     """Where container instances go: the private subnets when there are any, else the public ones."""
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
+        validate_network_args(args)  # before anything is registered
         super().__init__("seaport:index:Network", name, None, opts)
         private = args.get("private_subnets", False)
-        tags = args.get("tags", {})
-        check.require(check.tags(tags), "tags", tags)
         if args.get("vpc_id"):
-            self._adopt(args, private)
+            self.vpc_id = pulumi.Output.from_input(args["vpc_id"])
+            self.public_subnet_ids = pulumi.Output.from_input(list(args["public_subnet_ids"]))
+            self.private_subnet_ids = pulumi.Output.from_input(
+                list(args.get("private_subnet_ids", [])) if private else []
+            )
         else:
-            self._create(name, args, private, tags)
+            self._create(name, args, private, args.get("tags", {}))
         self.instance_subnet_ids = self.private_subnet_ids if private else self.public_subnet_ids
         self.register_outputs(
             {
@@ -70,24 +73,10 @@ class Network(pulumi.ComponentResource):
             }
         )
 
-    def _adopt(self, args: NetworkArgs, private: bool) -> None:
-        public_ids = list(args.get("public_subnet_ids", []))
-        private_ids = list(args.get("private_subnet_ids", []))
-        check.require(check.vpc_id(args["vpc_id"]), "vpc_id", args["vpc_id"])
-        check.require(check.subnet_ids(public_ids, 2), "public_subnet_ids", public_ids)
-        if private:
-            check.require(check.subnet_ids(private_ids, 1), "private_subnet_ids", private_ids)
-        self.vpc_id = pulumi.Output.from_input(args["vpc_id"])
-        self.public_subnet_ids = pulumi.Output.from_input(public_ids)
-        self.private_subnet_ids = pulumi.Output.from_input(private_ids if private else [])
-
     def _create(self, name: str, args: NetworkArgs, private: bool, tags: dict[str, str]) -> None:
         cidr = args.get("cidr_block", "10.0.0.0/16")
         az_count = args.get("az_count", 2)
         prefix = args.get("subnet_prefix_length", 24)
-        check.require(check.cidr_block(cidr), "cidr_block", cidr)
-        check.require(check.int_between(az_count, 2, 6), "az_count", az_count)
-        check.require(check.subnets_fit(cidr, prefix, az_count * (2 if private else 1)), "subnet_prefix_length", prefix)
         blocks = check.carve_subnets(cidr, prefix, az_count * (2 if private else 1))
         child = pulumi.ResourceOptions(parent=self)
 
@@ -181,6 +170,30 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+
+
+def validate_network_args(args: NetworkArgs) -> None:
+    """Raise InvalidArgument naming the first bad argument."""
+    private = args.get("private_subnets", False)
+    tags = args.get("tags", {})
+    check.require(check.tags(tags), "tags", tags)
+    if args.get("vpc_id"):
+        public_ids = list(args.get("public_subnet_ids", []))
+        private_ids = list(args.get("private_subnet_ids", []))
+        check.require(check.vpc_id(args["vpc_id"]), "vpc_id", args["vpc_id"])
+        check.require(check.subnet_ids(public_ids, 2), "public_subnet_ids", public_ids)
+        if private:
+            check.require(check.subnet_ids(private_ids, 1), "private_subnet_ids", private_ids)
+        return
+    cidr = args.get("cidr_block", "10.0.0.0/16")
+    az_count = args.get("az_count", 2)
+    prefix = args.get("subnet_prefix_length", 24)
+    check.require(check.cidr_block(cidr), "cidr_block", cidr)
+    check.require(check.int_between(az_count, 2, 6), "az_count", az_count)
+    needed = az_count * (2 if private else 1)
+    check.require(check.subnets_fit(cidr, prefix, needed), "subnet_prefix_length", prefix)
+    if args.get("single_nat_gateway") and not private:
+        raise check.InvalidArgument("single_nat_gateway=True is only used with private_subnets=True")
 
 
 def _first_zones(names: list[str], count: int) -> list[str]:

@@ -21,7 +21,6 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pulumi
 import yaml
@@ -57,34 +56,16 @@ def synth(project_dir: Path, stack: str) -> Plan:
     if main.is_dir():
         main = main / "__main__.py"
     try:
-        plan = run_program(main, stack=stack, config=config, project=name)
+        return run_program(main, stack=stack, config=config, project=name)
     except (pulumi.RunError, InvalidArgument) as error:
         raise PlanError(str(error)) from None
-    return _normalised(plan)
-
-
-def _normalised(plan: Plan) -> Plan:
-    """Whole numbers as ints (the wire format carries every number as a double)."""
-    plan.resources = [_ints(r) for r in plan.resources]
-    plan.outputs = _ints(plan.outputs)
-    return plan
-
-
-def _ints(value: Any) -> Any:
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, dict):
-        return {k: _ints(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_ints(v) for v in value]
-    return value
 
 
 def write(plan: Plan, out: Path) -> list[Path]:
     """Write resources.json and the diagrams; return the files written."""
     out.mkdir(parents=True, exist_ok=True)
     files = [out / "resources.json", out / "topology.mmd", out / "topology.dot"]
-    files[0].write_text(json.dumps(plan.to_json(), indent=2, default=str) + "\n")
+    files[0].write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True, default=str) + "\n")
     files[1].write_text(diagram.mermaid(plan))
     files[2].write_text(diagram.dot(plan))
     if shutil.which("dot"):

@@ -579,7 +579,23 @@ def run(
         return pulumi.Output.from_input(dict(root.outputs)).apply(exports.update)
 
     _sync_await(run_pulumi_func(lambda: _sync_await(pulumi.Output.from_input(body()).future())))
-    return Plan(project=project, stack=stack, resources=monitor.records, outputs=exports)
+    for record in monitor.records:
+        if not record["custom"]:  # a component's outputs are what it registered
+            record["outputs"] = monitor.component_outputs.get(record["urn"], {})
+    # Registration order depends on how outputs resolve; sort so plans compare and diff cleanly.
+    resources = sorted(_ints(monitor.records), key=lambda r: r["urn"])
+    return Plan(project=project, stack=stack, resources=resources, outputs=_ints(exports))
+
+
+def _ints(value: Any) -> Any:
+    """Whole numbers as ints: the wire format carries every number as a double."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    return value
 
 
 def run_program(

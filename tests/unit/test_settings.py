@@ -111,10 +111,8 @@ def test_all_problems_are_reported_together():
         ({"rootVolumeSizeGiB": 8}, "seaport:rootVolumeSizeGiB=8 must be between 30 and 16384"),
         ({"capacityTargetPercent": 0}, "seaport:capacityTargetPercent=0 must be between 1 and 100"),
         # task counts: min <= desired <= max
-        (
-            {"minTasks": 5, "desiredTasks": 5, "maxTasks": 3},
-            "seaport:desiredTasks=5 must be <= seaport:maxTasks=3",
-        ),
+        ({"minTasks": 5, "maxTasks": 3}, "seaport:minTasks=5 must be <= seaport:maxTasks=3"),
+        ({"desiredTasks": 5, "maxTasks": 3}, "seaport:desiredTasks=5 must be <= seaport:maxTasks=3"),
         ({"minTasks": 3, "desiredTasks": 2}, "seaport:minTasks=3 must be <= seaport:desiredTasks=2"),
         ({"minTasks": 0}, "seaport:minTasks=0 must be between 1 and 100"),
         # scaling thresholds: 0 < in < out <= 100

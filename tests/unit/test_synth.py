@@ -1,0 +1,137 @@
+"""The offline plan: resources.json format, diagrams, summary, and `make plan` errors."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.unit.conftest import REPO
+
+RECORD_KEYS = {"urn", "type", "name", "parent", "custom", "inputs", "outputs"}
+
+
+def synth_cli(*args, cwd=REPO):
+    return subprocess.run(
+        [sys.executable, "-m", "components.synth", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
+
+
+@pytest.fixture(scope="module")
+def dev_files(tmp_path_factory):
+    out = tmp_path_factory.mktemp("plan") / "dev"
+    result = synth_cli("--stack", "dev", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out, result.stdout
+
+
+def test_resources_json_has_the_documented_shape(dev_files):
+    out, _ = dev_files
+    document = json.loads((out / "resources.json").read_text())
+    assert set(document) == {"project", "stack", "resources", "outputs"}
+    assert (document["project"], document["stack"]) == ("seaport", "dev")
+    urns = {r["urn"] for r in document["resources"]}
+    for r in document["resources"]:
+        assert set(r) == RECORD_KEYS
+        assert r["urn"].startswith("urn:pulumi:dev::seaport::")
+        assert r["parent"] is None or r["parent"] in urns or r["parent"].endswith("pulumi:pulumi:Stack::seaport-dev")
+    assert document["outputs"]["clusterName"]
+
+
+def test_dev_plan_has_cluster_asg_capacity_provider_and_imdsv2(dev_plan):
+    dev_plan.one("aws:ecs/cluster:Cluster")
+    dev_plan.one("aws:autoscaling/group:Group")
+    dev_plan.one("aws:ecs/capacityProvider:CapacityProvider")
+    template = dev_plan.one("aws:ec2/launchTemplate:LaunchTemplate")
+    assert template["inputs"]["metadataOptions"]["httpTokens"] == "required"
+
+
+@pytest.mark.parametrize("stack", ["dev_plan", "prod_plan"])
+def test_no_rule_opens_port_22(stack, request):
+    plan = request.getfixturevalue(stack)
+    rules = plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    for rule in rules:
+        low, high = rule["inputs"].get("fromPort", 0), rule["inputs"].get("toPort", 65535)
+        assert rule["inputs"]["ipProtocol"] != "-1" or rule["inputs"].get("referencedSecurityGroupId")
+        assert not low <= 22 <= high, rule["name"]
+    for group in plan.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        assert not group["inputs"].get("ingress"), f"{group['name']} has inline rules"
+
+
+@pytest.mark.parametrize("stack", ["dev_plan", "prod_plan"])
+def test_ids_and_arns_are_unique_and_every_resource_sits_in_a_component(stack, request):
+    plan = request.getfixturevalue(stack)
+    custom = [r for r in plan.resources if r["custom"]]
+    ids = [r["outputs"]["id"] for r in custom if r["outputs"]["id"] not in ("none",)]
+    arns = [r["outputs"]["arn"] for r in custom if r["outputs"].get("arn")]
+    assert len(ids) == len(set(ids))
+    assert len(arns) == len(set(arns))
+    components = {r["urn"] for r in plan.resources if not r["custom"]}
+    assert all(r["parent"] in components for r in custom)
+
+
+def test_prod_spans_three_azs_with_private_instances(prod_plan):
+    subnets = prod_plan.of_type("aws:ec2/subnet:Subnet")
+    private = [s["outputs"]["id"] for s in subnets if s["inputs"]["tags"]["seaport:tier"] == "private"]
+    assert len(subnets) == 6 and len(prod_plan.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    assert prod_plan.one("aws:autoscaling/group:Group")["inputs"]["vpcZoneIdentifiers"] == private
+
+
+def test_plan_is_deterministic(dev_plan):
+    from components.synth import synth
+
+    again = synth(REPO, "dev")
+    assert json.dumps(again.to_json(), default=str) == json.dumps(dev_plan.to_json(), default=str)
+
+
+def test_diagrams_are_generated_from_the_graph(dev_files, dev_plan):
+    out, _ = dev_files
+    mermaid = (out / "topology.mmd").read_text()
+    assert mermaid.startswith("flowchart LR")
+    for component in ("Network", "EcsCluster"):
+        assert f"<i>{component}</i>" in mermaid
+    assert "-->" in mermaid
+    assert "digraph topology" in (out / "topology.dot").read_text()
+    if shutil.which("dot"):
+        assert (out / "topology.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_summary_lists_counts_and_exports(dev_files):
+    _, stdout = dev_files
+    assert "resources in" in stdout
+    assert "ecs.Cluster" in stdout
+    assert "Exports:" in stdout and "clusterName" in stdout
+    assert len(stdout.splitlines()) < 60
+
+
+def _project_copy(tmp_path, stack_yaml):
+    for name in ("Pulumi.yaml", "__main__.py", "settings.py"):
+        shutil.copy(REPO / name, tmp_path / name)
+    (tmp_path / "Pulumi.bad.yaml").write_text(stack_yaml)
+    return tmp_path
+
+
+def test_bad_setting_exits_nonzero_with_the_settings_error_and_no_traceback(tmp_path):
+    project = _project_copy(tmp_path, "config:\n  seaport:minTasks: 5\n  seaport:maxTasks: 3\n")
+    result = synth_cli("--stack", "bad", "--out", str(tmp_path / "out"), "--project-dir", str(project))
+    assert result.returncode == 2
+    assert "seaport:minTasks=5 must be <= seaport:maxTasks=3" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_setting_is_reported(tmp_path):
+    project = _project_copy(tmp_path, "config:\n  seaport:azcount: 3\n")
+    result = synth_cli("--stack", "bad", "--out", str(tmp_path / "out"), "--project-dir", str(project))
+    assert result.returncode == 2
+    assert "seaport:azcount (in Pulumi.bad.yaml) is not a setting declared in Pulumi.yaml" in result.stderr
+
+
+def test_missing_stack_file_is_reported():
+    result = synth_cli("--stack", "nope", "--out", "build/nope")
+    assert result.returncode == 2 and "no stack file Pulumi.nope.yaml" in result.stderr

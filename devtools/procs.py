@@ -28,9 +28,7 @@ def wait_for_port(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise RuntimeError(
-                f"{process.args!r} exited with {process.returncode} before listening on {port}"
-            )
+            raise RuntimeError(f"{process.args!r} exited with {process.returncode} before listening on {port}")
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return

@@ -37,9 +37,7 @@ def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int
     return check_range(name, value, minimum, maximum)
 
 
-def env_float(
-    name: str, default: float, *, minimum: float | None = None, maximum: float | None = None
-) -> float:
+def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
     """A number variable within ``[minimum, maximum]``."""
     raw = env_str(name)
     if raw is None:

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Debian packages the tests drive for real (broker, browser, linters, diagrams).
 SYSTEM_TOOLS := rabbitmq-server:rabbitmq-server chromium:chromium shellcheck:shellcheck dot:graphviz
 
-.PHONY: plan test lint bench local sysdeps clean
+.PHONY: plan test lint bench local sysdeps docs clean
 
 $(VENV)/.stamp: requirements.txt requirements-dev.txt apps/requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,3 +53,7 @@ local: $(VENV)/.stamp
 
 clean:
 	rm -rf build .pytest_cache
+
+## docs: regenerate README.md's generated sections (architecture diagram, settings table)
+docs: $(VENV)/.stamp
+	$(PY) -m devtools.readme

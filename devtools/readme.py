@@ -1,0 +1,91 @@
+"""Regenerate the README's generated sections: `python -m devtools.readme [--check]`.
+
+Sections sit between ``<!-- BEGIN generated:<name> -->`` and
+``<!-- END generated:<name> -->`` markers:
+
+- ``architecture``: the Mermaid topology of the dev stack's offline plan;
+- ``settings``: every key of Pulumi.yaml with type, default, dev and prod values.
+
+``--check`` exits 1 when the README is stale (the tests run it), so the docs
+can't drift from the code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+from components import diagram
+from components.synth import synth
+
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+
+
+def settings_table() -> str:
+    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    stacks = {name: yaml.safe_load((REPO / f"Pulumi.{name}.yaml").read_text())["config"] for name in ("dev", "prod")}
+    rows = [
+        "| Key (`seaport:`) | Type | Default | dev | prod | Description |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for key, spec in project["config"].items():
+        kind = spec["type"] + (f" of {spec['items']['type']}" if spec["type"] == "array" else "")
+        values = [_cell(spec.get("default"))]
+        values += [_cell(stacks[s].get(f"seaport:{key}"), unset="") for s in ("dev", "prod")]
+        rows.append(f"| `{key}` | {kind} | {' | '.join(values)} | {spec['description']} |")
+    return "\n".join(rows)
+
+
+def _cell(value, unset="") -> str:
+    if value is None:
+        return unset
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, list):
+        return f"`{json.dumps(value)}`"
+    return f"`{value}`" if value != "" else '`""`'
+
+
+def architecture() -> str:
+    return "```mermaid\n" + diagram.mermaid(synth(REPO, "dev")) + "```"
+
+
+SECTIONS = {"architecture": architecture, "settings": settings_table}
+
+
+def render(text: str) -> str:
+    for name, build in SECTIONS.items():
+        pattern = re.compile(
+            rf"(<!-- BEGIN generated:{name} -->\n)(?:.*?\n)?(<!-- END generated:{name} -->)", re.DOTALL
+        )
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no generated:{name} section")
+        content = build()
+        text = pattern.sub(lambda m, content=content: m.group(1) + content + "\n" + m.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Regenerate README.md's generated sections.")
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md is out of date")
+    options = parser.parse_args(argv)
+    current = README.read_text()
+    fresh = render(current)
+    if options.check:
+        if fresh != current:
+            print("README.md is out of date: run `make docs`", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(fresh)
+    print("README.md regenerated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

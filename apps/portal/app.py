@@ -28,8 +28,7 @@ from apps.portal.backends import INVALID, TIMEOUT, Backend, Outcome, timed_out
 from apps.portal.settings import Settings
 
 PAGE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "base-uri 'none'; frame-ancestors 'none'"
+    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
 MAX_QUERY_CHARS = 512  # of ?symbols= or ?cities=; enough for PORTAL_MAX_ITEMS names
 LABEL_CHARS = 40  # of a malformed name echoed back on the page
@@ -45,6 +44,7 @@ class Item:
 class Panel:
     key: str  # "stocks" or "weather": element ids and CSS classes
     title: str
+    param: str  # the query parameter that lists the names
     items: list[Item]
     note: str = ""  # e.g. that the list was cut to the maximum
 
@@ -96,13 +96,23 @@ def create_app(settings: Settings) -> Flask:
             timeout=settings.connect_timeout + settings.read_timeout,
         )
     weather = Backend(
-        "weather", "/weather/{}", ("city", "country", "temp", "format"), http, timeout,
-        url=settings.weather_url, discovery=discovery,
-    )  # fmt: skip
+        "weather",
+        "/weather/{}",
+        ("city", "country", "temp", "format"),
+        http,
+        timeout,
+        url=settings.weather_url,
+        discovery=discovery,
+    )
     stocks = Backend(
-        "stocks", "/stock/{}", ("symbol", "name", "price"), http, timeout,
-        url=settings.stocks_url, discovery=discovery,
-    )  # fmt: skip
+        "stocks",
+        "/stock/{}",
+        ("symbol", "name", "price"),
+        http,
+        timeout,
+        url=settings.stocks_url,
+        discovery=discovery,
+    )
     calls = ThreadPoolExecutor(max_workers=settings.fanout_threads, thread_name_prefix="backend")
 
     def panel(key, title, backend, param, defaults, parse) -> tuple[Panel, dict[int, Future]]:
@@ -110,23 +120,21 @@ def create_app(settings: Settings) -> Flask:
         invalid = Outcome(INVALID, 400, message="malformed name")
         futures = {i: calls.submit(backend.fetch, name) for i, (_label, name) in enumerate(wanted) if name}
         items = [Item(label, invalid) for label, _name in wanted]
-        return Panel(key, title, items, note), futures
+        return Panel(key, title, param, items, note), futures
 
     @app.get("/")
     def page():
-        stocks_panel, stock_calls = panel(
-            "stocks", "Stocks", stocks, "symbols", settings.symbols, names.symbol
-        )
-        weather_panel, weather_calls = panel(
-            "weather", "Weather", weather, "cities", settings.cities, names.city
-        )
+        stocks_panel, stock_calls = panel("stocks", "Stocks", stocks, "symbols", settings.symbols, names.symbol)
+        weather_panel, weather_calls = panel("weather", "Weather", weather, "cities", settings.cities, names.city)
         wait([*stock_calls.values(), *weather_calls.values()], timeout=settings.page_deadline)
         late = timed_out(f"no answer within {settings.page_deadline:g} s")
         for shown, futures in ((stocks_panel, stock_calls), (weather_panel, weather_calls)):
             for index, future in futures.items():
                 # fetch() never raises; a call still running past the deadline counts as timed out.
                 shown.items[index].outcome = future.result() if future.done() else late
-        html = render_template("index.html", panels=[stocks_panel, weather_panel], TIMEOUT=TIMEOUT)
+        html = render_template(
+            "index.html", panels=[stocks_panel, weather_panel], TIMEOUT=TIMEOUT, max_query=MAX_QUERY_CHARS
+        )
         return Response(html, 200, {"Cache-Control": "no-store"}, mimetype="text/html")
 
     def api(backend: Backend, raw: str, parse, what: str):

@@ -92,13 +92,9 @@ class Backend:
             except DiscoveryError as error:
                 return self._failure(unavailable("service discovery failed"), str(error), name)
             try:
-                response = self.http.request(
-                    "GET", base + path, timeout=self.timeout, retries=False, redirect=False
-                )
+                response = self.http.request("GET", base + path, timeout=self.timeout, retries=False, redirect=False)
             except ReadTimeoutError:
-                return self._failure(
-                    timed_out(f"no answer within {self.timeout.read_timeout:g} s"), base, name
-                )
+                return self._failure(timed_out(f"no answer within {self.timeout.read_timeout:g} s"), base, name)
             except (NewConnectionError, ConnectTimeoutError, ProtocolError) as error:
                 # NewConnectionError (refused) is a subclass of ConnectTimeoutError: test it first.
                 if isinstance(error, NewConnectionError) or not isinstance(error, ConnectTimeoutError):
@@ -135,8 +131,6 @@ class Backend:
     def _failure(self, outcome: Outcome, where: str, name: str) -> Outcome:
         log.warning(
             "backend call failed",
-            extra={
-                "fields": {"backend": self.service, "name": name, "where": where, "error": outcome.message}
-            },
+            extra={"fields": {"backend": self.service, "name": name, "where": where, "error": outcome.message}},
         )
         return outcome

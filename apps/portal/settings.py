@@ -38,9 +38,7 @@ class Settings:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weather-url", default=env_str("WEATHER_URL"), help="weather base URL, else Consul")
     parser.add_argument("--stocks-url", default=env_str("STOCKS_URL"), help="stocks base URL, else Consul")
-    parser.add_argument(
-        "--symbols", default=env_str("PORTAL_SYMBOLS", DEFAULT_SYMBOLS), help="default stock symbols"
-    )
+    parser.add_argument("--symbols", default=env_str("PORTAL_SYMBOLS", DEFAULT_SYMBOLS), help="default stock symbols")
     parser.add_argument("--cities", default=env_str("PORTAL_CITIES", DEFAULT_CITIES), help="default cities")
     parser.add_argument(
         "--connect-timeout",

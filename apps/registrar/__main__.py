@@ -35,9 +35,7 @@ SERVICE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m apps.registrar", description=__doc__.split("\n\n")[1])
-    p.add_argument(
-        "--service", default=env_str("REGISTRAR_SERVICE"), help="Consul service name (REGISTRAR_SERVICE)"
-    )
+    p.add_argument("--service", default=env_str("REGISTRAR_SERVICE"), help="Consul service name (REGISTRAR_SERVICE)")
     p.add_argument(
         "--container",
         default=env_str("REGISTRAR_CONTAINER"),

@@ -33,9 +33,7 @@ class CheckSpec:
     deregister_after: str = "1m"
 
 
-def registration(
-    service: str, mapping: Mapping, check: CheckSpec, tags: list[str], address: str | None = None
-) -> dict:
+def registration(service: str, mapping: Mapping, check: CheckSpec, tags: list[str], address: str | None = None) -> dict:
     """The service definition for ``PUT /v1/agent/service/register`` (Consul's field names).
 
     Without ``address`` Consul uses the agent's node address (the instance's

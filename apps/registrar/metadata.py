@@ -74,9 +74,7 @@ def locate(task: dict, container: str, container_port: int, protocol: str = "tcp
         and p["HostPort"] > 0
     ]
     if not matches:
-        listed = (
-            ", ".join(f"{p.get('ContainerPort')}/{p.get('Protocol') or 'tcp'}" for p in ports) or "none yet"
-        )
+        listed = ", ".join(f"{p.get('ContainerPort')}/{p.get('Protocol') or 'tcp'}" for p in ports) or "none yet"
         wanted = f"{container_port}/{protocol}"
         raise NotYet(f"container {container!r} publishes no host port for {wanted} (ports: {listed})")
     # Prefer the IPv4 binding; bridge mode lists the same host port for "::" too.

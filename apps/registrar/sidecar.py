@@ -91,9 +91,7 @@ class Sidecar:
                 outage, delay = False, self.verify_seconds
             except AgentError as error:
                 if not outage:
-                    log.warning(
-                        "cannot reach the consul agent, retrying", extra={"fields": {"error": str(error)}}
-                    )
+                    log.warning("cannot reach the consul agent, retrying", extra={"fields": {"error": str(error)}})
                 outage, delay = True, min(delay * 2, self.verify_seconds) if outage else 1.0
             self.stop.wait(delay)
         self.deregister()
@@ -106,9 +104,7 @@ class Sidecar:
             log.info("deregistered", extra={"fields": {"id": self.body["ID"]}})
         except AgentError as error:
             # Consul removes it after DeregisterCriticalServiceAfter once its check fails.
-            log.warning(
-                "could not deregister", extra={"fields": {"id": self.body["ID"], "error": str(error)}}
-            )
+            log.warning("could not deregister", extra={"fields": {"id": self.body["ID"], "error": str(error)}})
 
     def _body(self, mapping: metadata.Mapping) -> dict:
         t = self.target

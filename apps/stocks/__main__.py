@@ -14,8 +14,4 @@ def build(args: argparse.Namespace):
 
 
 if __name__ == "__main__":
-    sys.exit(
-        server.run(
-            "stocks", "Sample stock prices by symbol (JSON over HTTP).", build, server.add_delay_argument
-        )
-    )
+    sys.exit(server.run("stocks", "Sample stock prices by symbol (JSON over HTTP).", build, server.add_delay_argument))

@@ -3,7 +3,10 @@
 import pulumi
 
 import settings
-from components import EcsCluster, Network
+from components import EcsCluster, Network, ScaledWebService
+
+# Until the portal image is built by the program (ContainerImage), a public web image stands in.
+PLACEHOLDER_IMAGE = "nginxinc/nginx-unprivileged:1.27-alpine"
 
 config = settings.load()
 tags = {"project": "seaport", "stack": config.stack, **config.tags}
@@ -40,6 +43,39 @@ cluster = EcsCluster(
     },
 )
 
+portal = ScaledWebService(
+    "portal",
+    {
+        "vpc_id": network.vpc_id,
+        "public_subnet_ids": network.public_subnet_ids,
+        "cluster_arn": cluster.cluster_arn,
+        "cluster_name": cluster.cluster_name,
+        "capacity_provider_name": cluster.capacity_provider_name,
+        "instance_security_group_id": cluster.instance_security_group_id,
+        "container": {
+            "name": "portal",
+            "image": PLACEHOLDER_IMAGE,
+            "port": 8080,
+            "cpu": config.web.cpu,
+            "memory_mib": config.web.memory_mib,
+        },
+        "health_check_path": config.web.health_check_path,
+        "certificate_arn": config.web.certificate_arn or None,
+        "desired_count": config.web.desired_tasks,
+        "min_count": config.web.min_tasks,
+        "max_count": config.web.max_tasks,
+        "scaling_mode": config.web.scaling_mode,
+        "scale_out_cpu_percent": config.web.scale_out_cpu_percent,
+        "scale_in_cpu_percent": config.web.scale_in_cpu_percent,
+        "target_cpu_percent": config.web.target_cpu_percent,
+        "scale_out_cooldown_seconds": config.web.scale_out_cooldown_seconds,
+        "scale_in_cooldown_seconds": config.web.scale_in_cooldown_seconds,
+        "log_retention_days": config.log_retention_days,
+        "tags": tags,
+    },
+)
+
+pulumi.export("portalUrl", portal.url)
 pulumi.export("vpcId", network.vpc_id)
 pulumi.export("clusterName", cluster.cluster_name)
 pulumi.export("clusterArn", cluster.cluster_arn)

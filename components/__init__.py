@@ -9,12 +9,18 @@ exposes plain outputs (ids, ARNs, names) to wire components together.
 
 from components.cluster import EcsCluster, EcsClusterArgs
 from components.network import Network, NetworkArgs
+from components.service import ContainerService, ContainerServiceArgs
 from components.validation import InvalidArgument
+from components.web_service import ScaledWebService, ScaledWebServiceArgs
 
 __all__ = [
+    "ContainerService",
+    "ContainerServiceArgs",
     "EcsCluster",
     "EcsClusterArgs",
     "InvalidArgument",
     "Network",
     "NetworkArgs",
+    "ScaledWebService",
+    "ScaledWebServiceArgs",
 ]

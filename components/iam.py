@@ -28,8 +28,11 @@ def statement(actions: Sequence[str], resources: Sequence[Any], **extra: Any) ->
     return {"Effect": "Allow", "Action": list(actions), "Resource": list(resources), **extra}
 
 
+def json_document(statements: Sequence[dict[str, Any]]) -> str:
+    """A policy JSON string from plain statements."""
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)}, sort_keys=True)
+
+
 def policy_document(statements: Sequence[dict[str, Any]]) -> pulumi.Output[str]:
     """A policy JSON string, resolving any Outputs inside the statements."""
-    return pulumi.Output.from_input({"Version": "2012-10-17", "Statement": list(statements)}).apply(
-        lambda document: json.dumps(document, sort_keys=True)
-    )
+    return pulumi.Output.from_input(list(statements)).apply(json_document)

@@ -506,8 +506,9 @@ class Plan:
             raise AssertionError(f"expected one {token}, found {len(found)}")
         return found[0]
 
-    def named(self, name: str) -> dict[str, Any]:
-        found = [r for r in self.resources if r["name"] == name]
+    def named(self, name: str, token: str | None = None) -> dict[str, Any]:
+        """The one resource with this logical name (and type, when names repeat across types)."""
+        found = [r for r in self.resources if r["name"] == name and token in (None, r["type"])]
         if len(found) != 1:
             raise AssertionError(f"expected one resource named {name!r}, found {len(found)}")
         return found[0]

@@ -135,3 +135,31 @@ def test_unknown_setting_is_reported(tmp_path):
 def test_missing_stack_file_is_reported():
     result = synth_cli("--stack", "nope", "--out", "build/nope")
     assert result.returncode == 2 and "no stack file Pulumi.nope.yaml" in result.stderr
+
+
+def test_dev_plan_has_the_load_balanced_step_scaled_portal(dev_plan):
+    dev_plan.one("aws:lb/loadBalancer:LoadBalancer")
+    assert dev_plan.one("aws:lb/targetGroup:TargetGroup")["inputs"]["targetType"] == "instance"
+    service = dev_plan.one("aws:ecs/service:Service")
+    task = dev_plan.referenced(service["inputs"]["taskDefinition"])
+    definitions = json.loads(task["inputs"]["containerDefinitions"])
+    assert definitions[0]["portMappings"][0]["hostPort"] == 0
+    policies = dev_plan.of_type("aws:appautoscaling/policy:Policy")
+    adjustments = sorted(
+        s["scalingAdjustment"]
+        for p in policies
+        for s in p["inputs"]["stepScalingPolicyConfiguration"]["stepAdjustments"]
+    )
+    assert adjustments == [-1, 1]
+    alarms = dev_plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert sorted(a for alarm in alarms for a in alarm["inputs"]["alarmActions"]) == sorted(
+        p["outputs"]["arn"] for p in policies
+    )
+    (high,) = [a for a in alarms if a["inputs"]["comparisonOperator"] == "GreaterThanOrEqualToThreshold"]
+    assert high["inputs"]["period"] * high["inputs"]["evaluationPeriods"] <= 120
+
+
+def test_prod_plan_uses_target_tracking(prod_plan):
+    (policy,) = prod_plan.of_type("aws:appautoscaling/policy:Policy")
+    assert policy["inputs"]["policyType"] == "TargetTrackingScaling"
+    assert not prod_plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")

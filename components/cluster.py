@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import base64
 from typing import TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
+from components import iam, instances
 from components import validation as check
+from components.service import EPHEMERAL_PORTS
 from components.tagging import name_tags
 
 # Public SSM parameters with the current ECS-optimized Amazon Linux 2023 AMI.
@@ -90,76 +90,42 @@ class EcsCluster(pulumi.ComponentResource):
             opts=child,
         )
 
-        security_group = aws.ec2.SecurityGroup(
+        security_group = instances.outbound_only_security_group(
             f"{name}-instances",
-            vpc_id=args["vpc_id"],
-            description=f"ECS container instances of {name}; ingress is added by the services that need it",
-            revoke_rules_on_delete=True,
-            tags=name_tags(tags, f"{name}-instances"),
-            opts=child,
+            args["vpc_id"],
+            f"ECS container instances of {name}; ingress is added by the services that need it",
+            tags,
+            child,
         )
-        # Outbound only: ECR, ECS, SSM and CloudWatch endpoints. No inbound rule here, no port 22.
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-instances-egress",
+        # Tasks on one instance reach tasks on another (a backend, the broker) on their dynamic host ports.
+        low, high = EPHEMERAL_PORTS
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-task-to-task",
             security_group_id=security_group.id,
-            ip_protocol="-1",
-            cidr_ipv4="0.0.0.0/0",
-            description="instances reach AWS APIs, ECR and each other",
+            referenced_security_group_id=security_group.id,
+            ip_protocol="tcp",
+            from_port=low,
+            to_port=high,
+            description="tasks on other instances of this cluster, on the dynamic host ports",
             opts=child,
         )
-
-        role = aws.iam.Role(
-            f"{name}-instance",
-            assume_role_policy=iam.assume_role_policy("ec2.amazonaws.com"),
-            description=f"ECS container instances of {name}",
-            tags=tags,
-            opts=child,
+        role, profile = instances.instance_role(
+            f"{name}-instance", [iam.ECS_INSTANCE_POLICY, iam.SSM_INSTANCE_POLICY], tags, child
         )
-        for suffix, policy in (("ecs", iam.ECS_INSTANCE_POLICY), ("ssm", iam.SSM_INSTANCE_POLICY)):
-            aws.iam.RolePolicyAttachment(f"{name}-instance-{suffix}", role=role.name, policy_arn=policy, opts=child)
-        profile = aws.iam.InstanceProfile(f"{name}-instance", role=role.name, tags=tags, opts=child)
-
         ami = aws.ssm.get_parameter_output(
             name=AMI_PARAMETERS[check.instance_architecture(instance_type)],
             opts=pulumi.InvokeOutputOptions(parent=self),
         ).value
-        launch_template = aws.ec2.LaunchTemplate(
+        launch_template = instances.hardened_launch_template(
             f"{name}-instances",
             image_id=ami,
             instance_type=instance_type,
-            iam_instance_profile=aws.ec2.LaunchTemplateIamInstanceProfileArgs(arn=profile.arn),
-            metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
-                http_endpoint="enabled",
-                http_tokens="required",  # IMDSv2 only
-                http_put_response_hop_limit=1,  # bridge-mode containers are a hop away: no instance role for them
-                instance_metadata_tags="disabled",
-            ),
-            block_device_mappings=[
-                aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-                    device_name="/dev/xvda",
-                    ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                        volume_size=volume,
-                        volume_type="gp3",
-                        encrypted="true",
-                        delete_on_termination="true",
-                    ),
-                )
-            ],
-            network_interfaces=[
-                aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-                    associate_public_ip_address="true" if args.get("public_ip", False) else "false",
-                    security_groups=[security_group.id],
-                    delete_on_termination="true",
-                )
-            ],
-            monitoring=aws.ec2.LaunchTemplateMonitoringArgs(enabled=True),
-            user_data=cluster.name.apply(lambda cluster_name: _encode(user_data(cluster_name))),
-            tag_specifications=[
-                aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type=kind, tags=name_tags(tags, f"{name}-instance"))
-                for kind in ("instance", "volume")
-            ],
-            update_default_version=True,
-            tags=name_tags(tags, f"{name}-instances"),
+            profile_arn=profile.arn,
+            security_group_id=security_group.id,
+            user_data=cluster.name.apply(user_data),
+            volume_gib=volume,
+            public_ip=args.get("public_ip", False),
+            tags=tags,
             opts=child,
         )
 
@@ -277,7 +243,3 @@ ECS_ENABLE_TASK_IAM_ROLE_NETWORK_HOST=true
 ECS_ENGINE_TASK_CLEANUP_WAIT_DURATION=30m
 ECS_CONFIG
 """
-
-
-def _encode(script: str) -> str:
-    return base64.b64encode(script.encode()).decode()

@@ -51,8 +51,12 @@ def test_root_volume_is_encrypted_gp3(plan):
 def test_no_key_pair_no_ingress_no_port_22(plan):
     template = launch_template(plan)
     assert "keyName" not in template
-    assert not plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
     group = plan.one("aws:ec2/securityGroup:SecurityGroup")
+    # The one ingress rule: tasks of this cluster reach each other's dynamic host ports.
+    (rule,) = plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert rule["inputs"]["securityGroupId"] == rule["inputs"]["referencedSecurityGroupId"] == group["outputs"]["id"]
+    assert (rule["inputs"]["fromPort"], rule["inputs"]["toPort"]) == (32768, 65535)
+    assert "cidrIpv4" not in rule["inputs"]
     assert not group["inputs"].get("ingress")
     assert template["networkInterfaces"][0]["securityGroups"] == [group["outputs"]["id"]]
     (egress,) = plan.of_type("aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule")

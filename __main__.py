@@ -1,12 +1,24 @@
-"""seaport: the composition. Settings -> components -> exports; details live in components/."""
+"""seaport: the composition. Settings -> components -> exports; the details live in components/.
+
+Network -> EcsCluster -> images -> ConsulMesh -> RabbitMessaging, the weather and
+stocks backends (discoverable through Consul), and the portal behind the ALB.
+"""
 
 import pulumi
 
 import settings
-from components import EcsCluster, Network, ScaledWebService
+from components import (
+    ConsulMesh,
+    ContainerImage,
+    ContainerService,
+    EcsCluster,
+    Network,
+    RabbitMessaging,
+    ScaledWebService,
+)
 
-# Until the portal image is built by the program (ContainerImage), a public web image stands in.
-PLACEHOLDER_IMAGE = "nginxinc/nginx-unprivileged:1.27-alpine"
+APP_PORT = 8080  # every HTTP app listens here inside its container (bridge mode maps it to a dynamic host port)
+HEALTH_CHECK = ["CMD", "python", "-m", "apps.common.healthcheck"]  # standard library only, no curl in slim images
 
 config = settings.load()
 tags = {"project": "seaport", "stack": config.stack, **config.tags}
@@ -25,6 +37,8 @@ network = Network(
         "tags": tags,
     },
 )
+# Without private subnets, instances need a public address to reach ECR, ECS and the package repositories.
+public_instances = not config.network.private_subnets
 
 cluster = EcsCluster(
     "seaport",
@@ -37,11 +51,99 @@ cluster = EcsCluster(
         "root_volume_size_gib": config.cluster.root_volume_size_gib,
         "container_insights": config.cluster.container_insights,
         "target_capacity_percent": config.cluster.capacity_target_percent,
-        # Without private subnets the instances need a public address to reach ECR and ECS.
-        "public_ip": not config.network.private_subnets,
+        "public_ip": public_instances,
         "tags": tags,
     },
 )
+
+# Every app image is built from apps/ (so apps/common is shared) for the instances' platform.
+images = {
+    app: ContainerImage(
+        f"{app}-image",
+        {
+            "context": "apps",
+            "dockerfile": f"apps/{app}/Dockerfile",
+            "platform": config.images.platform,
+            "retain_count": config.images.retain_count,
+            "force_delete": config.images.force_delete,
+            "tags": tags,
+        },
+    )
+    for app in ("send", "receive", "portal", "weather", "stocks", "registrar")
+}
+
+mesh = ConsulMesh(
+    "consul",
+    {
+        "vpc_id": network.vpc_id,
+        "subnet_ids": network.instance_subnet_ids,
+        "cluster_arn": cluster.cluster_arn,
+        "instance_security_group_id": cluster.instance_security_group_id,
+        "registrar_image": images["registrar"].repo_digest,
+        "server_count": config.consul.servers,
+        "consul_version": config.consul.version,
+        "server_instance_type": config.consul.instance_type,
+        "public_ip": public_instances,
+        "log_retention_days": config.log_retention_days,
+        "tags": tags,
+    },
+)
+# What every app needs to look services up through its instance's Consul agent.
+consul_client = {"CONSUL_HTTP_ADDR": mesh.agent_address}
+consul_token = {"CONSUL_HTTP_TOKEN": mesh.reader_token_secret_arn}
+
+messaging = RabbitMessaging(
+    "messaging",
+    {
+        "cluster_arn": cluster.cluster_arn,
+        "capacity_provider_name": cluster.capacity_provider_name,
+        "instance_security_group_id": cluster.instance_security_group_id,
+        "send_image": images["send"].repo_digest,
+        "receive_image": images["receive"].repo_digest,
+        "consul_agent_address": mesh.agent_address,
+        "consul_token_secret_arn": mesh.reader_token_secret_arn,
+        "broker_registrar": mesh.registrar("rabbitmq", "rabbitmq", 5672, check="tcp"),
+        "broker_mode": config.messaging.broker_mode,
+        "rabbitmq_image": config.messaging.rabbitmq_image,
+        "vpc_id": network.vpc_id,
+        "subnet_ids": network.instance_subnet_ids,
+        "amazon_mq_instance_type": config.messaging.amazon_mq_instance_type,
+        "amazon_mq_engine_version": config.messaging.amazon_mq_engine_version,
+        "queue_name": config.messaging.queue_name,
+        "queue_type": config.messaging.queue_type,
+        "send_count": config.messaging.send_tasks,
+        "send_rate": config.messaging.send_rate,
+        "receive_count": config.messaging.receive_tasks,
+        "log_retention_days": config.log_retention_days,
+        "tags": tags,
+    },
+)
+
+# The portal's backends: found by name through Consul, registered by their registrar sidecars.
+backend_environment = {"weather": {"TEMP_SCALE": config.web.temp_scale}, "stocks": {}}
+backends = {
+    app: ContainerService(
+        app,
+        {
+            "cluster_arn": cluster.cluster_arn,
+            "capacity_provider_name": cluster.capacity_provider_name,
+            "container": {
+                "name": app,
+                "image": images[app].repo_digest,
+                "port": APP_PORT,
+                "cpu": 128,
+                "memory_mib": 192,
+                "environment": backend_environment[app],
+                "health_check": {"command": HEALTH_CHECK},
+            },
+            "sidecars": [mesh.registrar(app, app, APP_PORT)],
+            "desired_count": config.web.backend_tasks,
+            "log_retention_days": config.log_retention_days,
+            "tags": tags,
+        },
+    )
+    for app in ("weather", "stocks")
+}
 
 portal = ScaledWebService(
     "portal",
@@ -54,10 +156,14 @@ portal = ScaledWebService(
         "instance_security_group_id": cluster.instance_security_group_id,
         "container": {
             "name": "portal",
-            "image": PLACEHOLDER_IMAGE,
-            "port": 8080,
+            "image": images["portal"].repo_digest,
+            "port": APP_PORT,
             "cpu": config.web.cpu,
             "memory_mib": config.web.memory_mib,
+            # No WEATHER_URL/STOCKS_URL: the portal asks its Consul agent for "weather" and "stocks".
+            "environment": consul_client,
+            "secrets": consul_token,
+            "health_check": {"command": HEALTH_CHECK},
         },
         "health_check_path": config.web.health_check_path,
         "certificate_arn": config.web.certificate_arn or None,
@@ -76,8 +182,8 @@ portal = ScaledWebService(
 )
 
 pulumi.export("portalUrl", portal.url)
-pulumi.export("vpcId", network.vpc_id)
 pulumi.export("clusterName", cluster.cluster_name)
-pulumi.export("clusterArn", cluster.cluster_arn)
-pulumi.export("capacityProviderName", cluster.capacity_provider_name)
-pulumi.export("autoscalingGroupName", cluster.autoscaling_group_name)
+pulumi.export("consulUiUrl", mesh.ui_url)
+pulumi.export("brokerEndpoint", messaging.broker_endpoint)
+pulumi.export("imageDigests", {app: image.repo_digest for app, image in images.items()})
+pulumi.export("vpcId", network.vpc_id)

@@ -8,12 +8,19 @@ exposes plain outputs (ids, ARNs, names) to wire components together.
 """
 
 from components.cluster import EcsCluster, EcsClusterArgs
+from components.consul import ConsulMesh, ConsulMeshArgs
+from components.images import ContainerImage, ContainerImageArgs
+from components.messaging import RabbitMessaging, RabbitMessagingArgs
 from components.network import Network, NetworkArgs
 from components.service import ContainerService, ContainerServiceArgs
 from components.validation import InvalidArgument
 from components.web_service import ScaledWebService, ScaledWebServiceArgs
 
 __all__ = [
+    "ConsulMesh",
+    "ConsulMeshArgs",
+    "ContainerImage",
+    "ContainerImageArgs",
     "ContainerService",
     "ContainerServiceArgs",
     "EcsCluster",
@@ -21,6 +28,8 @@ __all__ = [
     "InvalidArgument",
     "Network",
     "NetworkArgs",
+    "RabbitMessaging",
+    "RabbitMessagingArgs",
     "ScaledWebService",
     "ScaledWebServiceArgs",
 ]

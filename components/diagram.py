@@ -81,10 +81,34 @@ class Graph:
             if r["type"] == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule":
                 cidr = r["inputs"].get("cidrIpv4") or r["inputs"].get("cidrIpv6")
                 if cidr in WORLD:
-                    target = self.display(keys.get(r["inputs"].get("securityGroupId", "")))
+                    target = self._opened_by(r["inputs"].get("securityGroupId", ""), keys)
                     port = r["inputs"].get("fromPort")
-                    edges[("internet", target)] = f"{r['inputs'].get('ipProtocol', 'tcp')}/{_int(port)}"
-        return [(a, b, label) for (a, b), label in edges.items()]
+                    label = f"{r['inputs'].get('ipProtocol', 'tcp')}/{_int(port)}"
+                    previous = edges.get(("internet", target))
+                    edges[("internet", target)] = f"{previous}, {label}" if previous else label
+        return self._most_specific(edges)
+
+    def _opened_by(self, group_id: str, keys: dict[str, str]) -> str | None:
+        """What a world-open rule exposes: the load balancer using the group, else the group's owner."""
+        for r in self.plan.resources:
+            if r["type"] == "aws:lb/loadBalancer:LoadBalancer" and group_id in (
+                r["inputs"].get("securityGroups") or []
+            ):
+                return self.display(r["urn"])
+        return self.display(keys.get(group_id))
+
+    def _most_specific(self, edges: dict[tuple[str, str], str]) -> list[tuple[str, str, str]]:
+        """Drop an arrow when a more precise one says the same: to a node inside the target, or from an
+        enclosing node of the source."""
+        kept = []
+        for (source, target), label in edges.items():
+            finer_target = any(s == source and t != target and self.is_ancestor(target, t) for (s, t) in edges)
+            said_above = any(
+                t == target and s != source and s != "internet" and self.is_ancestor(s, source) for (s, t) in edges
+            )
+            if not (finer_target or said_above):
+                kept.append((source, target, label))
+        return kept
 
     def _linkable(self, source: str | None, target: str | None) -> bool:
         if not source or not target or source == target:

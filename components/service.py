@@ -79,6 +79,8 @@ class Container(TypedDict, total=False):
     """Read-only root filesystem with a small tmpfs on /tmp. Default ``True``."""
     depends_on: dict[str, str]
     """Container name -> condition (START, HEALTHY, COMPLETE, SUCCESS) to wait for. Default ``{}``."""
+    hostname: str
+    """Host name inside the container (bridge mode), e.g. for a stable RabbitMQ node name. Default: Docker's."""
 
 
 class LoadBalancerAttachment(TypedDict):
@@ -325,6 +327,8 @@ def container_definition(
             }
             for m in c["mount_points"]
         ]
+    if c.get("hostname"):
+        definition["hostname"] = c["hostname"]
     if c.get("depends_on"):
         definition["dependsOn"] = [{"containerName": k, "condition": v} for k, v in c["depends_on"].items()]
     return definition

@@ -85,10 +85,7 @@ def summary(plan: Plan, files: list[Path]) -> str:
         f"({', '.join(f'{n} {t}' for t, n in sorted(components.items()))})",
         "",
     ]
-    cells = [
-        f"{n:>3} {t.split(':')[1].replace('/', '.').split('.')[0]}.{t.rsplit(':', 1)[-1]}"
-        for t, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    ]
+    cells = [f"{n:>3} {_short(t)}" for t, n in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]
     width = max((len(c) for c in cells), default=0) + 2
     per_line = max(1, 100 // width)
     for i in range(0, len(cells), per_line):
@@ -103,6 +100,13 @@ def summary(plan: Plan, files: list[Path]) -> str:
         lines.append(f"  {key:<24} {text if len(text) <= 90 else text[:87] + '...'}")
     lines += ["", "Wrote " + ", ".join(str(f) for f in files)]
     return "\n".join(lines)
+
+
+def _short(token: str) -> str:
+    """``aws:ecs/service:Service`` -> ``ecs.Service``; ``docker:index/image:Image`` -> ``docker.Image``."""
+    package, module, kind = token.split(":")
+    module = module.split("/")[0]
+    return f"{package if module == 'index' else module}.{kind}"
 
 
 def main(argv: list[str] | None = None) -> int:

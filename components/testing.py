@@ -300,6 +300,11 @@ def _random_bytes(m, out, name, h):
     return "none"
 
 
+def _random_uuid(m, out, name, h):
+    out["result"] = _uuid(h[:12] + "4" + h[13:16] + "8" + h[17:])
+    return out["result"]
+
+
 def _mq_broker(m, out, name, h):
     broker_id = f"b-{_uuid(h)}"
     out["arn"] = m.arn("mq", f"broker:{name}:{broker_id}")
@@ -349,6 +354,8 @@ RESOURCE_SHAPES: dict[str, Callable[[SeaportMocks, dict, str, str], str]] = {
     "aws:secretsmanager/secretVersion:SecretVersion": _secret_version,
     "random:index/randomPassword:RandomPassword": _random_password,
     "random:index/randomBytes:RandomBytes": _random_bytes,
+    "random:index/randomUuid4:RandomUuid4": _random_uuid,
+    "random:index/randomUuid:RandomUuid": _random_uuid,
     "aws:mq/broker:Broker": _mq_broker,
 }
 
@@ -440,7 +447,18 @@ def _policy_document(m: SeaportMocks, args: dict) -> dict:
     return {"id": _digest(document)[:10], "json": document, "minifiedJson": document}
 
 
+def _registry_image(m: SeaportMocks, args: dict) -> dict:
+    name = args.get("name", "")
+    return {
+        "id": name,
+        "name": name,
+        "sha256Digest": f"sha256:{_digest('registry', name)}",
+        "insecureSkipVerify": False,
+    }
+
+
 CALLS: dict[str, Callable[[SeaportMocks, dict], dict]] = {
+    "docker:index/getRegistryImage:getRegistryImage": _registry_image,
     "aws:ssm/getParameter:getParameter": _ssm_parameter,
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
@@ -511,6 +529,16 @@ class Plan:
         found = [r for r in self.resources if r["name"] == name and token in (None, r["type"])]
         if len(found) != 1:
             raise AssertionError(f"expected one resource named {name!r}, found {len(found)}")
+        return found[0]
+
+    def within(self, component: str, token: str, name: str | None = None) -> dict[str, Any]:
+        """The one ``token`` resource under the component of type ``component`` (and ``name``, if several)."""
+        owners = [r for r in self.of_type(component) if name in (None, r["name"])]
+        if len(owners) != 1:
+            raise AssertionError(f"expected one {component} named {name!r}, found {len(owners)}")
+        found = self.children(owners[0], token)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {token} in {component} {owners[0]['name']}, found {len(found)}")
         return found[0]
 
     def children(self, parent: dict[str, Any], token: str | None = None) -> list[dict[str, Any]]:

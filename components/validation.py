@@ -149,8 +149,8 @@ def semver(value: str) -> str | None:
 
 
 def rabbitmq_image(value: str) -> str | None:
-    if not re.match(r"^rabbitmq:\d+\.\d+\.\d+-management(-alpine)?$", value or ""):
-        return "must be a pinned management image, e.g. rabbitmq:4.1.4-management"
+    if not re.match(r"^rabbitmq:\d+\.\d+\.\d+-management(-alpine)?(@sha256:[0-9a-f]{64})?$", value or ""):
+        return "must be a pinned management image, e.g. rabbitmq:4.1.4-management (optionally @sha256:<digest>)"
     return None
 
 

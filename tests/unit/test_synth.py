@@ -45,10 +45,11 @@ def test_resources_json_has_the_documented_shape(dev_files):
 
 def test_dev_plan_has_cluster_asg_capacity_provider_and_imdsv2(dev_plan):
     dev_plan.one("aws:ecs/cluster:Cluster")
-    dev_plan.one("aws:autoscaling/group:Group")
+    dev_plan.within("seaport:index:EcsCluster", "aws:autoscaling/group:Group")
     dev_plan.one("aws:ecs/capacityProvider:CapacityProvider")
-    template = dev_plan.one("aws:ec2/launchTemplate:LaunchTemplate")
-    assert template["inputs"]["metadataOptions"]["httpTokens"] == "required"
+    templates = dev_plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert len(templates) == 2  # the cluster's and the Consul servers'
+    assert all(t["inputs"]["metadataOptions"]["httpTokens"] == "required" for t in templates)
 
 
 @pytest.mark.parametrize("stack", ["dev_plan", "prod_plan"])
@@ -68,7 +69,8 @@ def test_ids_and_arns_are_unique_and_every_resource_sits_in_a_component(stack, r
     plan = request.getfixturevalue(stack)
     custom = [r for r in plan.resources if r["custom"]]
     ids = [r["outputs"]["id"] for r in custom if r["outputs"]["id"] not in ("none",)]
-    arns = [r["outputs"]["arn"] for r in custom if r["outputs"].get("arn")]
+    # (a secret version's ARN is its secret's, as in AWS)
+    arns = [r["outputs"]["arn"] for r in custom if r["outputs"].get("arn") and "secretVersion" not in r["type"]]
     assert len(ids) == len(set(ids))
     assert len(arns) == len(set(arns))
     components = {r["urn"] for r in plan.resources if not r["custom"]}
@@ -79,7 +81,8 @@ def test_prod_spans_three_azs_with_private_instances(prod_plan):
     subnets = prod_plan.of_type("aws:ec2/subnet:Subnet")
     private = [s["outputs"]["id"] for s in subnets if s["inputs"]["tags"]["seaport:tier"] == "private"]
     assert len(subnets) == 6 and len(prod_plan.of_type("aws:ec2/natGateway:NatGateway")) == 3
-    assert prod_plan.one("aws:autoscaling/group:Group")["inputs"]["vpcZoneIdentifiers"] == private
+    group = prod_plan.within("seaport:index:EcsCluster", "aws:autoscaling/group:Group")
+    assert group["inputs"]["vpcZoneIdentifiers"] == private
 
 
 def test_plan_is_deterministic(dev_plan):
@@ -138,9 +141,12 @@ def test_missing_stack_file_is_reported():
 
 
 def test_dev_plan_has_the_load_balanced_step_scaled_portal(dev_plan):
-    dev_plan.one("aws:lb/loadBalancer:LoadBalancer")
-    assert dev_plan.one("aws:lb/targetGroup:TargetGroup")["inputs"]["targetType"] == "instance"
-    service = dev_plan.one("aws:ecs/service:Service")
+    web = "seaport:index:ScaledWebService"
+    balancers = dev_plan.of_type("aws:lb/loadBalancer:LoadBalancer")
+    assert [b["inputs"]["internal"] for b in balancers].count(False) == 1  # the portal's; Consul's UI is internal
+    dev_plan.within(web, "aws:lb/loadBalancer:LoadBalancer")
+    assert dev_plan.within(web, "aws:lb/targetGroup:TargetGroup")["inputs"]["targetType"] == "instance"
+    service = dev_plan.within(web, "aws:ecs/service:Service")
     task = dev_plan.referenced(service["inputs"]["taskDefinition"])
     definitions = json.loads(task["inputs"]["containerDefinitions"])
     assert definitions[0]["portMappings"][0]["hostPort"] == 0

@@ -88,9 +88,6 @@ mesh = ConsulMesh(
         "tags": tags,
     },
 )
-# What every app needs to look services up through its instance's Consul agent.
-consul_client = {"CONSUL_HTTP_ADDR": mesh.agent_address}
-consul_token = {"CONSUL_HTTP_TOKEN": mesh.reader_token_secret_arn}
 
 messaging = RabbitMessaging(
     "messaging",
@@ -101,6 +98,7 @@ messaging = RabbitMessaging(
         "send_image": images["send"].repo_digest,
         "receive_image": images["receive"].repo_digest,
         "consul_agent_address": mesh.agent_address,
+        "consul_agent_hosts": mesh.agent_hosts,
         "consul_token_secret_arn": mesh.reader_token_secret_arn,
         "broker_registrar": mesh.registrar("rabbitmq", "rabbitmq", 5672, check="tcp"),
         "broker_mode": config.messaging.broker_mode,
@@ -161,8 +159,9 @@ portal = ScaledWebService(
             "cpu": config.web.cpu,
             "memory_mib": config.web.memory_mib,
             # No WEATHER_URL/STOCKS_URL: the portal asks its Consul agent for "weather" and "stocks".
-            "environment": consul_client,
-            "secrets": consul_token,
+            "environment": {"CONSUL_HTTP_ADDR": mesh.agent_address},
+            "secrets": {"CONSUL_HTTP_TOKEN": mesh.reader_token_secret_arn},
+            "extra_hosts": mesh.agent_hosts,
             "health_check": {"command": HEALTH_CHECK},
         },
         "health_check_path": config.web.health_check_path,

@@ -16,9 +16,14 @@ from components.secrets import StoredSecret
 from components.service import Container, ContainerService
 from components.tagging import name_tags
 
-# Bridge-mode containers reach the agent on their host through the docker0 gateway, which
-# is this address on the ECS-optimized Amazon Linux 2023 AMI. Set CONSUL_HTTP_ADDR to it.
-AGENT_ADDRESS = "172.17.0.1:8500"
+# Bridge-mode containers reach the agent on their own host through the docker0 gateway,
+# 172.17.0.1 on the ECS-optimized Amazon Linux 2023 AMI. Containers get it as a host name
+# (an /etc/hosts entry from the task definition), so apps are configured with a name,
+# CONSUL_HTTP_ADDR=consul-agent:8500, and no address appears in any environment or image.
+AGENT_HOSTNAME = "consul-agent"
+AGENT_HOST_IP = "172.17.0.1"
+AGENT_HOSTS = {AGENT_HOSTNAME: AGENT_HOST_IP}
+AGENT_ADDRESS = f"{AGENT_HOSTNAME}:8500"
 SERVER_AMI_PARAMETERS = {
     "x86_64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
     "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
@@ -90,7 +95,9 @@ class ConsulMesh(pulumi.ComponentResource):
     """
 
     agent_address: pulumi.Output[str]
-    """``host:port`` of the local agent as bridge-mode containers see it (``CONSUL_HTTP_ADDR``)."""
+    """``consul-agent:8500``: the local agent as bridge-mode containers see it (their ``CONSUL_HTTP_ADDR``)."""
+    agent_hosts: pulumi.Output[dict[str, str]]
+    """The /etc/hosts entry that makes ``consul-agent`` the container's host (a container's ``extra_hosts``)."""
     server_security_group_id: pulumi.Output[str]
     """Security group of the servers."""
     server_autoscaling_group_name: pulumi.Output[str]
@@ -228,6 +235,7 @@ class ConsulMesh(pulumi.ComponentResource):
 
         self._registrar_image = args["registrar_image"]
         self.agent_address = pulumi.Output.from_input(AGENT_ADDRESS)
+        self.agent_hosts = pulumi.Output.from_input(AGENT_HOSTS)
         self.server_security_group_id = server_group.id
         self.server_autoscaling_group_name = servers.name
         self.gossip_key_secret_arn = secrets["gossip"].arn
@@ -236,6 +244,7 @@ class ConsulMesh(pulumi.ComponentResource):
         self.register_outputs(
             {
                 "agent_address": self.agent_address,
+                "agent_hosts": self.agent_hosts,
                 "server_security_group_id": self.server_security_group_id,
                 "server_autoscaling_group_name": self.server_autoscaling_group_name,
                 "gossip_key_secret_arn": self.gossip_key_secret_arn,
@@ -265,6 +274,7 @@ class ConsulMesh(pulumi.ComponentResource):
                 "CONSUL_HTTP_ADDR": AGENT_ADDRESS,
             },
             "secrets": {"CONSUL_HTTP_TOKEN": self.registrar_token_secret_arn},
+            "extra_hosts": dict(AGENT_HOSTS),
             "depends_on": {container: "START"},
         }
 
@@ -402,8 +412,10 @@ def agent_config(datacenter: str, retry_join: list[str]) -> dict[str, Any]:
         "server": False,
         "retry_join": retry_join,
         "bind_addr": '{{ GetPrivateInterfaces | attr "address" }}',
-        # Loopback for the instance, the docker0 gateway for bridge-mode containers; nothing else.
-        "client_addr": f"127.0.0.1 {AGENT_ADDRESS.split(':')[0]}",
+        # The HTTP API listens on loopback (the instance) and docker0 (bridge-mode containers), chosen by
+        # interface name with a go-sockaddr template; nothing else on the network can reach it.
+        "client_addr": '{{ GetAllInterfaces | include "name" "^(lo|docker0)$" | include "type" "IPv4" '
+        '| join "address" " " }}',
         "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": True},
         "leave_on_terminate": True,
         "disable_update_check": True,

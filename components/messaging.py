@@ -33,6 +33,8 @@ class RabbitMessagingArgs(TypedDict, total=False):
     """Image of the receive service, by digest. Required."""
     consul_agent_address: pulumi.Input[str]
     """``CONSUL_HTTP_ADDR`` for the apps (ConsulMesh's ``agent_address``). Required."""
+    consul_agent_hosts: pulumi.Input[dict[str, str]]
+    """/etc/hosts entries that resolve the agent's host name (ConsulMesh's ``agent_hosts``). Default ``{}``."""
     consul_token_secret_arn: pulumi.Input[str]
     """Secret with the Consul ACL token the apps look services up with (the reader token). Required."""
     broker_registrar: Container
@@ -143,6 +145,7 @@ class RabbitMessaging(pulumi.ComponentResource):
                         "command": command,
                         "environment": {**common, **extra},
                         "secrets": secrets,
+                        "extra_hosts": args.get("consul_agent_hosts", {}),
                     },
                     "desired_count": count,
                     # Both apps drain on SIGTERM (outstanding confirms, in-flight acks) before exiting.

@@ -81,6 +81,8 @@ class Container(TypedDict, total=False):
     """Container name -> condition (START, HEALTHY, COMPLETE, SUCCESS) to wait for. Default ``{}``."""
     hostname: str
     """Host name inside the container (bridge mode), e.g. for a stable RabbitMQ node name. Default: Docker's."""
+    extra_hosts: dict[str, str]
+    """Host name -> IP address lines added to the container's /etc/hosts (bridge mode). Default ``{}``."""
 
 
 class LoadBalancerAttachment(TypedDict):
@@ -329,6 +331,10 @@ def container_definition(
         ]
     if c.get("hostname"):
         definition["hostname"] = c["hostname"]
+    if c.get("extra_hosts"):
+        definition["extraHosts"] = pulumi.Output.from_input(c["extra_hosts"]).apply(
+            lambda hosts: [{"hostname": k, "ipAddress": v} for k, v in sorted(hosts.items())]
+        )
     if c.get("depends_on"):
         definition["dependsOn"] = [{"containerName": k, "condition": v} for k, v in c["depends_on"].items()]
     return definition

@@ -491,19 +491,33 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     "name": request.name,
                     "parent": request.parent or None,
                     "custom": bool(request.custom),
-                    "inputs": _sync_await(_deserialize(request.object)),
-                    "outputs": registration.state,
+                    "inputs": _redact(_sync_await(_deserialize(request.object))),
+                    "outputs": _redact(registration.state),
                 }
             )
         return response
 
     def RegisterResourceOutputs(self, request):
-        self.component_outputs[request.urn] = rpc.deserialize_properties(request.outputs)
+        self.component_outputs[request.urn] = _redact(rpc.deserialize_properties(request.outputs))
         return super().RegisterResourceOutputs(request)
 
 
 async def _deserialize(struct) -> dict:
     return rpc.deserialize_properties(struct)
+
+
+SECRET = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
+
+
+def _redact(value: Any) -> Any:
+    """Secret values (passwords, tokens, keys) appear in plans as ``"[secret]"``, never in clear."""
+    if rpc.is_rpc_secret(value):
+        return SECRET
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
 
 
 @dataclass

@@ -7,8 +7,9 @@
   JSON; 400 for a malformed name, 404 when the backend doesn't know it, 502
   when the backend is down or answers badly, 504 when it is too slow.
 
-Every backend call of a page runs at the same time on a thread pool, and the
-page waits at most ``Settings.page_deadline``: a dead or slow backend turns
+A page asks each backend once for all its names (``/weather?cities=a,b``);
+the two calls run at the same time on a thread pool, and the page waits at
+most ``Settings.page_deadline``: a dead or slow backend turns
 its panel into an "unavailable" notice while the other panel shows its data.
 Everything rendered goes through Jinja2's autoescaping; the page loads no
 script and its Content-Security-Policy forbids any.
@@ -16,15 +17,17 @@ script and its Content-Security-Policy forbids any.
 
 from __future__ import annotations
 
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+import time
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
-import urllib3
 from flask import Flask, Response, render_template, request
 
 from apps.common import names, web
 from apps.common.discovery import ConsulDiscovery
 from apps.portal.backends import INVALID, TIMEOUT, Backend, Outcome, timed_out
+from apps.portal.client import KeepAliveClient
 from apps.portal.settings import Settings
 
 PAGE_CSP = (
@@ -86,9 +89,7 @@ def requested(raw: str | None, defaults: tuple[str, ...], parse, limit: int) -> 
 def create_app(settings: Settings) -> Flask:
     app = web.create_app("portal", __name__)
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # tidy HTML, same escaping
-    timeout = urllib3.Timeout(connect=settings.connect_timeout, read=settings.read_timeout)
-    # One pool per backend host, as many connections as calls can be in flight.
-    http = urllib3.PoolManager(num_pools=16, maxsize=settings.fanout_threads, block=False)
+    http = KeepAliveClient(settings.connect_timeout, settings.read_timeout)
     discovery = None
     if settings.needs_consul:
         discovery = ConsulDiscovery(
@@ -98,40 +99,53 @@ def create_app(settings: Settings) -> Flask:
     weather = Backend(
         "weather",
         "/weather/{}",
+        "/weather?cities=",
         ("city", "country", "temp", "format"),
         http,
-        timeout,
         url=settings.weather_url,
         discovery=discovery,
     )
     stocks = Backend(
         "stocks",
         "/stock/{}",
+        "/stock?symbols=",
         ("symbol", "name", "price"),
         http,
-        timeout,
         url=settings.stocks_url,
         discovery=discovery,
     )
     calls = ThreadPoolExecutor(max_workers=settings.fanout_threads, thread_name_prefix="backend")
 
-    def panel(key, title, backend, param, defaults, parse) -> tuple[Panel, dict[int, Future]]:
+    def panel(key, title, backend, param, defaults, parse) -> tuple[Panel, list[Item], list[str]]:
+        """The panel with its malformed names marked, its other items, and their names to ask for."""
         wanted, note = requested(request.args.get(param), defaults, parse, settings.max_items)
         invalid = Outcome(INVALID, 400, message="malformed name")
-        futures = {i: calls.submit(backend.fetch, name) for i, (_label, name) in enumerate(wanted) if name}
         items = [Item(label, invalid) for label, _name in wanted]
-        return Panel(key, title, param, items, note), futures
+        asked = [item for item, (_label, name) in zip(items, wanted, strict=True) if name]
+        return Panel(key, title, param, items, note), asked, [name for _label, name in wanted if name]
+
+    def fill(items: list[Item], outcomes: list[Outcome]) -> None:
+        for item, outcome in zip(items, outcomes, strict=True):
+            item.outcome = outcome
 
     @app.get("/")
     def page():
-        stocks_panel, stock_calls = panel("stocks", "Stocks", stocks, "symbols", settings.symbols, names.symbol)
-        weather_panel, weather_calls = panel("weather", "Weather", weather, "cities", settings.cities, names.city)
-        wait([*stock_calls.values(), *weather_calls.values()], timeout=settings.page_deadline)
-        late = timed_out(f"no answer within {settings.page_deadline:g} s")
-        for shown, futures in ((stocks_panel, stock_calls), (weather_panel, weather_calls)):
-            for index, future in futures.items():
-                # fetch() never raises; a call still running past the deadline counts as timed out.
-                shown.items[index].outcome = future.result() if future.done() else late
+        started = time.monotonic()
+        stocks_panel, stock_items, symbols = panel(
+            "stocks", "Stocks", stocks, "symbols", settings.symbols, names.symbol
+        )
+        weather_panel, weather_items, cities = panel(
+            "weather", "Weather", weather, "cities", settings.cities, names.city
+        )
+        # Both backends at the same time, each asked once for all its names: stocks on the
+        # pool, weather on this thread (one hand-over less; its own timeouts bound it).
+        stock_call = calls.submit(stocks.fetch_many, symbols)
+        fill(weather_items, weather.fetch_many(cities))
+        try:
+            # fetch_many() never raises; still running at the deadline counts as timed out.
+            fill(stock_items, stock_call.result(timeout=max(settings.page_deadline - (time.monotonic() - started), 0)))
+        except FutureTimeout:
+            fill(stock_items, [timed_out(f"no answer within {settings.page_deadline:g} s")] * len(stock_items))
         html = render_template(
             "index.html", panels=[stocks_panel, weather_panel], TIMEOUT=TIMEOUT, max_query=MAX_QUERY_CHARS
         )

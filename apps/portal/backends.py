@@ -1,14 +1,17 @@
 """Calls from the portal to its backends (weather, stocks), with every failure turned into an answer.
 
-``Backend.fetch(name)`` never raises: it returns an ``Outcome`` whose
-``status`` is what the portal's API answers (200, 404, 502, 504) and whose
-``message`` is safe to show. Connections are pooled (urllib3's PoolManager is
-thread-safe, unlike a shared requests.Session) with connect and read
-timeouts. A connection-level failure (refused, reset, or a pooled keep-alive
-connection the backend closed) is retried once: with Consul, on a fresh
-answer that avoids the instance that failed, which is how the portal follows
-a backend that moved to another host or port. A read timeout is not retried:
-the page must not wait twice for a slow backend.
+``Backend.fetch(name)`` and ``Backend.fetch_many(names)`` never raise: they
+return ``Outcome``s whose ``status`` is what the portal's API answers (200,
+404, 502, 504) and whose ``message`` is safe to show. ``fetch_many`` asks for
+all of a page's names in one request (``GET /weather?cities=a,b``).
+
+Connections are kept alive per thread (client.py), with connect and read
+timeouts. A connection-level
+failure (refused, reset, or a pooled keep-alive connection the backend
+closed) is retried once: with Consul, on a fresh answer that avoids the
+instance that failed, which is how the portal follows a backend that moved to
+another host or port. A read timeout is not retried: the page must not wait
+twice for a slow backend.
 """
 
 from __future__ import annotations
@@ -18,16 +21,8 @@ import logging
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    HTTPError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-)
-
 from apps.common.discovery import ConsulDiscovery, DiscoveryError, Endpoint, NoHealthyInstance
+from apps.portal import client
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +31,7 @@ OK, UNKNOWN, INVALID, UNAVAILABLE, TIMEOUT = "ok", "unknown", "invalid", "unavai
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one backend call came to."""
+    """What asking a backend about one name came to."""
 
     state: str  # OK, UNKNOWN (the backend doesn't know the name), INVALID, UNAVAILABLE or TIMEOUT
     status: int  # the API's HTTP status for it
@@ -58,32 +53,77 @@ def timed_out(message: str) -> Outcome:
 
 
 class Backend:
-    """One backend service: where it is, how to ask it for a name, what a good answer holds."""
+    """One backend service: where it is, how to ask it about names, what a good answer holds.
+
+    Args:
+        service: the Consul service name (and the name in logs and messages).
+        path: the one-name path with ``{}`` for the quoted name, e.g. ``/weather/{}``.
+        list_path: the several-names path ending in ``=``, e.g. ``/weather?cities=``.
+        fields: the keys a good answer has.
+    """
 
     def __init__(
         self,
         service: str,
         path: str,
+        list_path: str,
         fields: tuple[str, ...],
-        http: urllib3.PoolManager,
-        timeout: urllib3.Timeout,
+        http: client.KeepAliveClient,
         url: str | None = None,
         discovery: ConsulDiscovery | None = None,
     ):
         if not url and discovery is None:
             raise ValueError(f"{service}: give a URL or a discovery client")
         self.service = service
-        self.path = path  # with one {} for the quoted name, e.g. "/weather/{}"
+        self.path = path
+        self.list_path = list_path
         self.fields = fields
         self.http = http
-        self.timeout = timeout
         self.url = url
         self.discovery = discovery
 
     def fetch(self, name: str) -> Outcome:
-        path = self.path.format(quote(name, safe=""))
+        answer = self._get(self.path.format(quote(name, safe="")), name)
+        if isinstance(answer, Outcome):
+            return answer
+        status, body = answer
+        if status == 404:
+            error = body.get("error") if isinstance(body, dict) else None
+            return Outcome(UNKNOWN, 404, message=str(error or "not found"))
+        return self._record(status, body, name)
+
+    def fetch_many(self, names: list[str]) -> list[Outcome]:
+        if not names:
+            return []
+        what = ",".join(names)
+        answer = self._get(self.list_path + quote(what, safe=","), what)
+        if isinstance(answer, Outcome):
+            return [answer] * len(names)
+        status, body = answer
+        results = body.get("results") if isinstance(body, dict) else None
+        if status != 200 or not isinstance(results, list) or len(results) != len(names):
+            return [self._bad(status, what)] * len(names)
+        outcomes = []
+        for name, entry in zip(names, results, strict=True):
+            if isinstance(entry, dict) and "error" in entry:
+                outcomes.append(Outcome(UNKNOWN, 404, message=str(entry["error"])))
+            else:
+                outcomes.append(self._record(200, entry, name))
+        return outcomes
+
+    def _record(self, status: int, body, name: str) -> Outcome:
+        if status == 200 and isinstance(body, dict) and all(key in body for key in self.fields):
+            return Outcome(OK, 200, data=body)
+        return self._bad(status, name)
+
+    def _bad(self, status: int, name: str) -> Outcome:
+        return self._failure(unavailable(f"bad answer (HTTP {status})"), self.url or "consul", name)
+
+    def _get(self, path: str, name: str) -> tuple[int, object] | Outcome:
+        """``(status, JSON body or None)``, or the failure Outcome."""
         failed: Endpoint | None = None
         outcome = unavailable("not reachable")
+        base = self.url or "consul"
         for _attempt in range(2):
             try:
                 base, endpoint = self._locate(avoid=failed)
@@ -92,22 +132,24 @@ class Backend:
             except DiscoveryError as error:
                 return self._failure(unavailable("service discovery failed"), str(error), name)
             try:
-                response = self.http.request("GET", base + path, timeout=self.timeout, retries=False, redirect=False)
-            except ReadTimeoutError:
-                return self._failure(timed_out(f"no answer within {self.timeout.read_timeout:g} s"), base, name)
-            except (NewConnectionError, ConnectTimeoutError, ProtocolError) as error:
-                # NewConnectionError (refused) is a subclass of ConnectTimeoutError: test it first.
-                if isinstance(error, NewConnectionError) or not isinstance(error, ConnectTimeoutError):
-                    outcome = unavailable("not reachable")
-                else:
-                    outcome = timed_out(f"no connection within {self.timeout.connect_timeout:g} s")
+                status, data = self.http.get(base, path)
+            except client.ReadTimeout as error:
+                return self._failure(timed_out(str(error)), base, name)
+            except (client.Refused, client.Lost, client.ConnectTimeout) as error:
+                # The instance is gone, moved, or closed a kept-alive connection: once more, afresh.
+                outcome = (
+                    timed_out(str(error)) if isinstance(error, client.ConnectTimeout) else unavailable("not reachable")
+                )
                 failed = endpoint
                 if self.discovery is not None and endpoint is not None:
                     self.discovery.forget(self.service)
                 continue
-            except HTTPError as error:
-                return self._failure(unavailable("request failed"), f"{base}: {error!r}", name)
-            return self._judge(response, base, name)
+            except client.BadResponse as error:
+                return self._failure(unavailable("bad answer"), f"{base}: {error}", name)
+            try:
+                return status, json.loads(data)
+            except ValueError:
+                return status, None
         return self._failure(outcome, base, name)
 
     def _locate(self, avoid: Endpoint | None) -> tuple[str, Endpoint | None]:
@@ -115,18 +157,6 @@ class Backend:
             return self.url, None
         endpoint = self.discovery.pick(self.service, avoid=avoid)
         return endpoint.url(), endpoint
-
-    def _judge(self, response: urllib3.BaseHTTPResponse, base: str, name: str) -> Outcome:
-        try:
-            body = json.loads(response.data)
-        except ValueError:
-            body = None
-        if response.status == 200 and isinstance(body, dict) and all(key in body for key in self.fields):
-            return Outcome(OK, 200, data=body)
-        if response.status == 404:
-            error = body.get("error") if isinstance(body, dict) else None
-            return Outcome(UNKNOWN, 404, message=str(error or "not found"))
-        return self._failure(unavailable(f"bad answer (HTTP {response.status})"), base, name)
 
     def _failure(self, outcome: Outcome, where: str, name: str) -> Outcome:
         log.warning(

@@ -76,7 +76,7 @@ def from_args(args: argparse.Namespace) -> Settings:
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
         max_items=max_items,
-        fanout_threads=env_int("PORTAL_FANOUT_THREADS", 128, minimum=2, maximum=1024),
+        fanout_threads=env_int("PORTAL_FANOUT_THREADS", 64, minimum=2, maximum=1024),
         discovery_cache_seconds=env_float("DISCOVERY_CACHE_SECONDS", 5.0, minimum=0, maximum=300),
     )
 

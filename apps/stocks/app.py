@@ -2,14 +2,15 @@
 
 Sample data, no internet: the price (USD, 5 to 950) is derived from the
 symbol (apps/common/sample.py). Unknown symbols (not in symbols.py) and
-malformed ones answer 404 JSON, as does anything else not found.
+malformed ones answer 404 JSON, as does anything else not found. ``GET
+/stock?symbols=a,b`` answers several at once (apps/common/lookup.py).
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
-from apps.common import names, web
+from apps.common import lookup, names, web
 from apps.common.sample import SAMPLE_MARK, stable_value
 from apps.stocks.symbols import SYMBOLS
 
@@ -25,17 +26,7 @@ def quote(symbol: str) -> dict | None:
 
 def create_app(delay_ms: int = 0) -> Flask:
     app = web.create_app("stocks", __name__)
-
-    @app.get("/stock/<symbol>")
-    def stock(symbol: str):
-        web.pause(delay_ms)
-        try:
-            symbol = names.symbol(symbol)
-        except names.InvalidName as error:
-            return web.json_error(404, f"malformed stock symbol: {error}")
-        answer = quote(symbol)
-        if answer is None:
-            return web.json_error(404, "unknown symbol", symbol=symbol)
-        return answer
-
+    lookup.add_routes(
+        app, path="stock", list_param="symbols", key="symbol", parse=names.symbol, find=quote, delay_ms=delay_ms
+    )
     return app

@@ -3,14 +3,15 @@
 Sample data, no internet: the temperature is derived from the city's name
 (apps/common/sample.py), between -10 and 35 °C, and reported in Celsius or
 Fahrenheit by ``TEMP_SCALE``. Unknown cities (not in cities.py) and malformed
-names answer 404 JSON, as does anything else not found.
+names answer 404 JSON, as does anything else not found. ``GET
+/weather?cities=a,b`` answers several at once (apps/common/lookup.py).
 """
 
 from __future__ import annotations
 
 from flask import Flask
 
-from apps.common import names, web
+from apps.common import lookup, names, web
 from apps.common.sample import SAMPLE_MARK, stable_value
 from apps.weather.cities import CITIES
 
@@ -30,17 +31,13 @@ def reading(city: str, scale: str) -> dict | None:
 
 def create_app(scale: str = "C", delay_ms: int = 0) -> Flask:
     app = web.create_app("weather", __name__)
-
-    @app.get("/weather/<city>")
-    def weather(city: str):
-        web.pause(delay_ms)
-        try:
-            city = names.city(city)
-        except names.InvalidName as error:
-            return web.json_error(404, f"malformed city name: {error}")
-        answer = reading(city, scale)
-        if answer is None:
-            return web.json_error(404, "unknown city", city=city)
-        return answer
-
+    lookup.add_routes(
+        app,
+        path="weather",
+        list_param="cities",
+        key="city",
+        parse=names.city,
+        find=lambda city: reading(city, scale),
+        delay_ms=delay_ms,
+    )
     return app

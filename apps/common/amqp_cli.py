@@ -1,0 +1,101 @@
+"""Command-line plumbing shared by apps.send and apps.receive.
+
+Flags override environment variables; a bad setting or an unusable broker
+ends the process with one JSON error line on stdout and a non-zero exit code
+(see apps.common.amqp_service for the codes), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+from collections.abc import Callable
+
+from apps.common.amqp_service import EXIT_CONFIG, ReconnectingService
+from apps.common.config import ConfigError
+from apps.common.log import setup_logging
+from apps.common.pika_tuning import coalesce_writes
+from apps.common.rabbitmq import QUEUE_TYPES, BrokerSettings, QueueSettings
+
+EXIT_CODES_HELP = """\
+exit codes: 0 done (or stopped by SIGTERM/SIGINT with nothing left in flight),
+1 stopped with work unfinished, 2 bad setting, 3 broker unusable (unreachable for
+RABBITMQ_RETRY_SECONDS, login refused)."""
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive integer")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is negative")
+    return value
+
+
+def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("broker and queue (flags override the environment variables)")
+    group.add_argument("--url", help="AMQP URL, amqp[s]://user:pass@host:port/vhost (RABBITMQ_URL)")
+    group.add_argument(
+        "--service",
+        help="find the broker in Consul under this service name (RABBITMQ_SERVICE; credentials from "
+        "RABBITMQ_USERNAME/RABBITMQ_PASSWORD, agent at CONSUL_HTTP_ADDR)",
+    )
+    group.add_argument("--queue", help="work queue name (RABBITMQ_QUEUE, default messages)")
+    group.add_argument("--queue-type", choices=QUEUE_TYPES, help="queue type (RABBITMQ_QUEUE_TYPE, default quorum)")
+    group.add_argument(
+        "--max-deliveries",
+        type=positive_int,
+        metavar="N",
+        help="deliveries of a failing message before it goes to <queue>.dead; part of the queue's "
+        "arguments, so send and receive must agree (RABBITMQ_MAX_DELIVERIES, default 10)",
+    )
+    group.add_argument(
+        "--retry-for",
+        type=non_negative_float,
+        metavar="SECONDS",
+        help="give up after this long without a working connection (RABBITMQ_RETRY_SECONDS, default 120)",
+    )
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[BrokerSettings, QueueSettings]:
+    broker = BrokerSettings.from_env(url=args.url, service=args.service, retry_seconds=args.retry_for)
+    queue = QueueSettings.from_env(args.queue, args.queue_type, args.max_deliveries)
+    return broker, queue
+
+
+def run_service(
+    app_name: str,
+    build: Callable[[logging.Logger], ReconnectingService],
+    after: Callable[[ReconnectingService], None] | None = None,
+) -> int:
+    """Build the service (ConfigError -> exit 2), run it until done or stopped, return its exit code."""
+    log = setup_logging(app_name)
+    # pika reports every failed attempt itself, some with tracebacks; the apps say
+    # what happened in their own words.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    coalesce_writes()
+    try:
+        service = build(log)
+    except ConfigError as error:
+        log.error(str(error))
+        return EXIT_CONFIG
+    signal.signal(signal.SIGTERM, service.request_stop)
+    signal.signal(signal.SIGINT, service.request_stop)
+    code = service.run()
+    if after is not None:
+        after(service)
+    log.info("exiting", extra={"fields": {"exit_code": code}})
+    return code

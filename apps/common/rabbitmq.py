@@ -1,0 +1,394 @@
+"""RabbitMQ settings, connection parameters and queue topology for apps.send and apps.receive.
+
+Where the broker is (flags of the apps override these):
+
+- ``RABBITMQ_URL``: ``amqp://user:password@host:port/vhost`` or ``amqps://...``
+  (local runs, tests, Amazon MQ). A vhost of ``/`` is written ``%2F``.
+- else ``RABBITMQ_SERVICE``: a service name looked up through the Consul agent
+  at ``CONSUL_HTTP_ADDR`` (healthy instances only, asked again on every
+  reconnect), with ``RABBITMQ_USERNAME`` / ``RABBITMQ_PASSWORD`` (default
+  guest/guest), ``RABBITMQ_VHOST`` (``/``) and ``RABBITMQ_TLS`` (``false``;
+  ``true`` speaks amqps with the server certificate checked against the host
+  name, as Amazon MQ on port 5671 requires).
+
+The queue (both apps declare it, identically, since either may start first):
+
+- ``RABBITMQ_QUEUE`` (``messages``), durable; ``RABBITMQ_QUEUE_TYPE`` ``quorum``
+  (default: replicated, survives a broker crash, counts deliveries) or ``classic``.
+- ``RABBITMQ_MAX_DELIVERIES`` (10): a message that fails processing this many
+  times is dead-lettered to ``<queue>.dead``, declared with the same type. On a
+  quorum queue it is also the broker's ``x-delivery-limit``, which counts every
+  return (nacks, but also consumer crashes), so a message that crashes its
+  consumer cannot loop forever either.
+
+Reconnecting: ``RABBITMQ_RETRY_SECONDS`` (120) is how long an app keeps trying
+without a working connection before it exits non-zero; waits between attempts
+grow from ``RABBITMQ_BACKOFF_INITIAL`` (0.5 s) doubling up to
+``RABBITMQ_BACKOFF_MAX`` (15 s), with jitter. ``RABBITMQ_HEARTBEAT`` (30 s).
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from urllib.parse import unquote, urlsplit
+
+import pika
+import pika.exceptions
+from pika.adapters.utils import connection_workflow as workflow
+
+from apps.common.config import ConfigError, check_range, env_float, env_int, env_str
+
+QUEUE_TYPES = ("quorum", "classic")
+# A message carrying this header (any true value) fails processing in apps.receive
+# every time: a stand-in for a poison message, to exercise the dead-letter path
+# (``python -m apps.send --poison`` sets it).
+POISON_HEADER = "x-seaport-poison"
+AMQP_PORT = 5672
+AMQPS_PORT = 5671
+
+
+# -- settings -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """The work queue and its dead-letter queue."""
+
+    name: str = "messages"
+    queue_type: str = "quorum"
+    max_deliveries: int = 10
+
+    @classmethod
+    def from_env(cls, name=None, queue_type=None, max_deliveries=None) -> QueueSettings:
+        """Settings from RABBITMQ_QUEUE* variables; arguments that are not None win."""
+        settings = cls(
+            name=name or env_str("RABBITMQ_QUEUE", cls.name),
+            queue_type=(queue_type or env_str("RABBITMQ_QUEUE_TYPE", cls.queue_type)).lower(),
+            max_deliveries=max_deliveries or env_int("RABBITMQ_MAX_DELIVERIES", cls.max_deliveries),
+        )
+        if settings.queue_type not in QUEUE_TYPES:
+            raise ConfigError(f"RABBITMQ_QUEUE_TYPE={settings.queue_type!r}: use one of {', '.join(QUEUE_TYPES)}")
+        check_range("RABBITMQ_MAX_DELIVERIES", settings.max_deliveries, 1, 1000)
+        if len(settings.name.encode()) > 200:  # AMQP short string, with room for ".dead"
+            raise ConfigError(f"RABBITMQ_QUEUE={settings.name!r} is too long (200 bytes at most)")
+        return settings
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.name}.dead"
+
+    def arguments(self) -> dict:
+        """Arguments of the work queue. Redeclaring with other values fails, so keep one source."""
+        args = {
+            "x-queue-type": self.queue_type,
+            # Rejected (and, on quorum queues, over-delivered) messages go to the DLQ
+            # through the default exchange, routed by queue name.
+            "x-dead-letter-exchange": "",
+            "x-dead-letter-routing-key": self.dead_letter_queue,
+        }
+        if self.queue_type == "quorum":
+            args["x-delivery-limit"] = self.max_deliveries
+        return args
+
+    def dead_letter_arguments(self) -> dict:
+        return {"x-queue-type": self.queue_type}
+
+
+@dataclass(frozen=True)
+class BrokerSettings:
+    """Where the broker is, how to log in, and how hard to try."""
+
+    url: str | None = None
+    service: str | None = None
+    username: str = "guest"
+    password: str = "guest"  # noqa: S105 - RabbitMQ's default, accepted on loopback only
+    vhost: str = "/"
+    tls: bool = False
+    heartbeat: int = 30
+    connect_timeout: float = 5.0
+    retry_seconds: float = 120.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 15.0
+
+    @classmethod
+    def from_env(cls, url=None, service=None, retry_seconds=None) -> BrokerSettings:
+        """Settings from RABBITMQ_* variables; arguments that are not None win.
+
+        An explicit ``url`` or ``service`` argument (a flag) beats both variables.
+        """
+        if not url and not service:
+            url = env_str("RABBITMQ_URL")
+            service = None if url else env_str("RABBITMQ_SERVICE")
+        if not url and not service:
+            raise ConfigError("no broker: set RABBITMQ_URL, or RABBITMQ_SERVICE to find it through Consul")
+        settings = cls(
+            url=url or None,
+            service=None if url else service,
+            username=env_str("RABBITMQ_USERNAME", cls.username),
+            password=env_str("RABBITMQ_PASSWORD", cls.password),
+            vhost=env_str("RABBITMQ_VHOST", cls.vhost),
+            tls=env_bool("RABBITMQ_TLS", False),
+            heartbeat=env_int("RABBITMQ_HEARTBEAT", cls.heartbeat, minimum=0, maximum=600),
+            connect_timeout=env_float("RABBITMQ_CONNECT_TIMEOUT", cls.connect_timeout, minimum=0.1),
+            retry_seconds=(
+                retry_seconds
+                if retry_seconds is not None
+                else env_float("RABBITMQ_RETRY_SECONDS", cls.retry_seconds, minimum=0)
+            ),
+            backoff_initial=env_float("RABBITMQ_BACKOFF_INITIAL", cls.backoff_initial, minimum=0.01),
+            backoff_max=env_float("RABBITMQ_BACKOFF_MAX", cls.backoff_max, minimum=0.01),
+        )
+        check_range("retry seconds", settings.retry_seconds, 0)
+        if settings.url:
+            parse_amqp_url(settings.url)  # fail at startup, not at the first connection
+        return settings
+
+    def with_overrides(self, **changes) -> BrokerSettings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = env_str(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false")
+
+
+# -- where to connect -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BrokerAddress:
+    """One broker endpoint with credentials; ``str()`` never shows the password."""
+
+    host: str
+    port: int
+    username: str
+    password: str
+    vhost: str
+    tls: bool
+    source: str  # where it came from, for error messages: "RABBITMQ_URL" or "Consul service rabbitmq"
+
+    def __str__(self) -> str:
+        scheme = "amqps" if self.tls else "amqp"
+        return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.vhost.replace('/', '%2F')}"
+
+
+def parse_amqp_url(url: str) -> BrokerAddress:
+    """Split an AMQP URL, with a ConfigError that says what is wrong (never echoing the password)."""
+    shown = redact(url)
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as error:
+        raise ConfigError(f"RABBITMQ_URL={shown!r} is not a valid URL: {error}") from None
+    if parts.scheme not in ("amqp", "amqps"):
+        raise ConfigError(f"RABBITMQ_URL={shown!r}: the scheme must be amqp:// or amqps://")
+    if not parts.hostname:
+        raise ConfigError(f"RABBITMQ_URL={shown!r} has no host name")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"RABBITMQ_URL={shown!r}: query options are not supported; use RABBITMQ_* settings")
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    if "/" in path:
+        raise ConfigError(f"RABBITMQ_URL={shown!r}: write the vhost '/' as %2F")
+    tls = parts.scheme == "amqps"
+    return BrokerAddress(
+        host=parts.hostname,
+        port=port or (AMQPS_PORT if tls else AMQP_PORT),
+        username=unquote(parts.username) if parts.username else "guest",
+        password=unquote(parts.password) if parts.password else "guest",
+        vhost=unquote(path) if path else "/",
+        tls=tls,
+        source="RABBITMQ_URL",
+    )
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ***."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            return url.replace(f":{parts.password}@", ":***@", 1)
+    except ValueError:
+        pass
+    return url
+
+
+def connection_parameters(address: BrokerAddress, settings: BrokerSettings, name: str) -> pika.ConnectionParameters:
+    """pika parameters for one connection attempt; reconnecting is the app's job, not pika's."""
+    ssl_options = None
+    if address.tls:
+        context = ssl.create_default_context()  # verifies the chain and the host name
+        ssl_options = pika.SSLOptions(context, server_hostname=address.host)
+    return pika.ConnectionParameters(
+        host=address.host,
+        port=address.port,
+        virtual_host=address.vhost,
+        credentials=pika.PlainCredentials(address.username, address.password, erase_on_connect=False),
+        ssl_options=ssl_options,
+        heartbeat=settings.heartbeat,
+        connection_attempts=1,
+        socket_timeout=settings.connect_timeout,
+        stack_timeout=settings.connect_timeout * 2,
+        blocked_connection_timeout=max(60.0, settings.heartbeat * 2.0),
+        client_properties={"connection_name": name, "product": "seaport"},
+    )
+
+
+class BrokerLocator:
+    """The address to try next: the URL, or a healthy instance from Consul."""
+
+    def __init__(self, settings: BrokerSettings, discovery=None):
+        self.settings = settings
+        self._discovery = discovery
+        self._last: BrokerAddress | None = None
+
+    def next_address(self) -> BrokerAddress:
+        """Raises ConfigError for a bad URL, DiscoveryError when Consul has no answer."""
+        if self.settings.url:
+            return parse_amqp_url(self.settings.url)
+        if self._discovery is None:
+            from apps.common.discovery import ConsulDiscovery
+
+            self._discovery = ConsulDiscovery()
+        avoid = None
+        if self._last is not None:
+            from apps.common.discovery import Endpoint
+
+            avoid = Endpoint(self._last.host, self._last.port)
+        endpoint = self._discovery.pick(self.settings.service, avoid=avoid)
+        return BrokerAddress(
+            host=endpoint.host,
+            port=endpoint.port,
+            username=self.settings.username,
+            password=self.settings.password,
+            vhost=self.settings.vhost,
+            tls=self.settings.tls,
+            source=f"Consul service {self.settings.service!r}",
+        )
+
+    def failed(self, address: BrokerAddress) -> None:
+        """The address did not work: ask Consul afresh next time and prefer another instance."""
+        if self.settings.service and self._discovery is not None:
+            self._discovery.forget(self.settings.service)
+            self._last = address
+
+    def worked(self) -> None:
+        self._last = None
+
+
+# -- errors -------------------------------------------------------------------------
+
+
+def describe_connection_error(error: BaseException) -> tuple[str, bool]:
+    """A one-line reason for a failed connection attempt, and whether retrying is pointless."""
+    # pika wraps the cause: workflow failure -> phase error -> OSError / AMQP error.
+    if isinstance(error, workflow.AMQPConnectionWorkflowFailed) and error.exceptions:
+        return describe_connection_error(error.exceptions[-1])
+    if isinstance(error, workflow.AMQPConnectorPhaseErrorBase) and error.exception is not None:
+        return describe_connection_error(error.exception)
+    if isinstance(error, pika.exceptions.AMQPConnectionError) and len(error.args) == 1:
+        inner = error.args[0]
+        if isinstance(inner, BaseException):
+            return describe_connection_error(inner)
+    if isinstance(error, pika.exceptions.ProbableAuthenticationError | pika.exceptions.AuthenticationError):
+        return "login refused (ACCESS_REFUSED): check RABBITMQ_USERNAME / RABBITMQ_PASSWORD", True
+    if isinstance(error, pika.exceptions.ProbableAccessDeniedError):
+        return "access to the vhost refused: check RABBITMQ_VHOST and the user's permissions", True
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate rejected: {error.verify_message or error}", True
+    if isinstance(error, ssl.SSLError):
+        return f"TLS handshake failed: {error}", False
+    if isinstance(error, ConnectionRefusedError):
+        return "connection refused (nothing listens there, or the broker is starting)", False
+    if isinstance(error, socket.gaierror):
+        return f"cannot resolve the host name: {error.strerror or error}", False
+    if isinstance(error, TimeoutError | socket.timeout | workflow.AMQPConnectorStackTimeout):
+        return "timed out", False
+    if isinstance(error, pika.exceptions.IncompatibleProtocolError):
+        return "the server did not speak AMQP 0-9-1 (wrong port?)", False
+    if isinstance(error, OSError):
+        return error.strerror or str(error) or type(error).__name__, False
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split()), False
+
+
+# -- topology -------------------------------------------------------------------------
+
+
+def declare_queues(channel, queue: QueueSettings, on_done: Callable[[], None]) -> None:
+    """Declare the dead-letter queue, then the work queue, on an asynchronous channel.
+
+    Both apps call this with the same settings, so whichever starts first creates
+    the queues and the other's declaration is a no-op. A queue that exists with
+    other arguments makes the broker close the channel with PRECONDITION_FAILED.
+    """
+
+    def declare_work_queue(_frame):
+        channel.queue_declare(queue.name, durable=True, arguments=queue.arguments(), callback=lambda _frame: on_done())
+
+    channel.queue_declare(
+        queue.dead_letter_queue,
+        durable=True,
+        arguments=queue.dead_letter_arguments(),
+        callback=declare_work_queue,
+    )
+
+
+def declare_queues_blocking(channel, queue: QueueSettings) -> None:
+    """The same declarations on a pika BlockingChannel (tests, benchmarks, tools)."""
+    channel.queue_declare(queue.dead_letter_queue, durable=True, arguments=queue.dead_letter_arguments())
+    channel.queue_declare(queue.name, durable=True, arguments=queue.arguments())
+
+
+# -- backoff ----------------------------------------------------------------------------
+
+
+class Backoff:
+    """Capped exponential waits between reconnection attempts, within a time budget.
+
+    The n-th wait is ``initial * 2**n`` capped at ``maximum``, then jittered to
+    between half and all of that, so many clients cut off by the same broker
+    restart do not all come back in the same instant. The budget counts from the
+    first failure since the last success: ``exhausted()`` says when to give up.
+    """
+
+    def __init__(self, initial=0.5, maximum=15.0, budget=120.0, clock=time.monotonic, rng=random.random):
+        self.initial = initial
+        self.maximum = max(maximum, initial)
+        self.budget = budget
+        self._clock = clock
+        self._rng = rng
+        self.failures = 0
+        self._first_failure: float | None = None
+
+    def failed(self) -> float:
+        """Record one failure; the seconds to wait before the next attempt."""
+        if self._first_failure is None:
+            self._first_failure = self._clock()
+        ceiling = min(self.maximum, self.initial * (2 ** min(self.failures, 30)))
+        self.failures += 1
+        return ceiling * (0.5 + 0.5 * self._rng())
+
+    def succeeded(self) -> None:
+        self.failures = 0
+        self._first_failure = None
+
+    def elapsed(self) -> float:
+        return 0.0 if self._first_failure is None else self._clock() - self._first_failure
+
+    def remaining(self) -> float:
+        return max(0.0, self.budget - self.elapsed())
+
+    def exhausted(self) -> bool:
+        """Whether the budget is spent: the failing has gone on for ``budget`` seconds."""
+        return self._first_failure is not None and self.elapsed() >= self.budget

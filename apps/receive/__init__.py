@@ -1,0 +1,1 @@
+"""receive: consumes the work queue with prefetch and manual acks after processing."""

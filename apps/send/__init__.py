@@ -1,0 +1,1 @@
+"""send: publishes persistent messages to a durable queue with publisher confirms."""

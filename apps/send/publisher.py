@@ -1,0 +1,204 @@
+"""Publishing with asynchronous publisher confirms and a bounded in-flight window.
+
+Each message is published persistent to the durable work queue with
+``mandatory`` set, and kept, keyed by its delivery tag, until the broker
+confirms it. Up to ``window`` messages are unconfirmed at a time: waiting for
+each confirm in turn is ~10x slower, an unbounded window would buffer without
+limit while the broker is slow. Confirms may cover many tags at once
+(``multiple``). A nack, a message returned as unroutable, or a connection lost
+before the confirm all put the message back in line to be published again, so
+every message is confirmed at least once (duplicates are possible: consumers
+must tolerate them, as with any at-least-once delivery).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict, deque
+
+from pika.spec import Basic
+
+from apps.common.amqp_service import EXIT_INCOMPLETE, EXIT_OK, ReconnectingService
+from apps.common.rabbitmq import declare_queues
+from apps.send.messages import MessageSource, OutgoingMessage
+
+
+class Publisher(ReconnectingService):
+    """Publishes what ``source`` hands out until it is exhausted (or forever, at a rate).
+
+    Args:
+        source: the messages (count and/or rate).
+        window: most messages published and not yet confirmed.
+        drain_timeout: after SIGTERM, how long to wait for outstanding confirms.
+        broker, queue, locator, log: see ReconnectingService.
+    """
+
+    def __init__(self, broker, queue, source: MessageSource, window=1000, drain_timeout=20.0, **kwargs):
+        super().__init__(broker, queue, name="seaport-send", **kwargs)
+        self.source = source
+        self.window = window
+        self.drain_timeout = drain_timeout
+        self.unconfirmed: OrderedDict[int, OutgoingMessage] = OrderedDict()  # delivery tag -> message
+        self.to_resend: deque[OutgoingMessage] = deque()
+        self.returned: set[str] = set()  # ids returned as unroutable, awaiting their confirm
+        self._next_tag = 1
+        self._drain_deadline: float | None = None
+        self._started_at: float | None = None
+        self._redeclaring = False
+        self.confirmed = 0
+        self.republished = 0
+        self.nacked = 0
+        self.returned_count = 0
+
+    # -- hooks -----------------------------------------------------------------
+
+    def setup_channel(self, channel, done) -> None:
+        self._next_tag = 1
+        channel.add_on_return_callback(self._on_return)
+        channel.confirm_delivery(self._on_confirm, callback=lambda _frame: done())
+
+    def on_ready(self) -> None:
+        if self._started_at is None:
+            self._started_at = time.monotonic()
+        self._pump()
+
+    def on_tick(self) -> None:
+        if self._drain_deadline is not None:
+            if self.outstanding == 0:
+                self._finish_stopped()
+                return
+            if time.monotonic() > self._drain_deadline:
+                self.finish(
+                    EXIT_INCOMPLETE,
+                    f"{self.outstanding} messages not confirmed {self.drain_timeout:g} s after the stop "
+                    "request; they may not have reached the broker",
+                )
+                return
+        if self.source.rate is not None and self.ready:
+            self._pump()
+
+    def on_connection_lost(self) -> None:
+        # Unconfirmed messages may or may not have reached the broker: send them again,
+        # before anything new and in their original order.
+        lost = list(self.unconfirmed.values())
+        self.unconfirmed.clear()
+        self.returned.clear()
+        self.to_resend.extendleft(reversed(lost))
+        if lost:
+            self.log.warning("will republish unconfirmed messages", extra={"fields": {"unconfirmed": len(lost)}})
+
+    def on_stop_requested(self) -> None:
+        if self.outstanding == 0:
+            self._finish_stopped()
+            return
+        self._drain_deadline = time.monotonic() + self.drain_timeout
+        self.log.info("waiting for outstanding confirms", extra={"fields": {"outstanding": self.outstanding}})
+
+    def wants_reconnect(self) -> bool:
+        return not self.stop_requested or self.outstanding > 0
+
+    # -- state -------------------------------------------------------------------
+
+    @property
+    def outstanding(self) -> int:
+        """Messages handed out and not yet confirmed."""
+        return len(self.unconfirmed) + len(self.to_resend)
+
+    @property
+    def done(self) -> bool:
+        return self.source.exhausted and self.outstanding == 0
+
+    def stats(self) -> dict:
+        seconds = time.monotonic() - self._started_at if self._started_at else 0.0
+        return {
+            "run_id": self.source.factory.run_id,
+            "published": self.source.issued,
+            "confirmed": self.confirmed,
+            "republished": self.republished,
+            "nacked": self.nacked,
+            "returned": self.returned_count,
+            "seconds": round(seconds, 3),
+            "msgs_per_s": round(self.confirmed / seconds, 1) if seconds else 0.0,
+        }
+
+    def log_summary(self) -> None:
+        self.log.info("summary", extra={"fields": self.stats()})
+
+    # -- publishing ------------------------------------------------------------------
+
+    def _pump(self) -> None:
+        """Publish until the window is full or there is nothing to send right now."""
+        if not self.ready or self._redeclaring:
+            return
+        channel = self.channel
+        routing_key = self.queue.name
+        unconfirmed = self.unconfirmed
+        while len(unconfirmed) < self.window:
+            if self.to_resend:
+                message = self.to_resend.popleft()
+                self.republished += 1
+            elif not self.stop_requested:
+                message = self.source.take()
+                if message is None:
+                    break
+            else:
+                break
+            channel.basic_publish("", routing_key, message.body, message.properties, mandatory=True)
+            unconfirmed[self._next_tag] = message
+            self._next_tag += 1
+        if self.done:
+            self.finish(EXIT_OK)
+
+    def _on_confirm(self, frame) -> None:
+        method = frame.method
+        settled = self._settle(method.delivery_tag, method.multiple)
+        if isinstance(method, Basic.Ack) and not self.returned:
+            self.confirmed += len(settled)
+        else:
+            acked = isinstance(method, Basic.Ack)
+            for message in settled:
+                if acked and message.message_id not in self.returned:
+                    self.confirmed += 1
+                    continue
+                self.returned.discard(message.message_id)
+                if not acked:
+                    self.nacked += 1
+                self.to_resend.append(message)
+        if self.stop_requested and self.outstanding == 0:
+            self._finish_stopped()
+        else:
+            self._pump()
+
+    def _settle(self, tag: int, multiple: bool) -> list[OutgoingMessage]:
+        """Remove and return the messages a confirm covers."""
+        unconfirmed = self.unconfirmed
+        if not multiple:
+            message = unconfirmed.pop(tag, None)
+            return [message] if message is not None else []
+        settled = []
+        while unconfirmed:
+            first = next(iter(unconfirmed))
+            if first > tag:
+                break
+            settled.append(unconfirmed.popitem(last=False)[1])
+        return settled
+
+    def _on_return(self, channel, method, properties, body) -> None:
+        # Unroutable: the queue is gone (deleted by hand?). The confirm that follows
+        # must not count; declare the queues again and resend.
+        self.returned.add(properties.message_id)
+        self.returned_count += 1
+        self.log.warning(
+            "message returned by the broker, redeclaring the queues",
+            extra={"fields": {"reply": method.reply_text, "message_id": properties.message_id}},
+        )
+        if not self._redeclaring:
+            self._redeclaring = True
+            declare_queues(channel, self.queue, self._on_redeclared)
+
+    def _on_redeclared(self) -> None:
+        self._redeclaring = False
+        self._pump()
+
+    def _finish_stopped(self) -> None:
+        self.finish(EXIT_OK)

@@ -256,7 +256,7 @@ class RabbitMessaging(pulumi.ComponentResource):
             publicly_accessible=False,
             subnet_ids=pulumi.Output.from_input(args["subnet_ids"]).apply(lambda ids: ids[:1]),
             security_groups=[group.id],
-            users=[aws.mq.BrokerUserArgs(username=BROKER_USER, password=password)],
+            users=[aws.mq.BrokerUserArgs(username=BROKER_USER, password=pulumi.Output.secret(password))],
             auto_minor_version_upgrade=True,
             logs=aws.mq.BrokerLogsArgs(general=True),
             tags=name_tags(tags, f"{name}-broker"),

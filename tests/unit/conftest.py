@@ -17,3 +17,12 @@ def dev_plan():
 @pytest.fixture(scope="session")
 def prod_plan():
     return synth(REPO, "prod")
+
+
+@pytest.fixture(scope="session")
+def dev_amazonmq_plan():
+    """The dev stack with seaport:brokerMode=amazonmq."""
+    from components.testing import run_program, stack_config
+
+    config = {**stack_config(REPO, "dev"), "seaport:brokerMode": "amazonmq"}
+    return run_program(REPO / "__main__.py", stack="dev", config=config)

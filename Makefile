@@ -17,9 +17,10 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt apps/requirements.txt pypr
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
-## plan: offline plan of STACK (default dev) into build/$(STACK)
+## plan: offline plan of STACK (default dev) into build/$(STACK), checked by the policy pack
 plan: $(VENV)/.stamp
 	$(PY) -m components.synth --stack $(STACK) --out build/$(STACK)
+	$(PY) -m policy.offline build/$(STACK)/resources.json
 
 ## sysdeps: install the Debian packages the tests need, when missing (needs root or sudo)
 sysdeps:

@@ -1,0 +1,285 @@
+"""seaport's guardrails as pulumi-policy rules (all mandatory).
+
+``pulumi preview --policy-pack policy`` runs them against a real deployment;
+``python -m policy.offline build/<stack>/resources.json`` (and the tests) run
+the same objects against an offline plan. Properties are the engine's
+camelCase names. Every violation names the resource and the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+WORLD = ("0.0.0.0/0", "::/0")
+SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|(^|_)KEY($|_)|API_?KEY|CREDENTIAL", re.IGNORECASE)
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+MAX_SCALE_OUT_SECONDS = 300
+
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
+LISTENER = "aws:lb/listener:Listener"
+SCALING_POLICY = "aws:appautoscaling/policy:Policy"
+ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+
+def _where(name: str, resource_type: str) -> str:
+    return f"{name} ({resource_type})"
+
+
+# -- ingress ---------------------------------------------------------------------------------
+
+
+def ingress_rules(resource_type: str, props: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every ingress rule a resource declares, normalised to {protocol, from, to, cidrs, group}."""
+    if resource_type == INGRESS_RULE:
+        cidrs = [c for c in (props.get("cidrIpv4"), props.get("cidrIpv6")) if c]
+        yield _rule(
+            props.get("ipProtocol"), props.get("fromPort"), props.get("toPort"), cidrs, props.get("securityGroupId")
+        )
+    elif resource_type == LEGACY_RULE and props.get("type") == "ingress":
+        cidrs = list(props.get("cidrBlocks") or []) + list(props.get("ipv6CidrBlocks") or [])
+        yield _rule(
+            props.get("protocol"), props.get("fromPort"), props.get("toPort"), cidrs, props.get("securityGroupId")
+        )
+    elif resource_type == SECURITY_GROUP:
+        for inline in props.get("ingress") or []:
+            cidrs = list(inline.get("cidrBlocks") or []) + list(inline.get("ipv6CidrBlocks") or [])
+            yield _rule(inline.get("protocol"), inline.get("fromPort"), inline.get("toPort"), cidrs, props.get("id"))
+
+
+def _rule(protocol, low, high, cidrs, group) -> dict[str, Any]:
+    all_traffic = str(protocol) in ("-1", "all")
+    return {
+        "protocol": "all" if all_traffic else str(protocol),
+        "from": 0 if all_traffic or low is None else int(low),
+        "to": 65535 if all_traffic or high is None else int(high),
+        "cidrs": cidrs,
+        "group": group,
+    }
+
+
+def _no_ssh(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for rule in ingress_rules(args.resource_type, args.props):
+        if rule["from"] <= 22 <= rule["to"]:
+            report(
+                f"{_where(args.name, args.resource_type)} admits port 22 ({rule['protocol']} "
+                f"{rule['from']}-{rule['to']}). Fix: remove the rule; reach instances with SSM Session Manager."
+            )
+
+
+def _world_ingress_only_on_alb_listeners(args: StackValidationArgs, report: ReportViolation) -> None:
+    listener_ports: dict[str, set[int]] = {}  # load balancer ARN -> listener ports
+    for r in args.resources:
+        if r.resource_type == LISTENER and r.props.get("port") is not None:
+            listener_ports.setdefault(r.props.get("loadBalancerArn"), set()).add(int(r.props["port"]))
+    open_ports: dict[str, set[int]] = {}  # security group id -> ports its internet-facing ALBs listen on
+    for r in args.resources:
+        if r.resource_type == LOAD_BALANCER and not r.props.get("internal", False):
+            ports = listener_ports.get(r.props.get("arn"), set())
+            for group in r.props.get("securityGroups") or []:
+                open_ports.setdefault(group, set()).update(ports)
+    for r in args.resources:
+        for rule in ingress_rules(r.resource_type, r.props):
+            if not any(c in WORLD for c in rule["cidrs"]):
+                continue
+            allowed = open_ports.get(rule["group"], set())
+            if rule["protocol"] != "tcp" or rule["from"] != rule["to"] or rule["from"] not in allowed:
+                report(
+                    f"{_where(r.name, r.resource_type)} opens {rule['protocol']} {rule['from']}-{rule['to']} to the "
+                    "internet on a group that is not an internet-facing load balancer listening on that port. "
+                    "Fix: admit a security group instead of 0.0.0.0/0 or ::/0.",
+                    r.urn,
+                )
+
+
+# -- instances and storage ---------------------------------------------------------------------
+
+
+def _imdsv2(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type not in ("aws:ec2/launchTemplate:LaunchTemplate", "aws:ec2/instance:Instance"):
+        return
+    options = args.props.get("metadataOptions") or {}
+    if options.get("httpTokens") != "required":
+        report(
+            f"{_where(args.name, args.resource_type)} allows IMDSv1 (metadataOptions.httpTokens is "
+            f"{options.get('httpTokens')!r}). Fix: set metadataOptions.httpTokens to 'required'."
+        )
+
+
+def _encrypted_volumes(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    where = _where(args.name, args.resource_type)
+    if args.resource_type == "aws:ec2/launchTemplate:LaunchTemplate":
+        mappings = args.props.get("blockDeviceMappings") or []
+        if not mappings:
+            report(f"{where} leaves the root volume to the AMI's default. Fix: map it with ebs.encrypted 'true'.")
+        for mapping in mappings:
+            if str((mapping.get("ebs") or {}).get("encrypted")).lower() != "true":
+                report(
+                    f"{where} has an unencrypted volume {mapping.get('deviceName')}. Fix: set ebs.encrypted to 'true'."
+                )
+    elif args.resource_type == "aws:ebs/volume:Volume" and not args.props.get("encrypted"):
+        report(f"{where} is not encrypted. Fix: set encrypted to true.")
+    elif args.resource_type == "aws:ec2/instance:Instance" and not (args.props.get("rootBlockDevice") or {}).get(
+        "encrypted"
+    ):
+        report(f"{where} has an unencrypted root volume. Fix: set rootBlockDevice.encrypted to true.")
+
+
+def _log_retention(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type == "aws:cloudwatch/logGroup:LogGroup" and not args.props.get("retentionInDays"):
+        report(
+            f"{_where(args.name, args.resource_type)} keeps logs forever. "
+            "Fix: set retentionInDays (e.g. 30; seaport:logRetentionDays)."
+        )
+
+
+# -- ECS ------------------------------------------------------------------------------------------
+
+
+def _circuit_breaker(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != "aws:ecs/service:Service":
+        return
+    breaker = args.props.get("deploymentCircuitBreaker") or {}
+    if not (breaker.get("enable") and breaker.get("rollback")):
+        report(
+            f"{_where(args.name, args.resource_type)} has no deployment circuit breaker with rollback. "
+            "Fix: set deploymentCircuitBreaker to {enable: true, rollback: true}."
+        )
+
+
+def _container_definitions(args: ResourceValidationArgs) -> list[dict[str, Any]]:
+    if args.resource_type != "aws:ecs/taskDefinition:TaskDefinition":
+        return []
+    text = args.props.get("containerDefinitions")
+    try:
+        return json.loads(text) if isinstance(text, str) else []
+    except json.JSONDecodeError:
+        return []
+
+
+def _images_by_digest(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for container in _container_definitions(args):
+        image = str(container.get("image", ""))
+        if not DIGEST.search(image):
+            report(
+                f"{_where(args.name, args.resource_type)} runs container {container.get('name')!r} from {image!r}, "
+                "a movable tag. Fix: reference the image by digest (repo@sha256:...), e.g. ContainerImage.repo_digest."
+            )
+
+
+def _no_plaintext_secrets(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    for container in _container_definitions(args):
+        for variable in container.get("environment") or []:
+            if SECRET_NAME.search(str(variable.get("name", ""))):
+                report(
+                    f"{_where(args.name, args.resource_type)} puts {variable.get('name')} of container "
+                    f"{container.get('name')!r} in plain environment. Fix: store it in Secrets Manager and pass "
+                    "it in the container's secrets (valueFrom)."
+                )
+
+
+# -- scaling ---------------------------------------------------------------------------------------
+
+
+def _adjustments(props: dict[str, Any]) -> list[int]:
+    steps = (props.get("stepScalingPolicyConfiguration") or {}).get("stepAdjustments") or []
+    return [int(s.get("scalingAdjustment", 0)) for s in steps]
+
+
+def _nonzero_steps(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != SCALING_POLICY or args.props.get("policyType") != "StepScaling":
+        return
+    adjustments = _adjustments(args.props)
+    if not adjustments or 0 in adjustments:
+        report(
+            f"{_where(args.name, args.resource_type)} has step adjustments {adjustments}: a 0 never changes "
+            "anything. Fix: use +1 (or more) to scale out and -1 to scale in."
+        )
+
+
+def _alarms_react_in_time(args: StackValidationArgs, report: ReportViolation) -> None:
+    scale_out_arns = {
+        r.props.get("arn")
+        for r in args.resources
+        if r.resource_type == SCALING_POLICY and any(a > 0 for a in _adjustments(r.props))
+    }
+    for r in args.resources:
+        if r.resource_type != ALARM:
+            continue
+        actions = r.props.get("alarmActions") or []
+        scales_out = any(a in scale_out_arns for a in actions) or (
+            any(":scalingPolicy:" in str(a) for a in actions)
+            and str(r.props.get("comparisonOperator", "")).startswith("GreaterThan")
+        )
+        if not scales_out:
+            continue
+        periods = r.props.get("datapointsToAlarm") or r.props.get("evaluationPeriods") or 0
+        seconds = int(periods) * int(r.props.get("period") or 0)
+        if seconds > MAX_SCALE_OUT_SECONDS:
+            report(
+                f"{_where(r.name, r.resource_type)} needs {seconds} s of breaching data before it scales out "
+                f"(more than {MAX_SCALE_OUT_SECONDS} s). Fix: period 60 with 2-3 evaluation periods.",
+                r.urn,
+            )
+
+
+def _scan_on_push(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != "aws:ecr/repository:Repository":
+        return
+    if not (args.props.get("imageScanningConfiguration") or {}).get("scanOnPush"):
+        report(
+            f"{_where(args.name, args.resource_type)} does not scan images. "
+            "Fix: set imageScanningConfiguration.scanOnPush to true."
+        )
+
+
+MANDATORY = EnforcementLevel.MANDATORY
+
+RESOURCE_POLICIES = [
+    ResourceValidationPolicy("no-ssh", "No security group rule admits port 22, from anywhere.", _no_ssh, MANDATORY),
+    ResourceValidationPolicy("imdsv2-required", "Launch templates and instances require IMDSv2.", _imdsv2, MANDATORY),
+    ResourceValidationPolicy("encrypted-volumes", "EBS and root volumes are encrypted.", _encrypted_volumes, MANDATORY),
+    ResourceValidationPolicy("log-retention", "Log groups expire their logs.", _log_retention, MANDATORY),
+    ResourceValidationPolicy(
+        "ecs-circuit-breaker", "ECS services roll back failed deployments.", _circuit_breaker, MANDATORY
+    ),
+    ResourceValidationPolicy(
+        "images-by-digest", "Task definitions reference images by digest.", _images_by_digest, MANDATORY
+    ),
+    ResourceValidationPolicy(
+        "no-plaintext-secrets", "No secret-like names in container environment.", _no_plaintext_secrets, MANDATORY
+    ),
+    ResourceValidationPolicy(
+        "nonzero-step-adjustments", "Step scaling adjustments change the capacity.", _nonzero_steps, MANDATORY
+    ),
+    ResourceValidationPolicy("ecr-scan-on-push", "ECR repositories scan on push.", _scan_on_push, MANDATORY),
+]
+STACK_POLICIES = [
+    StackValidationPolicy(
+        "world-ingress-only-on-alb-listeners",
+        "Only internet-facing load balancers' listener ports admit 0.0.0.0/0 or ::/0.",
+        _world_ingress_only_on_alb_listeners,
+        MANDATORY,
+    ),
+    StackValidationPolicy(
+        "scale-out-alarms-within-5-minutes",
+        "Alarms that scale out fire within 5 minutes of sustained load.",
+        _alarms_react_in_time,
+        MANDATORY,
+    ),
+]
+POLICIES = RESOURCE_POLICIES + STACK_POLICIES

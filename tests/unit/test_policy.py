@@ -1,0 +1,194 @@
+"""The policy pack: the real stacks pass every rule; a violating resource fails each rule by name."""
+
+import json
+
+import pytest
+
+from policy.offline import check
+from policy.rules import POLICIES
+
+DIGEST = "@sha256:" + "a" * 64
+
+
+def resource(resource_type, name, inputs, outputs=None):
+    return {
+        "urn": f"urn:pulumi:test::seaport::{resource_type}::{name}",
+        "type": resource_type,
+        "name": name,
+        "parent": None,
+        "custom": True,
+        "inputs": inputs,
+        "outputs": {**inputs, **(outputs or {})},
+    }
+
+
+def task(name, container):
+    return resource("aws:ecs/taskDefinition:TaskDefinition", name, {"containerDefinitions": json.dumps([container])})
+
+
+def alb(group="sg-alb", port=80, internal=False):
+    """An ALB with one listener, for the world-ingress rule's context."""
+    arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/1"
+    return [
+        resource(
+            "aws:lb/loadBalancer:LoadBalancer", "web", {"securityGroups": [group], "internal": internal}, {"arn": arn}
+        ),
+        resource("aws:lb/listener:Listener", "web-http", {"loadBalancerArn": arn, "port": port}),
+    ]
+
+
+def world_rule(name, group, port, cidr="0.0.0.0/0"):
+    key = "cidrIpv6" if ":" in cidr else "cidrIpv4"
+    return resource(
+        "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+        name,
+        {"securityGroupId": group, "ipProtocol": "tcp", "fromPort": port, "toPort": port, key: cidr},
+    )
+
+
+def scaling_policy(name, adjustment, arn):
+    return resource(
+        "aws:appautoscaling/policy:Policy",
+        name,
+        {
+            "policyType": "StepScaling",
+            "stepScalingPolicyConfiguration": {"stepAdjustments": [{"scalingAdjustment": adjustment}]},
+        },
+        {"arn": arn},
+    )
+
+
+SCALE_OUT_ARN = "arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:1:resource/ecs/service/c/s:policyName/out"
+
+VIOLATIONS = {
+    "no-ssh": [
+        resource(
+            "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule",
+            "ssh-from-office",
+            {"securityGroupId": "sg-1", "ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "cidrIpv4": "10.0.0.0/8"},
+        )
+    ],
+    "imdsv2-required": [
+        resource(
+            "aws:ec2/launchTemplate:LaunchTemplate",
+            "lt-v1",
+            {
+                "metadataOptions": {"httpTokens": "optional"},
+                "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true"}}],
+            },
+        )
+    ],
+    "encrypted-volumes": [
+        resource(
+            "aws:ec2/launchTemplate:LaunchTemplate",
+            "lt-plain",
+            {
+                "metadataOptions": {"httpTokens": "required"},
+                "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "false"}}],
+            },
+        )
+    ],
+    "log-retention": [resource("aws:cloudwatch/logGroup:LogGroup", "forever", {})],
+    "ecs-circuit-breaker": [
+        resource(
+            "aws:ecs/service:Service", "no-breaker", {"deploymentCircuitBreaker": {"enable": True, "rollback": False}}
+        )
+    ],
+    "images-by-digest": [task("tagged", {"name": "web", "image": "nginx:latest", "environment": []})],
+    "no-plaintext-secrets": [
+        task(
+            "leaky",
+            {"name": "web", "image": "web" + DIGEST, "environment": [{"name": "DB_PASSWORD", "value": "hunter2"}]},
+        )
+    ],
+    "nonzero-step-adjustments": [scaling_policy("never-scales", 0, SCALE_OUT_ARN)],
+    "ecr-scan-on-push": [
+        resource("aws:ecr/repository:Repository", "unscanned", {"imageScanningConfiguration": {"scanOnPush": False}})
+    ],
+    "world-ingress-only-on-alb-listeners": [*alb(), world_rule("open-8080", "sg-alb", 8080)],
+    "scale-out-alarms-within-5-minutes": [
+        scaling_policy("out", 1, SCALE_OUT_ARN),
+        resource(
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            "slow-alarm",
+            {
+                "alarmActions": [SCALE_OUT_ARN],
+                "period": 60,
+                "evaluationPeriods": 60,
+                "comparisonOperator": "GreaterThanOrEqualToThreshold",
+            },
+        ),
+    ],
+}
+
+
+def test_every_policy_has_a_violating_case():
+    assert {p.name for p in POLICIES} == set(VIOLATIONS)
+
+
+@pytest.mark.parametrize("stack", ["dev_plan", "prod_plan", "dev_amazonmq_plan"])
+def test_the_real_stacks_pass_every_policy(stack, request):
+    plan = request.getfixturevalue(stack)
+    assert check(plan.to_json()["resources"]) == []
+
+
+@pytest.mark.parametrize("policy", sorted(VIOLATIONS))
+def test_each_policy_rejects_its_violation_naming_the_resource_and_the_fix(policy):
+    resources = VIOLATIONS[policy]
+    found = [v for v in check(resources) if v.policy == policy]
+    assert found, f"{policy} accepted a violating resource"
+    offender = resources[-1]
+    for violation in found:
+        assert offender["name"] in violation.message
+        assert "Fix:" in violation.message
+        assert violation.urn == offender["urn"]
+
+
+def test_violating_cases_break_only_their_own_policy():
+    for policy, resources in VIOLATIONS.items():
+        assert {v.policy for v in check(resources)} == {policy}, policy
+
+
+@pytest.mark.parametrize(
+    ("resources", "ok"),
+    [
+        ([*alb(port=80), world_rule("http", "sg-alb", 80)], True),
+        ([*alb(port=443), world_rule("https-v6", "sg-alb", 443, "::/0")], True),
+        ([*alb(port=80, internal=True), world_rule("internal-alb", "sg-alb", 80)], False),
+        ([world_rule("instances", "sg-instances", 80)], False),
+        (
+            [
+                resource(
+                    "aws:ec2/securityGroup:SecurityGroup",
+                    "inline",
+                    {"ingress": [{"protocol": "-1", "fromPort": 0, "toPort": 0, "cidrBlocks": ["0.0.0.0/0"]}]},
+                    {"id": "sg-inline"},
+                )
+            ],
+            False,
+        ),
+    ],
+)
+def test_world_ingress_rule_cases(resources, ok):
+    violations = [v for v in check(resources) if v.policy == "world-ingress-only-on-alb-listeners"]
+    assert (violations == []) is ok
+
+
+def test_the_original_designs_scaling_fails_both_scaling_rules():
+    # The 2017 report: ScalingAdjustment=0 on both policies, alarms of 60 one-minute periods.
+    out_arn, in_arn = SCALE_OUT_ARN, SCALE_OUT_ARN.replace("/out", "/in")
+    resources = [
+        scaling_policy("php-app-out", 0, out_arn),
+        scaling_policy("php-app-in", 0, in_arn),
+        resource(
+            "aws:cloudwatch/metricAlarm:MetricAlarm",
+            "php-app-high",
+            {
+                "alarmActions": [out_arn],
+                "period": 60,
+                "evaluationPeriods": 60,
+                "comparisonOperator": "GreaterThanOrEqualToThreshold",
+            },
+        ),
+    ]
+    assert {v.policy for v in check(resources)} == {"nonzero-step-adjustments", "scale-out-alarms-within-5-minutes"}

@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     logs = Path(tempfile.mkdtemp(prefix="seaport-bench-portal-"))
     clean = {"WEATHER_URL": "", "STOCKS_URL": "", "CONSUL_HTTP_ADDR": "", "DELAY_MS": "", "ACCESS_LOG": ""}
     # Every backend call of 32 pages at once (32 x 3 per backend) must find a free thread.
-    backend_env = {**clean, "WEB_CONCURRENCY": "2", "THREADS": "64"}
+    backend_env = {**clean, "WEB_CONCURRENCY": os.environ.get("BACKEND_WORKERS", "2"), "THREADS": "64"}
     portal_env = {
         **clean,
         "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),

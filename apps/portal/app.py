@@ -20,70 +20,19 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
 
 from flask import Flask, Response, render_template, request
 
 from apps.common import names, web
 from apps.common.discovery import ConsulDiscovery
-from apps.portal.backends import INVALID, TIMEOUT, Backend, Outcome, timed_out
+from apps.portal.backends import INVALID, Backend, Outcome, timed_out
 from apps.portal.client import KeepAliveClient
 from apps.portal.settings import Settings
+from apps.portal.view import MAX_QUERY_CHARS, Item, Panel, requested
 
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 )
-MAX_QUERY_CHARS = 512  # of ?symbols= or ?cities=; enough for PORTAL_MAX_ITEMS names
-LABEL_CHARS = 40  # of a malformed name echoed back on the page
-
-
-@dataclass
-class Item:
-    label: str  # the name as asked (escaped when rendered)
-    outcome: Outcome
-
-
-@dataclass
-class Panel:
-    key: str  # "stocks" or "weather": element ids and CSS classes
-    title: str
-    param: str  # the query parameter that lists the names
-    items: list[Item]
-    note: str = ""  # e.g. that the list was cut to the maximum
-
-    @property
-    def state(self) -> str:
-        """ok, degraded (some calls failed) or unavailable (the backend failed every call)."""
-        failed = [item for item in self.items if item.outcome.failed]
-        answered = [item for item in self.items if not item.outcome.failed and item.outcome.state != INVALID]
-        if failed and not answered:
-            return "unavailable"
-        return "degraded" if failed else "ok"
-
-    @property
-    def reason(self) -> str:
-        """Why the backend failed, from the first failed call."""
-        return next((item.outcome.message for item in self.items if item.outcome.failed), "")
-
-
-def requested(raw: str | None, defaults: tuple[str, ...], parse, limit: int) -> tuple[list[tuple], str]:
-    """``[(label, name or None if malformed)]`` from a query parameter, and a note if it was cut."""
-    if raw is None:
-        return [(name, name) for name in defaults], ""
-    entries = [entry.strip() for entry in raw[:MAX_QUERY_CHARS].split(",") if entry.strip()]
-    wanted, seen = [], set()
-    for entry in entries:
-        try:
-            name = parse(entry)
-        except names.InvalidName:
-            name = None
-        key = name or entry
-        if key not in seen:
-            seen.add(key)
-            label = entry if len(entry) <= LABEL_CHARS else entry[: LABEL_CHARS - 1] + "…"
-            wanted.append((label, name))
-    note = f"showing the first {limit} of {len(wanted)}" if len(wanted) > limit else ""
-    return wanted[:limit], note
 
 
 def create_app(settings: Settings) -> Flask:
@@ -146,9 +95,7 @@ def create_app(settings: Settings) -> Flask:
             fill(stock_items, stock_call.result(timeout=max(settings.page_deadline - (time.monotonic() - started), 0)))
         except FutureTimeout:
             fill(stock_items, [timed_out(f"no answer within {settings.page_deadline:g} s")] * len(stock_items))
-        html = render_template(
-            "index.html", panels=[stocks_panel, weather_panel], TIMEOUT=TIMEOUT, max_query=MAX_QUERY_CHARS
-        )
+        html = render_template("index.html", panels=[stocks_panel, weather_panel], max_query=MAX_QUERY_CHARS)
         return Response(html, 200, {"Cache-Control": "no-store"}, mimetype="text/html")
 
     def api(backend: Backend, raw: str, parse, what: str):

@@ -16,7 +16,13 @@ from components.service import ContainerService, ContainerServiceArgs
 from components.validation import InvalidArgument
 from components.web_service import ScaledWebService, ScaledWebServiceArgs
 
+__version__ = "0.1.0"
+
+# What other languages get through the component provider (provider/__main__.py).
+COMPONENTS = [Network, EcsCluster, ContainerService, ScaledWebService, ConsulMesh, RabbitMessaging, ContainerImage]
+
 __all__ = [
+    "COMPONENTS",
     "ConsulMesh",
     "ConsulMeshArgs",
     "ContainerImage",

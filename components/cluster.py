@@ -1,8 +1,6 @@
 """EcsCluster: ECS cluster on an Auto Scaling group driven by a capacity provider."""
 
-from __future__ import annotations
-
-from typing import TypedDict
+from typing import Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -21,9 +19,9 @@ RESERVED_PREFIXES = ("aws", "ecs", "fargate")
 
 
 class EcsClusterArgs(TypedDict, total=False):
-    vpc_id: pulumi.Input[str]
+    vpc_id: Required[pulumi.Input[str]]
     """VPC of the instances' security group. Required."""
-    subnet_ids: pulumi.Input[list[str]]
+    subnet_ids: Required[pulumi.Input[list[str]]]
     """Subnets the Auto Scaling group launches instances into. Required."""
     instance_type: str
     """EC2 instance type (Graviton types get the arm64 AMI). Default ``t3.small``."""

@@ -1,9 +1,7 @@
 """ConsulMesh: Consul servers, a client agent on every ECS instance, and the registrar sidecar."""
 
-from __future__ import annotations
-
 import json
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -54,15 +52,15 @@ ACL_POLICIES: dict[str, dict[str, Any]] = {
 
 
 class ConsulMeshArgs(TypedDict, total=False):
-    vpc_id: pulumi.Input[str]
+    vpc_id: Required[pulumi.Input[str]]
     """VPC of the servers. Required."""
-    subnet_ids: pulumi.Input[list[str]]
+    subnet_ids: Required[pulumi.Input[list[str]]]
     """Subnets for the servers (2+ AZs; the cluster's instance subnets). Required."""
-    cluster_arn: pulumi.Input[str]
+    cluster_arn: Required[pulumi.Input[str]]
     """ECS cluster that runs a client agent on every instance. Required."""
-    instance_security_group_id: pulumi.Input[str]
+    instance_security_group_id: Required[pulumi.Input[str]]
     """Security group of the cluster's instances. Required."""
-    registrar_image: pulumi.Input[str]
+    registrar_image: Required[pulumi.Input[str]]
     """Image of the registrar sidecar (by digest). Required."""
     server_count: int
     """Consul servers: 1 (no fault tolerance), 3 or 5. Default ``3``."""

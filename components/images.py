@@ -1,10 +1,8 @@
 """ContainerImage: an ECR repository and an image built from source and pushed to it."""
 
-from __future__ import annotations
-
 import json
 import re
-from typing import TypedDict
+from typing import Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -17,7 +15,7 @@ DIGEST_REFERENCE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 
 
 class ContainerImageArgs(TypedDict, total=False):
-    context: str
+    context: Required[str]
     """Build context directory (``apps/`` for seaport's images). Required."""
     dockerfile: str
     """Dockerfile path (e.g. ``apps/portal/Dockerfile``). Default ``<context>/Dockerfile``."""

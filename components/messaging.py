@@ -1,8 +1,6 @@
 """RabbitMessaging: the RabbitMQ broker (a container or Amazon MQ) and the send/receive services."""
 
-from __future__ import annotations
-
-from typing import TypedDict
+from typing import Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -21,21 +19,21 @@ BROKER_USER = "seaport"
 
 
 class RabbitMessagingArgs(TypedDict, total=False):
-    cluster_arn: pulumi.Input[str]
+    cluster_arn: Required[pulumi.Input[str]]
     """ECS cluster of the services. Required."""
-    capacity_provider_name: pulumi.Input[str]
+    capacity_provider_name: Required[pulumi.Input[str]]
     """Capacity provider the services run on. Required."""
-    instance_security_group_id: pulumi.Input[str]
+    instance_security_group_id: Required[pulumi.Input[str]]
     """Security group of the cluster's instances (the only clients of the broker). Required."""
-    send_image: pulumi.Input[str]
+    send_image: Required[pulumi.Input[str]]
     """Image of the send service, by digest. Required."""
-    receive_image: pulumi.Input[str]
+    receive_image: Required[pulumi.Input[str]]
     """Image of the receive service, by digest. Required."""
-    consul_agent_address: pulumi.Input[str]
+    consul_agent_address: Required[pulumi.Input[str]]
     """``CONSUL_HTTP_ADDR`` for the apps (ConsulMesh's ``agent_address``). Required."""
     consul_agent_hosts: pulumi.Input[dict[str, str]]
     """/etc/hosts entries that resolve the agent's host name (ConsulMesh's ``agent_hosts``). Default ``{}``."""
-    consul_token_secret_arn: pulumi.Input[str]
+    consul_token_secret_arn: Required[pulumi.Input[str]]
     """Secret with the Consul ACL token the apps look services up with (the reader token). Required."""
     broker_registrar: Container
     """Registrar sidecar for the broker container (``mesh.registrar("rabbitmq", "rabbitmq", 5672, "tcp")``).

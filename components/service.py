@@ -1,10 +1,8 @@
 """ContainerService: one ECS service on an EC2 cluster, with its logs, roles and task definition."""
 
-from __future__ import annotations
-
 import json
 import re
-from typing import Any, TypedDict
+from typing import Any, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -22,7 +20,7 @@ EPHEMERAL_PORTS = (32768, 65535)
 
 
 class HealthCheck(TypedDict, total=False):
-    command: list[str]
+    command: Required[list[str]]
     """Docker health check command, e.g. ``["CMD", "python", "-m", "apps.common.healthcheck", "..."]``. Required."""
     interval_seconds: int
     """Seconds between checks. Default ``15``."""
@@ -35,16 +33,16 @@ class HealthCheck(TypedDict, total=False):
 
 
 class MountPoint(TypedDict, total=False):
-    source_volume: str
+    source_volume: Required[str]
     """Name of a volume in ``volumes``. Required."""
-    container_path: str
+    container_path: Required[str]
     """Where the volume appears in the container. Required."""
     read_only: bool
     """Mount read-only. Default ``False``."""
 
 
 class Volume(TypedDict, total=False):
-    name: str
+    name: Required[str]
     """Volume name, referenced by mount points. Required."""
     host_path: str
     """Bind-mount this path of the instance (e.g. the Consul agent's data dir). Default: none."""
@@ -54,8 +52,8 @@ class Volume(TypedDict, total=False):
 
 class Container(TypedDict, total=False):
     name: str
-    """Container name, unique in the task. Required."""
-    image: pulumi.Input[str]
+    """Container name, unique in the task. Default: the component name for the main container; sidecars need one."""
+    image: Required[pulumi.Input[str]]
     """Image reference; use a digest (``repo@sha256:...``) so a new build rolls the service. Required."""
     essential: bool
     """Stop the task when this container stops. Default ``True`` for the main container, ``False`` for sidecars."""
@@ -91,12 +89,12 @@ class LoadBalancerAttachment(TypedDict):
 
 
 class ContainerServiceArgs(TypedDict, total=False):
-    cluster_arn: pulumi.Input[str]
+    cluster_arn: Required[pulumi.Input[str]]
     """ARN of the ECS cluster. Required."""
     capacity_provider_name: pulumi.Input[str]
     """Capacity provider to run on (replica services). Default: none (DAEMON services use launch type EC2)."""
-    container: Container
-    """The main container. Required; its ``name`` defaults to the component name."""
+    container: Required[Container]
+    """The main container (its ``name`` defaults to the component name). Required."""
     sidecars: list[Container]
     """Extra containers in the same task (e.g. the Consul registrar). Default ``[]``."""
     volumes: list[Volume]

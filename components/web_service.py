@@ -1,8 +1,6 @@
 """ScaledWebService: an internet-facing ALB in front of an autoscaled ContainerService."""
 
-from __future__ import annotations
-
-from typing import TypedDict
+from typing import Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
@@ -27,19 +25,19 @@ SCALE_IN_PERIODS = 15
 
 
 class ScaledWebServiceArgs(TypedDict, total=False):
-    vpc_id: pulumi.Input[str]
+    vpc_id: Required[pulumi.Input[str]]
     """VPC of the load balancer. Required."""
-    public_subnet_ids: pulumi.Input[list[str]]
+    public_subnet_ids: Required[pulumi.Input[list[str]]]
     """Public subnets (2+ AZs) for the internet-facing load balancer. Required."""
-    cluster_arn: pulumi.Input[str]
+    cluster_arn: Required[pulumi.Input[str]]
     """ARN of the ECS cluster. Required."""
-    cluster_name: pulumi.Input[str]
+    cluster_name: Required[pulumi.Input[str]]
     """Name of the ECS cluster (CloudWatch dimensions and the scalable target). Required."""
-    capacity_provider_name: pulumi.Input[str]
+    capacity_provider_name: Required[pulumi.Input[str]]
     """Capacity provider the service runs on. Required."""
-    instance_security_group_id: pulumi.Input[str]
+    instance_security_group_id: Required[pulumi.Input[str]]
     """Security group of the container instances; it gets the one ingress rule from the ALB. Required."""
-    container: Container
+    container: Required[Container]
     """The web container; ``port`` is what the ALB sends traffic to. Required."""
     sidecars: list[Container]
     """Extra containers in each task. Default ``[]``."""

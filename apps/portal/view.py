@@ -69,7 +69,7 @@ class Panel:
 
 def requested(raw: str | None, defaults: tuple[str, ...], parse, limit: int) -> tuple[list[tuple], str]:
     """``[(label, name or None if malformed)]`` from a query parameter, and a note if it was cut."""
-    if raw is None:
+    if raw is None or not raw.strip(",\t "):  # absent or emptied in the form: the defaults
         return [(name, name) for name in defaults], ""
     entries = [entry.strip() for entry in raw[:MAX_QUERY_CHARS].split(",") if entry.strip()]
     wanted, seen = [], set()

@@ -47,6 +47,8 @@ def test_query_string_chooses_and_bounds_what_the_panels_show(stack):
     assert "showing the first 8 of 23" in stocks
     assert "Oslo" in section(html, "weather") and "Tokyo" not in section(html, "weather")
     assert 'name="cities" maxlength="512"\n           value="oslo"' in html  # the form shows the lists
+    emptied = requests.get(stack.portal.url + "/?symbols=&cities=,", timeout=5).text
+    assert "Tokyo" in section(emptied, "weather") and "AMZN" in section(emptied, "stocks")  # the defaults
 
 
 def test_api_answers_the_backend_json(stack):
@@ -130,6 +132,18 @@ def test_slow_backend_page_returns_within_the_timeout_and_api_answers_504(apps, 
     api = requests.get(portal.url + path, timeout=5)
     assert api.status_code == 504 and api.json()["error"] == "no answer within 0.4 s"
     assert time.monotonic() - started < 1.0
+
+
+def test_both_backends_are_called_at_the_same_time(apps):
+    weather = apps.start("apps.weather", ["--delay-ms", "400"])
+    stocks = apps.start("apps.stocks", ["--delay-ms", "400"])
+    portal = apps.start("apps.portal", env={"WEATHER_URL": weather.url, "STOCKS_URL": stocks.url})
+    requests.get(portal.url, timeout=5)  # connections opened, code warm
+    started = time.monotonic()
+    html = requests.get(portal.url, timeout=5).text
+    elapsed = time.monotonic() - started
+    assert panel_state(html, "stocks") == "ok" and panel_state(html, "weather") == "ok"
+    assert 0.4 <= elapsed < 0.7, elapsed  # one after the other would take 0.8 s or more
 
 
 class BadBackend:

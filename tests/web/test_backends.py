@@ -11,7 +11,7 @@ import requests
 
 from apps.common import names
 from apps.common.sample import stable_value
-from devtools.procs import REPO_ROOT
+from devtools.procs import REPO_ROOT, free_port
 
 
 def test_weather_answers_deterministic_marked_sample_data(stack):
@@ -129,3 +129,17 @@ def test_name_validation_shared_by_backends_and_portal():
     for bad in ("", "ABCDEF", "A1", "A.BCD", "ÄB"):
         with pytest.raises(names.InvalidName):
             names.symbol(bad)
+
+
+def test_container_healthcheck_command(stack, monkeypatch, capsys):
+    from apps.common import healthcheck
+
+    assert healthcheck.main([f"{stack.weather.url}/health"]) == 0
+    monkeypatch.setenv("PORT", str(stack.stocks.port))
+    assert healthcheck.main([]) == 0  # default: http://127.0.0.1:$PORT/health, as in the images
+    assert healthcheck.main([f"{stack.weather.url}/nowhere"]) == 1
+    assert "unhealthy: HTTP 404" in capsys.readouterr().err
+    monkeypatch.setenv("PORT", str(free_port()))
+    assert healthcheck.main([]) == 1
+    assert "Connection refused" in capsys.readouterr().err
+    assert healthcheck.main(["file:///etc/passwd"]) == 2

@@ -9,7 +9,7 @@ exposes plain outputs (ids, ARNs, names) to wire components together.
 
 from components.cluster import EcsCluster, EcsClusterArgs
 from components.consul import ConsulMesh, ConsulMeshArgs
-from components.images import ContainerImage, ContainerImageArgs
+from components.images import ContainerImage, ContainerImageArgs, pinned_image
 from components.messaging import RabbitMessaging, RabbitMessagingArgs
 from components.network import Network, NetworkArgs
 from components.service import ContainerService, ContainerServiceArgs
@@ -38,4 +38,5 @@ __all__ = [
     "RabbitMessagingArgs",
     "ScaledWebService",
     "ScaledWebServiceArgs",
+    "pinned_image",
 ]

@@ -86,3 +86,23 @@ def test_key_wiring_inputs_and_outputs(schema):
     container = schema["types"]["seaport:index:Container"]
     assert container["properties"]["environment"]["type"] == "object"
     assert "image" in container["required"]
+
+
+def test_yaml_example_uses_only_inputs_and_outputs_the_schema_declares(schema):
+    program = yaml.safe_load((REPO / "examples/yaml-consumer/Pulumi.yaml").read_text())
+    types = {}
+    for name, resource in program["resources"].items():
+        token = resource["type"]
+        assert token in schema["resources"], token
+        types[name] = schema["resources"][token]
+        inputs = types[name]["inputProperties"]
+        assert set(resource["properties"]) <= set(inputs), name
+        assert set(types[name].get("requiredInputs", [])) <= set(resource["properties"]), name
+        container = resource["properties"].get("container")
+        if container:
+            assert set(container) <= set(schema["types"]["seaport:index:Container"]["properties"])
+    text = (REPO / "examples/yaml-consumer/Pulumi.yaml").read_text()
+    import re
+
+    for resource, output in re.findall(r"\$\{(\w+)\.(\w+)\}", text):
+        assert output in types[resource]["properties"], f"{resource}.{output}"

@@ -1,0 +1,39 @@
+"""The example's own offline tests: its program under seaport's mocks (components.testing)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.testing import run_program
+
+MAIN = Path(__file__).resolve().parents[1] / "__main__.py"
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return run_program(MAIN, stack="dev", config={"aws:region": "eu-west-1"}, project="seaport-python-consumer")
+
+
+def test_builds_network_cluster_and_web_service(plan):
+    kinds = {r["type"] for r in plan.resources if not r["custom"]}
+    assert {"seaport:index:Network", "seaport:index:EcsCluster", "seaport:index:ScaledWebService"} <= kinds
+    assert plan.outputs["url"].startswith("http://")
+
+
+def test_the_image_is_pinned_by_digest_and_served_on_dynamic_ports(plan):
+    task = plan.one("aws:ecs/taskDefinition:TaskDefinition")
+    (container,) = json.loads(task["inputs"]["containerDefinitions"])
+    assert container["image"].startswith("nginxinc/nginx-unprivileged:1.27-alpine@sha256:")
+    assert container["portMappings"][0]["hostPort"] == 0
+    assert container["logConfiguration"]["options"]["awslogs-region"] == "eu-west-1"
+
+
+def test_safe_defaults_come_with_the_components(plan):
+    assert plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]["metadataOptions"]["httpTokens"] == "required"
+    assert plan.one("aws:cloudwatch/logGroup:LogGroup")["inputs"]["retentionInDays"] == 30
+    service = plan.one("aws:ecs/service:Service")["inputs"]
+    assert service["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
+    assert plan.one("aws:appautoscaling/policy:Policy")["inputs"]["policyType"] == "TargetTrackingScaling"
+    group = plan.one("aws:lb/targetGroup:TargetGroup")["inputs"]
+    assert group["healthCheck"]["path"] == "/" and group["targetType"] == "instance"

@@ -4,7 +4,8 @@ Sections sit between ``<!-- BEGIN generated:<name> -->`` and
 ``<!-- END generated:<name> -->`` markers:
 
 - ``architecture``: the Mermaid topology of the dev stack's offline plan;
-- ``settings``: every key of Pulumi.yaml with type, default, dev and prod values.
+- ``settings``: every key of Pulumi.yaml with type, default, dev and prod values;
+- ``policies``: the rules of the policy pack.
 
 ``--check`` exits 1 when the README is stale (the tests run it), so the docs
 can't drift from the code.
@@ -56,7 +57,15 @@ def architecture() -> str:
     return "```mermaid\n" + diagram.mermaid(synth(REPO, "dev")) + "```"
 
 
-SECTIONS = {"architecture": architecture, "settings": settings_table}
+def policies_table() -> str:
+    from policy.rules import POLICIES
+
+    rows = ["| Policy | Rule |", "| --- | --- |"]
+    rows += [f"| `{p.name}` | {p.description} |" for p in POLICIES]
+    return "\n".join(rows)
+
+
+SECTIONS = {"architecture": architecture, "settings": settings_table, "policies": policies_table}
 
 
 def render(text: str) -> str:

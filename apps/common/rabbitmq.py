@@ -3,7 +3,9 @@
 Where the broker is (flags of the apps override these):
 
 - ``RABBITMQ_URL``: ``amqp://user:password@host:port/vhost`` or ``amqps://...``
-  (local runs, tests, Amazon MQ). A vhost of ``/`` is written ``%2F``.
+  (local runs, tests, Amazon MQ). A vhost of ``/`` is written ``%2F``. A URL
+  without a login or vhost (Amazon MQ's endpoint is ``amqps://host:5671``) takes
+  them from the variables below.
 - else ``RABBITMQ_SERVICE``: a service name looked up through the Consul agent
   at ``CONSUL_HTTP_ADDR`` (healthy instances only, asked again on every
   reconnect), with ``RABBITMQ_USERNAME`` / ``RABBITMQ_PASSWORD`` (default
@@ -34,7 +36,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import pika
@@ -145,11 +147,12 @@ class BrokerSettings:
         )
         check_range("retry seconds", settings.retry_seconds, 0)
         if settings.url:
-            parse_amqp_url(settings.url)  # fail at startup, not at the first connection
+            settings.url_address()  # fail at startup, not at the first connection
         return settings
 
-    def with_overrides(self, **changes) -> BrokerSettings:
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def url_address(self) -> BrokerAddress:
+        """The URL's address; what it leaves out comes from the other settings."""
+        return parse_amqp_url(self.url, self.username, self.password, self.vhost)
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -183,8 +186,12 @@ class BrokerAddress:
         return f"{scheme}://{self.username}@{self.host}:{self.port}/{self.vhost.replace('/', '%2F')}"
 
 
-def parse_amqp_url(url: str) -> BrokerAddress:
-    """Split an AMQP URL, with a ConfigError that says what is wrong (never echoing the password)."""
+def parse_amqp_url(url: str, username="guest", password="guest", vhost="/") -> BrokerAddress:  # noqa: S107
+    """Split an AMQP URL, with a ConfigError that says what is wrong (never echoing the password).
+
+    Parts the URL leaves out come from the arguments: Amazon MQ's endpoint is a
+    bare ``amqps://host:5671``, with the login in RABBITMQ_USERNAME/RABBITMQ_PASSWORD.
+    """
     shown = redact(url)
     try:
         parts = urlsplit(url.strip())
@@ -204,9 +211,9 @@ def parse_amqp_url(url: str) -> BrokerAddress:
     return BrokerAddress(
         host=parts.hostname,
         port=port or (AMQPS_PORT if tls else AMQP_PORT),
-        username=unquote(parts.username) if parts.username else "guest",
-        password=unquote(parts.password) if parts.password else "guest",
-        vhost=unquote(path) if path else "/",
+        username=unquote(parts.username) if parts.username else username,
+        password=unquote(parts.password) if parts.password is not None else password,
+        vhost=unquote(path) if path else vhost,
         tls=tls,
         source="RABBITMQ_URL",
     )
@@ -255,7 +262,7 @@ class BrokerLocator:
     def next_address(self) -> BrokerAddress:
         """Raises ConfigError for a bad URL, DiscoveryError when Consul has no answer."""
         if self.settings.url:
-            return parse_amqp_url(self.settings.url)
+            return self.settings.url_address()
         if self._discovery is None:
             from apps.common.discovery import ConsulDiscovery
 

@@ -1,0 +1,183 @@
+"""Helpers for the messaging tests: run the apps as processes, read what they recorded."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pika
+
+from apps.common.rabbitmq import QueueSettings, declare_queues_blocking
+from devtools.procs import AppProcess
+
+# Settings a developer's shell might carry that would change what the apps do.
+CLEAN_ENV = {
+    name: ""
+    for name in (
+        "RABBITMQ_URL",
+        "RABBITMQ_SERVICE",
+        "RABBITMQ_USERNAME",
+        "RABBITMQ_PASSWORD",
+        "RABBITMQ_VHOST",
+        "RABBITMQ_TLS",
+        "RABBITMQ_QUEUE",
+        "RABBITMQ_QUEUE_TYPE",
+        "RABBITMQ_MAX_DELIVERIES",
+        "CONSUL_HTTP_ADDR",
+        "CONSUL_HTTP_TOKEN",
+        "SEND_RATE",
+        "SEND_COUNT",
+        "SEND_WINDOW",
+        "SEND_RUN_ID",
+        "RECEIVE_PREFETCH",
+        "RECEIVE_RECORD",
+        "RECEIVE_IDLE_EXIT",
+        "RECEIVE_WORK_MS",
+        "LOG_LEVEL",
+    )
+}
+
+
+def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
+    """Poll ``condition`` until it is true; AssertionError naming ``what`` after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def log_records(output: str) -> list[dict]:
+    """The JSON log lines of an app's output (other lines are ignored)."""
+    records = []
+    for line in output.splitlines():
+        if line.startswith("{"):
+            with contextlib.suppress(json.JSONDecodeError):
+                records.append(json.loads(line))
+    return records
+
+
+def expected_ids(run_id: str, count: int) -> set[str]:
+    return {f"{run_id}-{n}" for n in range(count)}
+
+
+def read_ids(*paths: Path) -> list[str]:
+    ids = []
+    for path in paths:
+        if path.exists():
+            ids += [line for line in path.read_text().splitlines() if line]
+    return ids
+
+
+class Messaging:
+    """Runs apps.send / apps.receive against one broker and queue, with logs in ``tmp``."""
+
+    def __init__(self, broker, queue: str, tmp: Path, queue_type: str = "quorum", max_deliveries: int = 10):
+        self.broker = broker
+        self.queue = queue
+        self.tmp = tmp
+        self.queue_type = queue_type
+        self.max_deliveries = max_deliveries
+        self.apps: list[AppProcess] = []
+        self._count = 0
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return {
+            **CLEAN_ENV,
+            "RABBITMQ_URL": self.broker.url,
+            "RABBITMQ_QUEUE": self.queue,
+            "RABBITMQ_QUEUE_TYPE": self.queue_type,
+            "RABBITMQ_MAX_DELIVERIES": str(self.max_deliveries),
+            # Come back quickly after a broker restart, give up in reasonable time.
+            "RABBITMQ_BACKOFF_INITIAL": "0.2",
+            "RABBITMQ_BACKOFF_MAX": "1",
+            "RABBITMQ_RETRY_SECONDS": "60",
+            **extra,
+        }
+
+    def start(self, app: str, *args: str, env: dict[str, str] | None = None) -> AppProcess:
+        self._count += 1
+        log_path = self.tmp / f"{self._count:02d}-{app}.log"
+        process = AppProcess(f"apps.{app}", list(args), env=env or self.env(), log_path=log_path).start()
+        self.apps.append(process)
+        return process
+
+    def send(self, *args: str, **kwargs) -> AppProcess:
+        return self.start("send", *args, **kwargs)
+
+    def receive(self, *args: str, **kwargs) -> AppProcess:
+        return self.start("receive", *args, **kwargs)
+
+    def wait_logged(self, app: AppProcess, message: str, timeout: float = 30.0) -> dict:
+        """The first log record of ``app`` with this message (fails if the app exits first)."""
+
+        def find():
+            for record in log_records(app.output()):
+                if record.get("message") == message:
+                    return record
+            if app.process.poll() is not None:
+                raise AssertionError(
+                    f"{app.module} exited ({app.process.returncode}) before logging "
+                    f"{message!r}:\n{app.output()[-3000:]}"
+                )
+            return None
+
+        return wait_until(find, timeout, f"{app.module} to log {message!r}")
+
+    def summary(self, app: AppProcess) -> dict:
+        records = [r for r in log_records(app.output()) if r.get("message") == "summary"]
+        assert records, f"no summary in the log of {app.module}:\n{app.output()[-3000:]}"
+        return records[-1]
+
+    def wait_exit(self, app: AppProcess, timeout: float) -> int:
+        try:
+            return app.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{app.module} still running after {timeout:g} s:\n{app.output()[-3000:]}") from None
+
+    def channel(self):
+        connection = pika.BlockingConnection(pika.URLParameters(self.broker.url))
+        return connection, connection.channel()
+
+    def queue_settings(self) -> QueueSettings:
+        return QueueSettings(self.queue, self.queue_type, self.max_deliveries)
+
+    def declare(self) -> None:
+        connection, channel = self.channel()
+        try:
+            declare_queues_blocking(channel, self.queue_settings())
+        finally:
+            connection.close()
+
+    def depth(self, queue: str | None = None) -> int:
+        """Messages ready in the queue (not counting unacknowledged ones)."""
+        connection, channel = self.channel()
+        try:
+            return channel.queue_declare(queue or self.queue, passive=True).method.message_count
+        finally:
+            connection.close()
+
+    def get_all(self, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
+        """Every message in ``queue``, acked (removed)."""
+        connection, channel = self.channel()
+        messages = []
+        try:
+            while True:
+                method, properties, body = channel.basic_get(queue, auto_ack=True)
+                if method is None:
+                    return messages
+                messages.append((properties, body))
+        finally:
+            connection.close()
+
+    def cleanup(self) -> None:
+        for app in self.apps:
+            if app.process is not None and app.process.poll() is None:
+                app.kill()
+                app.wait(5)

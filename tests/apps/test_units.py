@@ -1,0 +1,377 @@
+"""The messaging building blocks without a broker: settings, backoff, confirm and ack bookkeeping."""
+
+from __future__ import annotations
+
+import socket
+from collections import deque
+from types import SimpleNamespace
+
+import pika
+import pytest
+from pika.adapters.utils import connection_workflow as workflow
+from pika.adapters.utils import io_services_utils as transports
+from pika.spec import Basic
+
+from apps.common.config import ConfigError
+from apps.common.pika_tuning import coalesce_writes
+from apps.common.rabbitmq import (
+    POISON_HEADER,
+    Backoff,
+    BrokerSettings,
+    QueueSettings,
+    describe_connection_error,
+    parse_amqp_url,
+    redact,
+)
+from apps.receive.consumer import Consumer
+from apps.send.messages import MessageFactory, MessageSource
+from apps.send.publisher import Publisher
+
+BROKER = BrokerSettings(url="amqp://guest:guest@127.0.0.1:5672/%2F")
+
+# -- settings -----------------------------------------------------------------------
+
+
+def test_url_with_everything():
+    address = parse_amqp_url("amqp://app:p%40ss@broker.internal:5673/orders")
+    assert (address.host, address.port, address.username, address.password, address.vhost) == (
+        "broker.internal",
+        5673,
+        "app",
+        "p@ss",
+        "orders",
+    )
+    assert not address.tls
+    assert "p@ss" not in str(address) and "p%40ss" not in str(address)
+
+
+def test_amazon_mq_endpoint_takes_login_from_settings():
+    address = parse_amqp_url("amqps://b-1234.mq.us-east-1.amazonaws.com:5671", "seaport", "s3cret")
+    assert address.tls and address.port == 5671
+    assert (address.username, address.password, address.vhost) == ("seaport", "s3cret", "/")
+    assert parse_amqp_url("amqps://broker.internal").port == 5671
+    assert parse_amqp_url("amqp://broker.internal/%2F").vhost == "/"
+
+
+@pytest.mark.parametrize(
+    ("url", "phrase"),
+    [
+        ("broker:5672", "scheme"),
+        ("amqp://", "no host"),
+        ("amqp://h:99999/", "not a valid URL"),
+        ("amqp://h/a/b", "%2F"),
+        ("amqp://h/?heartbeat=5", "query"),
+    ],
+)
+def test_bad_urls(url, phrase):
+    with pytest.raises(ConfigError, match=phrase):
+        parse_amqp_url(url)
+
+
+def test_redact_hides_only_the_password():
+    assert redact("amqp://u:pw@h:1/v") == "amqp://u:***@h:1/v"
+    assert redact("amqp://h/v") == "amqp://h/v"
+
+
+def test_queue_arguments_by_type():
+    quorum = QueueSettings("orders", "quorum", 4)
+    assert quorum.arguments() == {
+        "x-queue-type": "quorum",
+        "x-dead-letter-exchange": "",
+        "x-dead-letter-routing-key": "orders.dead",
+        "x-delivery-limit": 4,
+    }
+    classic = QueueSettings("orders", "classic", 4)
+    assert "x-delivery-limit" not in classic.arguments()
+    assert classic.dead_letter_arguments() == {"x-queue-type": "classic"}
+
+
+def test_settings_from_environment(monkeypatch):
+    monkeypatch.setenv("RABBITMQ_SERVICE", "rabbitmq")
+    monkeypatch.delenv("RABBITMQ_URL", raising=False)
+    monkeypatch.setenv("RABBITMQ_QUEUE_TYPE", "Classic")
+    broker = BrokerSettings.from_env()
+    assert broker.service == "rabbitmq" and broker.url is None
+    assert QueueSettings.from_env().queue_type == "classic"
+    # a flag beats the variables
+    assert BrokerSettings.from_env(url="amqp://h/").service is None
+    monkeypatch.setenv("RABBITMQ_QUEUE_TYPE", "stream")
+    with pytest.raises(ConfigError, match="RABBITMQ_QUEUE_TYPE"):
+        QueueSettings.from_env()
+    monkeypatch.setenv("RABBITMQ_TLS", "maybe")
+    with pytest.raises(ConfigError, match="RABBITMQ_TLS"):
+        BrokerSettings.from_env()
+
+
+def test_connection_errors_are_described_in_one_line():
+    refused = workflow.AMQPConnectionWorkflowFailed(
+        [workflow.AMQPConnectorSocketConnectError(ConnectionRefusedError(111, "Connection refused"))]
+    )
+    assert describe_connection_error(refused) == (
+        "connection refused (nothing listens there, or the broker is starting)",
+        False,
+    )
+    login = workflow.AMQPConnectorAMQPHandshakeError(pika.exceptions.ProbableAuthenticationError("x"))
+    reason, permanent = describe_connection_error(login)
+    assert "login refused" in reason and permanent
+    reason, permanent = describe_connection_error(socket.gaierror(-2, "Name or service not known"))
+    assert "cannot resolve" in reason and not permanent
+
+
+# -- backoff -------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter():
+    full = Backoff(initial=0.5, maximum=4, budget=60, rng=lambda: 1.0)
+    assert [full.failed() for _ in range(6)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+    half = Backoff(initial=0.5, maximum=4, budget=60, rng=lambda: 0.0)
+    assert [half.failed() for _ in range(4)] == [0.25, 0.5, 1.0, 2.0]
+    half.succeeded()
+    assert half.failed() == 0.25
+
+
+def test_backoff_budget_counts_from_the_first_failure():
+    clock = FakeClock()
+    backoff = Backoff(initial=1, maximum=10, budget=5, clock=clock)
+    assert not backoff.exhausted()
+    backoff.failed()
+    clock.now += 4.9
+    assert not backoff.exhausted() and backoff.remaining() == pytest.approx(0.1)
+    clock.now += 0.2
+    assert backoff.exhausted()
+    backoff.succeeded()
+    assert not backoff.exhausted()
+
+
+# -- messages --------------------------------------------------------------------------
+
+
+def test_message_ids_count_from_zero_and_bodies_are_persistent_json():
+    source = MessageSource(MessageFactory("run1"), count=3)
+    messages = [source.take() for _ in range(4)]
+    assert [m.message_id for m in messages[:3]] == ["run1-0", "run1-1", "run1-2"]
+    assert messages[3] is None and source.exhausted
+    assert messages[0].properties.delivery_mode == 2
+    assert messages[0].properties.headers is None
+    assert b'"id":"run1-0"' in messages[0].body
+    poison = MessageFactory("p", poison=True).build(0)
+    assert poison.properties.headers == {POISON_HEADER: True}
+
+
+def test_rate_limits_and_bursts_at_most_one_second():
+    clock = FakeClock()
+    source = MessageSource(MessageFactory("r"), rate=10, clock=clock)
+    assert source.take() is not None
+    assert source.take() is None  # the first token is spent
+    clock.now += 0.25
+    assert sum(source.take() is not None for _ in range(10)) == 2
+    clock.now += 60  # a long pause does not turn into a flood
+    assert sum(source.take() is not None for _ in range(100)) == 10
+
+
+# -- publisher bookkeeping ------------------------------------------------------------------
+
+
+class FakePublishChannel:
+    is_open = True
+
+    def __init__(self):
+        self.published: list[str] = []
+
+    def basic_publish(self, exchange, routing_key, body, properties, mandatory):
+        assert mandatory and routing_key == "q" and exchange == ""
+        self.published.append(properties.message_id)
+
+    def add_on_return_callback(self, callback):
+        self.on_return = callback
+
+    def confirm_delivery(self, ack_nack_callback, callback):
+        self.on_confirm = ack_nack_callback
+        callback(None)
+
+    def close(self):
+        self.is_open = False
+
+
+def confirm(publisher, method):
+    publisher._on_confirm(SimpleNamespace(method=method))
+
+
+def ready_publisher(count: int, window: int) -> tuple[Publisher, FakePublishChannel]:
+    publisher = Publisher(BROKER, QueueSettings("q"), MessageSource(MessageFactory("r"), count=count), window=window)
+    open_channel(publisher)
+    return publisher, publisher.channel
+
+
+def open_channel(publisher):
+    publisher.channel = FakePublishChannel()
+    publisher.setup_channel(publisher.channel, lambda: None)
+    publisher._ready = True
+
+
+def test_publisher_keeps_the_window_and_settles_multiple_acks():
+    publisher, channel = ready_publisher(count=10, window=4)
+    publisher._pump()
+    assert channel.published == ["r-0", "r-1", "r-2", "r-3"]
+    confirm(publisher, Basic.Ack(delivery_tag=2, multiple=True))
+    assert publisher.confirmed == 2
+    assert channel.published[4:] == ["r-4", "r-5"]
+    assert list(publisher.unconfirmed) == [3, 4, 5, 6]
+    confirm(publisher, Basic.Ack(delivery_tag=5, multiple=False))
+    assert list(publisher.unconfirmed) == [3, 4, 6, 7]
+
+
+def test_publisher_republishes_nacked_and_returned_messages():
+    publisher, channel = ready_publisher(count=4, window=4)
+    publisher._pump()
+    confirm(publisher, Basic.Nack(delivery_tag=2, multiple=True))
+    assert publisher.nacked == 2 and publisher.confirmed == 0
+    assert channel.published[4:] == ["r-0", "r-1"]  # tags 5 and 6
+    publisher._redeclaring = True  # as after a return; skip the real redeclare
+    publisher.returned.add("r-2")
+    publisher._redeclaring = False
+    confirm(publisher, Basic.Ack(delivery_tag=4, multiple=True))
+    assert publisher.confirmed == 1  # r-3; r-2 was returned unroutable
+    assert channel.published[6:] == ["r-2"]
+    confirm(publisher, Basic.Ack(delivery_tag=7, multiple=True))
+    assert publisher.confirmed == 4 and publisher.outstanding == 0
+    assert publisher.exit_code == 0  # --count done
+
+
+def test_publisher_resends_unconfirmed_after_connection_loss_in_order():
+    publisher, _channel = ready_publisher(count=6, window=4)
+    publisher._pump()
+    confirm(publisher, Basic.Ack(delivery_tag=1, multiple=False))  # r-0 done, r-4 goes out
+    publisher.channel, publisher._ready = None, False
+    publisher.on_connection_lost()
+    assert [m.message_id for m in publisher.to_resend] == ["r-1", "r-2", "r-3", "r-4"]
+    open_channel(publisher)
+    publisher._pump()
+    assert publisher.channel.published == ["r-1", "r-2", "r-3", "r-4"]  # resent first, window still 4
+    assert list(publisher.unconfirmed) == [1, 2, 3, 4]  # a new channel numbers from 1 again
+    assert publisher.republished == 4
+    confirm(publisher, Basic.Ack(delivery_tag=4, multiple=True))
+    assert publisher.channel.published[4:] == ["r-5"]
+
+
+def test_publisher_stops_taking_new_work_on_sigterm():
+    publisher = Publisher(BROKER, QueueSettings("q"), MessageSource(MessageFactory("r"), rate=1e9), window=3)
+    open_channel(publisher)
+    publisher._pump()
+    publisher.request_stop()
+    publisher._check_stop()
+    confirm(publisher, Basic.Ack(delivery_tag=2, multiple=True))
+    assert publisher.channel.published == ["r-0", "r-1", "r-2"]  # nothing new after the stop
+    assert publisher.exit_code is None  # still waiting for r-2
+    confirm(publisher, Basic.Ack(delivery_tag=3, multiple=False))
+    assert publisher.exit_code == 0
+
+
+# -- consumer bookkeeping ------------------------------------------------------------------
+
+
+class FakeConsumeChannel:
+    is_open = True
+
+    def __init__(self, record):
+        self.record = record
+        self.acks: list[tuple[int, int]] = []  # (tag, lines in the record file at that moment)
+        self.nacks: list[tuple[int, bool]] = []
+
+    def basic_ack(self, tag, multiple):
+        assert multiple
+        self.acks.append((tag, len(self.record.read_text().splitlines())))
+
+    def basic_nack(self, tag, requeue):
+        self.nacks.append((tag, requeue))
+
+
+class FakeLoop:
+    def __init__(self):
+        self.callbacks = []
+
+    def call_later(self, delay, callback):
+        self.callbacks.append(callback)
+
+    def run(self):
+        callbacks, self.callbacks = self.callbacks, []
+        for callback in callbacks:
+            callback()
+
+
+def ready_consumer(tmp_path, queue_type="quorum", max_deliveries=3):
+    record = tmp_path / "record.txt"
+    consumer = Consumer(BROKER, QueueSettings("q", queue_type, max_deliveries), prefetch=12, record=record)
+    consumer.channel = FakeConsumeChannel(record)
+    consumer.connection = SimpleNamespace(ioloop=FakeLoop())
+    consumer._ready = True
+    return consumer, consumer.channel
+
+
+def deliver(consumer, tag, message_id, headers=None):
+    method = SimpleNamespace(delivery_tag=tag)
+    properties = pika.BasicProperties(message_id=message_id, headers=headers)
+    consumer._on_message(consumer.channel, method, properties, b"{}")
+
+
+def test_acks_are_batched_and_sent_after_the_record_is_flushed(tmp_path):
+    consumer, channel = ready_consumer(tmp_path)
+    assert consumer.ack_every == 3
+    for tag in (1, 2, 3):
+        deliver(consumer, tag, f"m-{tag}")
+    assert channel.acks == [(3, 3)]  # one ack for three, ids already in the file
+    deliver(consumer, 4, "m-4")
+    assert channel.acks == [(3, 3)]
+    consumer.connection.ioloop.run()  # the end of the burst
+    assert channel.acks == [(3, 3), (4, 4)]
+    consumer.close()
+
+
+def test_failures_retry_then_dead_letter_on_quorum(tmp_path):
+    consumer, channel = ready_consumer(tmp_path)
+    deliver(consumer, 1, "ok-1")
+    deliver(consumer, 2, "bad", {POISON_HEADER: True})
+    assert channel.acks == [(1, 1)]  # successes settled before the nack
+    deliver(consumer, 3, "bad", {POISON_HEADER: True, "x-delivery-count": 1})
+    deliver(consumer, 4, "bad", {POISON_HEADER: True, "x-delivery-count": 2})
+    assert channel.nacks == [(2, True), (3, True), (4, False)]
+    assert (consumer.retried, consumer.dead_lettered, consumer.processed) == (2, 1, 1)
+
+
+def test_failures_counted_per_message_on_classic(tmp_path):
+    consumer, channel = ready_consumer(tmp_path, "classic", 2)
+    for tag in (1, 2):
+        deliver(consumer, tag, "bad", {POISON_HEADER: True})
+    deliver(consumer, 3, None)  # no id: cannot be tracked, dead-lettered at once
+    assert channel.nacks == [(1, True), (2, False), (3, False)]
+
+
+# -- pika write coalescing -------------------------------------------------------------------
+
+
+class RecordingSocket:
+    def __init__(self):
+        self.sent: list[bytes] = []
+
+    def send(self, data):
+        self.sent.append(bytes(data))
+        return len(data)
+
+
+def test_coalesced_writes_send_buffered_frames_in_one_call():
+    assert coalesce_writes()
+    transport = object.__new__(transports._AsyncPlaintextTransport)
+    transport._sock = RecordingSocket()
+    transport._tx_buffers = deque([b"method", b"header", b"body"])
+    transport._tx_buffered_byte_count = 16
+    transport._produce()
+    assert transport._sock.sent == [b"methodheaderbody"]
+    assert transport._tx_buffered_byte_count == 0 and not transport._tx_buffers

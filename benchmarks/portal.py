@@ -4,9 +4,9 @@ Both backends answer after ``--delay-ms 100``. A page shows 3 stocks and 3
 cities and asks each backend once for its three (``/stock?symbols=...``,
 ``/weather?cities=...``); made one after the other, the two calls would take
 >= 200 ms (one call per name, >= 600 ms), so the target p50 < 1.5 x the
-backend delay shows they really
-run at the same time. Each run also measures the backend directly (one call
-at a time) as the baseline the ratios are printed against.
+backend delay shows they really run at the same time. Each run also measures
+the backend directly (one call at a time) as the baseline the ratios are
+printed against.
 
 Writes build/bench/portal.json: ``requests``, ``errors``, ``rps``, ``p50_ms``,
 ``p99_ms`` over every measured request (page and API), ``backend_delay_ms``,

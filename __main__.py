@@ -159,7 +159,11 @@ portal = ScaledWebService(
             "cpu": config.web.cpu,
             "memory_mib": config.web.memory_mib,
             # No WEATHER_URL/STOCKS_URL: the portal asks its Consul agent for "weather" and "stocks".
-            "environment": {"CONSUL_HTTP_ADDR": mesh.agent_address},
+            "environment": {
+                "CONSUL_HTTP_ADDR": mesh.agent_address,
+                # one gunicorn worker per quarter vCPU reserved (threads serve the concurrency)
+                "WEB_CONCURRENCY": str(max(1, config.web.cpu // 256)),
+            },
             "secrets": {"CONSUL_HTTP_TOKEN": mesh.reader_token_secret_arn},
             "extra_hosts": mesh.agent_hosts,
             "health_check": {"command": HEALTH_CHECK},

@@ -261,7 +261,8 @@ class ConsulMesh(pulumi.ComponentResource):
         return {
             "name": f"{container}-registrar",
             "image": self._registrar_image,
-            "essential": False,
+            # A task nobody can find serves no one: if the registrar gives up, ECS replaces the task.
+            "essential": True,
             "cpu": 32,
             "memory_mib": 64,
             "environment": {

@@ -171,7 +171,7 @@ def test_agent_daemon_in_host_mode_with_pinned_image_and_secrets(mesh_plan):
 def test_registrar_sidecar_makes_a_container_discoverable(mesh_plan):
     task = mesh_plan.named("web-task", "aws:ecs/taskDefinition:TaskDefinition")["inputs"]
     _web, registrar = json.loads(task["containerDefinitions"])
-    assert registrar["name"] == "web-registrar" and registrar["essential"] is False
+    assert registrar["name"] == "web-registrar" and registrar["essential"] is True
     assert registrar["image"] == BASE["registrar_image"]
     variables = {e["name"]: e["value"] for e in registrar["environment"]}
     assert variables == {

@@ -174,7 +174,8 @@ def test_send_and_receive_find_the_broker_through_consul(plan):
 
 def test_portal_finds_weather_and_stocks_through_consul(plan):
     portal = container(plan, "portal")
-    assert env(portal) == {"CONSUL_HTTP_ADDR": "consul-agent:8500"}
+    assert env(portal)["CONSUL_HTTP_ADDR"] == "consul-agent:8500"
+    assert "WEATHER_URL" not in env(portal) and "STOCKS_URL" not in env(portal)
     for backend in ("weather", "stocks"):
         registrar = env(container(plan, f"{backend}-registrar"))
         assert (registrar["REGISTRAR_SERVICE"], registrar["REGISTRAR_CONTAINER"]) == (backend, backend)

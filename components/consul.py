@@ -308,13 +308,8 @@ class ConsulMesh(pulumi.ComponentResource):
         child: pulumi.ResourceOptions,
     ) -> aws.lb.TargetGroup:
         """An internal load balancer in front of the servers' UI, reachable from inside the VPC only."""
-        ui_group = aws.ec2.SecurityGroup(
-            f"{name}-ui",
-            vpc_id=args["vpc_id"],
-            description=f"internal Consul UI load balancer of {name}",
-            revoke_rules_on_delete=True,
-            tags=name_tags(tags, f"{name}-ui"),
-            opts=child,
+        ui_group = instances.security_group(
+            f"{name}-ui", args["vpc_id"], f"internal Consul UI load balancer of {name}", tags, child
         )
         for source, source_id in (("cluster", cluster_group), ("servers", server_group)):
             aws.vpc.SecurityGroupIngressRule(

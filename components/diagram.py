@@ -51,6 +51,16 @@ class Graph:
     def children(self, urn: str | None) -> list[dict[str, Any]]:
         return [r for r in self.shown if self.display(r["parent"]) == urn]
 
+    def walk(self, urn: str | None = None, depth: int = 1) -> Iterator[tuple[str, dict[str, Any], int]]:
+        """The nesting as events: ("open", box, depth) ... ("close", box, depth), and ("node", r, depth)."""
+        for r in self.children(urn):
+            if self.children(r["urn"]):
+                yield "open", r, depth
+                yield from self.walk(r["urn"], depth + 1)
+                yield "close", r, depth
+            else:
+                yield "node", r, depth
+
     def is_ancestor(self, upper: str, lower: str) -> bool:
         urn = self.by_urn.get(lower, {}).get("parent")
         while urn:
@@ -136,18 +146,14 @@ def mermaid(plan: Plan) -> str:
     graph = Graph(plan)
     lines = ["flowchart LR"]
 
-    def emit(urn: str | None, indent: str) -> None:
-        for r in graph.children(urn):
-            node = graph.ids[r["urn"]]
-            inner = graph.children(r["urn"])
-            if inner:
-                lines.append(f'{indent}subgraph {node}["{graph.label(r)}"]')
-                emit(r["urn"], indent + "  ")
-                lines.append(f"{indent}end")
-            else:
-                lines.append(f'{indent}{node}["{graph.label(r)}"]')
-
-    emit(None, "  ")
+    for event, r, depth in graph.walk():
+        indent, node = "  " * depth, graph.ids[r["urn"]]
+        if event == "open":
+            lines.append(f'{indent}subgraph {node}["{graph.label(r)}"]')
+        elif event == "close":
+            lines.append(f"{indent}end")
+        else:
+            lines.append(f'{indent}{node}["{graph.label(r)}"]')
     if any(a == "internet" for a, _, _ in graph.edges):
         lines.append('  internet(("Internet"))')
     for source, target, label in graph.edges:
@@ -169,20 +175,16 @@ def dot(plan: Plan) -> str:
     def label(r: dict[str, Any]) -> str:
         return graph.label(r).replace("<br/>", "\\n").replace("<i>", "").replace("</i>", "")
 
-    def emit(urn: str | None, indent: str) -> None:
-        for r in graph.children(urn):
-            node = graph.ids[r["urn"]]
-            inner = graph.children(r["urn"])
-            if inner:
-                lines.append(f"{indent}subgraph cluster_{node} {{")
-                lines.append(f'{indent}  label="{label(r)}"; style=rounded;')
-                lines.append(f'{indent}  {node} [label="{label(r)}", shape=note];')
-                emit(r["urn"], indent + "  ")
-                lines.append(f"{indent}}}")
-            else:
-                lines.append(f'{indent}{node} [label="{label(r)}"];')
-
-    emit(None, "  ")
+    for event, r, depth in graph.walk():
+        indent, node = "  " * depth, graph.ids[r["urn"]]
+        if event == "open":
+            lines.append(f"{indent}subgraph cluster_{node} {{")
+            lines.append(f'{indent}  label="{label(r)}"; style=rounded;')
+            lines.append(f'{indent}  {node} [label="{label(r)}", shape=note];')
+        elif event == "close":
+            lines.append(f"{indent}}}")
+        else:
+            lines.append(f'{indent}{node} [label="{label(r)}"];')
     if any(a == "internet" for a, _, _ in graph.edges):
         lines.append('  internet [label="Internet", shape=ellipse];')
     for source, target, text in graph.edges:

@@ -87,11 +87,11 @@ def hardened_launch_template(
     )
 
 
-def outbound_only_security_group(
+def security_group(
     name: str, vpc_id: pulumi.Input[str], description: str, tags: dict[str, str], opts: pulumi.ResourceOptions
 ) -> aws.ec2.SecurityGroup:
-    """A security group with no ingress and all egress (AWS APIs, package repositories, peers)."""
-    group = aws.ec2.SecurityGroup(
+    """A security group with no inline rules: its rules are separate resources, so others can add theirs."""
+    return aws.ec2.SecurityGroup(
         name,
         vpc_id=vpc_id,
         description=description,
@@ -99,6 +99,13 @@ def outbound_only_security_group(
         tags=name_tags(tags, name),
         opts=opts,
     )
+
+
+def outbound_only_security_group(
+    name: str, vpc_id: pulumi.Input[str], description: str, tags: dict[str, str], opts: pulumi.ResourceOptions
+) -> aws.ec2.SecurityGroup:
+    """A security group with no ingress and all egress (AWS APIs, package repositories, peers)."""
+    group = security_group(name, vpc_id, description, tags, opts)
     aws.vpc.SecurityGroupEgressRule(
         f"{name}-egress",
         security_group_id=group.id,

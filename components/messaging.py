@@ -6,6 +6,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
+from components import instances
 from components import validation as check
 from components.images import pinned_image
 from components.secrets import StoredSecret
@@ -227,13 +228,12 @@ class RabbitMessaging(pulumi.ComponentResource):
         tags: dict[str, str],
         child: pulumi.ResourceOptions,
     ) -> pulumi.Output[str]:
-        group = aws.ec2.SecurityGroup(
+        group = instances.security_group(
             f"{name}-broker",
-            vpc_id=args["vpc_id"],
-            description=f"Amazon MQ broker of {name}: AMQPS from the cluster's instances only",
-            revoke_rules_on_delete=True,
-            tags=name_tags(tags, f"{name}-broker"),
-            opts=child,
+            args["vpc_id"],
+            f"Amazon MQ broker of {name}: AMQPS from the cluster's instances only",
+            tags,
+            child,
         )
         aws.vpc.SecurityGroupIngressRule(
             f"{name}-broker-amqps-from-cluster",

@@ -5,6 +5,7 @@ from typing import Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components import instances
 from components import validation as check
 from components.service import (
     EPHEMERAL_PORTS,
@@ -112,13 +113,8 @@ class ScaledWebService(pulumi.ComponentResource):
         listener_ports = [HTTP, HTTPS] if secure else [HTTP]
         container = args["container"]
 
-        alb_group = aws.ec2.SecurityGroup(
-            f"{name}-alb",
-            vpc_id=args["vpc_id"],
-            description=f"load balancer of {name}: the world on the listener ports only",
-            revoke_rules_on_delete=True,
-            tags=name_tags(tags, f"{name}-alb"),
-            opts=child,
+        alb_group = instances.security_group(
+            f"{name}-alb", args["vpc_id"], f"load balancer of {name}: the world on the listener ports only", tags, child
         )
         for port in listener_ports:
             aws.vpc.SecurityGroupIngressRule(

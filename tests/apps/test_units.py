@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 from collections import deque
 from types import SimpleNamespace
@@ -161,7 +162,10 @@ def test_message_ids_count_from_zero_and_bodies_are_persistent_json():
     assert messages[3] is None and source.exhausted
     assert messages[0].properties.delivery_mode == 2
     assert messages[0].properties.headers is None
-    assert b'"id":"run1-0"' in messages[0].body
+    assert json.loads(messages[0].body)["id"] == "run1-0"
+    assert json.loads(MessageFactory("r", text='say "hi"\n').build(5).body)["text"] == 'say "hi"\n'
+    with pytest.raises(ConfigError, match="run id"):
+        MessageFactory('bad"id')
     poison = MessageFactory("p", poison=True).build(0)
     assert poison.properties.headers == {POISON_HEADER: True}
 

@@ -262,6 +262,9 @@ class ReconnectingService:
             text = " ".join(str(reason.reply_text).split())
             self.finish(EXIT_CONFIG, f"the broker refused a request on queue {self.queue.name!r}: {text}")
             return
+        connection = self.connection
+        if connection is None or connection.is_closing or connection.is_closed:
+            return  # the connection is going: _on_connection_closed reports and reconnects
         self._lost_reason = f"channel closed: {reason}"
         self.log.warning("channel closed, reconnecting", extra={"fields": {"reason": str(reason)}})
         self._close_connection(lost=True)

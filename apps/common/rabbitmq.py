@@ -44,6 +44,7 @@ import pika.exceptions
 from pika.adapters.utils import connection_workflow as workflow
 
 from apps.common.config import ConfigError, check_range, env_float, env_int, env_str
+from apps.common.discovery import ConsulDiscovery, DiscoveryError, Endpoint
 
 QUEUE_TYPES = ("quorum", "classic")
 # A message carrying this header (any true value) fails processing in apps.receive
@@ -254,24 +255,21 @@ def connection_parameters(address: BrokerAddress, settings: BrokerSettings, name
 class BrokerLocator:
     """The address to try next: the URL, or a healthy instance from Consul."""
 
-    def __init__(self, settings: BrokerSettings, discovery=None):
+    def __init__(self, settings: BrokerSettings, discovery: ConsulDiscovery | None = None):
         self.settings = settings
-        self._discovery = discovery
         self._last: BrokerAddress | None = None
+        if settings.service and discovery is None:
+            try:
+                discovery = ConsulDiscovery()  # no request yet: checks CONSUL_HTTP_* settings
+            except DiscoveryError as error:
+                raise ConfigError(str(error)) from None
+        self._discovery = discovery
 
     def next_address(self) -> BrokerAddress:
         """Raises ConfigError for a bad URL, DiscoveryError when Consul has no answer."""
         if self.settings.url:
             return self.settings.url_address()
-        if self._discovery is None:
-            from apps.common.discovery import ConsulDiscovery
-
-            self._discovery = ConsulDiscovery()
-        avoid = None
-        if self._last is not None:
-            from apps.common.discovery import Endpoint
-
-            avoid = Endpoint(self._last.host, self._last.port)
+        avoid = Endpoint(self._last.host, self._last.port) if self._last is not None else None
         endpoint = self._discovery.pick(self.settings.service, avoid=avoid)
         return BrokerAddress(
             host=endpoint.host,

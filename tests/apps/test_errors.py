@@ -84,6 +84,11 @@ def test_no_healthy_instance_in_consul(fake_consul):
     assert_one_error_line(result, 3, "no healthy instance of 'rabbitmq'")
 
 
+def test_bad_consul_address_is_a_setting_error():
+    result = run_app("send", env={"RABBITMQ_SERVICE": "rabbitmq", "CONSUL_HTTP_ADDR": "ftp://consul:8500"})
+    assert_one_error_line(result, 2, "CONSUL_HTTP_ADDR")
+
+
 def test_no_broker_configured():
     result = run_app("send", env={})
     assert_one_error_line(result, 2, "RABBITMQ_URL", "RABBITMQ_SERVICE")

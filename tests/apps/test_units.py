@@ -20,6 +20,7 @@ from apps.common.rabbitmq import (
     Backoff,
     BrokerSettings,
     QueueSettings,
+    connection_parameters,
     describe_connection_error,
     parse_amqp_url,
     redact,
@@ -52,6 +53,17 @@ def test_amazon_mq_endpoint_takes_login_from_settings():
     assert (address.username, address.password, address.vhost) == ("seaport", "s3cret", "/")
     assert parse_amqp_url("amqps://broker.internal").port == 5671
     assert parse_amqp_url("amqp://broker.internal/%2F").vhost == "/"
+
+
+def test_tls_parameters_check_the_host_name():
+    settings = BrokerSettings(url="amqps://b-1.mq.eu-west-1.amazonaws.com", username="u", password="p")
+    params = connection_parameters(settings.url_address(), settings, "seaport-send")
+    assert params.port == 5671 and params.credentials.username == "u"
+    assert params.ssl_options.server_hostname == "b-1.mq.eu-west-1.amazonaws.com"
+    assert params.ssl_options.context.check_hostname
+    assert params.connection_attempts == 1  # retrying is the app's job, with its own backoff
+    plain = connection_parameters(parse_amqp_url("amqp://h"), BROKER, "seaport-send")
+    assert plain.ssl_options is None and plain.port == 5672
 
 
 @pytest.mark.parametrize(

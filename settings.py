@@ -146,16 +146,6 @@ def schema() -> dict[str, dict]:
     return yaml.safe_load(PROJECT_FILE.read_text())["config"]
 
 
-def unknown_keys(keys: list[str]) -> list[str]:
-    """Problems for ``seaport:`` keys in a stack file that Pulumi.yaml does not declare (typos)."""
-    declared = schema()
-    return [
-        f"{key} is not a setting of this project; the settings are listed in Pulumi.yaml"
-        for key in keys
-        if key.startswith(f"{PROJECT}:") and key.split(":", 1)[1] not in declared
-    ]
-
-
 def load(config: pulumi.Config | None = None, stack: str | None = None) -> Settings:
     """Read every setting of the current stack, validate them together, return them typed."""
     config = config or pulumi.Config(PROJECT)

@@ -209,9 +209,3 @@ def test_adopt_mode_with_valid_ids_passes():
         {**VALID_ADOPT, "privateSubnets": True, "existingPrivateSubnetIds": ["subnet-0123456789abcdef2"]}, "t"
     )
     assert s.network.adopt
-
-
-def test_unknown_stack_keys_are_reported():
-    assert settings.unknown_keys(["seaport:azCount", "seaport:azcount", "aws:region"]) == [
-        "seaport:azcount is not a setting of this project; the settings are listed in Pulumi.yaml"
-    ]

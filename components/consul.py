@@ -28,6 +28,9 @@ SERVER_AMI_PARAMETERS = {
 }
 HASHICORP_REPO = "https://rpm.releases.hashicorp.com/AmazonLinux/hashicorp.repo"
 JOIN_TAG_KEY = "seaport-consul-join"
+# Gossip and RPC bind to the IPv4 address of the interface with the default route (the ENI): an
+# ECS instance has more private addresses (docker0), and Consul refuses to guess between them.
+BIND_ADDRESS = '{{ GetDefaultInterfaces | include "type" "IPv4" | limit 1 | attr "address" }}'
 # (port, protocol, purpose): what the servers admit from the cluster and from each other.
 SERVER_PORTS = [
     (8300, "tcp", "server RPC"),
@@ -118,7 +121,9 @@ class ConsulMesh(pulumi.ComponentResource):
         count = args.get("server_count", 3)
         datacenter = args.get("datacenter", "dc1")
         join_value = f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"
-        retry_join = [f"provider=aws tag_key={JOIN_TAG_KEY} tag_value={join_value}"]
+        region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
+        # Cloud auto-join: every agent finds the servers by this tag through ec2:DescribeInstances.
+        retry_join = region.apply(lambda r: [f"provider=aws region={r} tag_key={JOIN_TAG_KEY} tag_value={join_value}"])
         cluster_group = args["instance_security_group_id"]
 
         # -- generated secrets -------------------------------------------------------------
@@ -159,9 +164,8 @@ class ConsulMesh(pulumi.ComponentResource):
             name=SERVER_AMI_PARAMETERS[check.instance_architecture(instance_type)],
             opts=pulumi.InvokeOutputOptions(parent=self),
         ).value
-        config = server_config(count, datacenter, retry_join)
-        script = pulumi.Output.all(**{k: s.arn for k, s in secrets.items()}).apply(
-            lambda arns: server_user_data(version, config, arns)
+        script = pulumi.Output.all(retry_join, {k: s.arn for k, s in secrets.items()}).apply(
+            lambda v: server_user_data(version, server_config(count, datacenter, v[0]), v[1])
         )
         template = instances.hardened_launch_template(
             f"{name}-server",
@@ -210,7 +214,9 @@ class ConsulMesh(pulumi.ComponentResource):
                     "cpu": 64,
                     "memory_mib": 128,
                     "read_only_root_filesystem": False,  # the image's entry point writes its config
-                    "environment": {"CONSUL_LOCAL_CONFIG": json.dumps(agent_config(datacenter, retry_join))},
+                    "environment": {
+                        "CONSUL_LOCAL_CONFIG": retry_join.apply(lambda j: json.dumps(agent_config(datacenter, j)))
+                    },
                     "secrets": {
                         "CONSUL_GOSSIP_ENCRYPTION": secrets["gossip"].arn,
                         "CONSUL_AGENT_ACL": secrets["agent"].arn,
@@ -387,7 +393,7 @@ def server_config(count: int, datacenter: str, retry_join: list[str]) -> dict[st
         "bootstrap_expect": count,
         "data_dir": "/opt/consul",
         "retry_join": retry_join,
-        "bind_addr": '{{ GetPrivateInterfaces | attr "address" }}',
+        "bind_addr": BIND_ADDRESS,
         # Agents, the UI load balancer and DNS clients connect; security groups and ACLs decide who may.
         "client_addr": "0.0.0.0",  # noqa: S104
         "ui_config": {"enabled": True},
@@ -405,7 +411,7 @@ def agent_config(datacenter: str, retry_join: list[str]) -> dict[str, Any]:
         "datacenter": datacenter,
         "server": False,
         "retry_join": retry_join,
-        "bind_addr": '{{ GetPrivateInterfaces | attr "address" }}',
+        "bind_addr": BIND_ADDRESS,
         # The HTTP API listens on loopback (the instance) and docker0 (bridge-mode containers), chosen by
         # interface name with a go-sockaddr template; nothing else on the network can reach it.
         "client_addr": '{{ GetAllInterfaces | include "name" "^(lo|docker0)$" | include "type" "IPv4" '

@@ -72,7 +72,7 @@ def test_server_config_is_json_rendered_from_python_data(mesh_plan):
     assert config["bootstrap_expect"] == 3 and config["server"] is True
     assert config["acl"] == {"enabled": True, "default_policy": "deny", "enable_token_persistence": True}
     (join,) = config["retry_join"]
-    assert join == "provider=aws tag_key=seaport-consul-join tag_value=seaport-test-consul"
+    assert join == "provider=aws region=us-east-1 tag_key=seaport-consul-join tag_value=seaport-test-consul"
 
 
 def test_acl_policies_are_created_for_agent_registrar_and_reader(mesh_plan):

@@ -85,7 +85,7 @@ class Container(TypedDict, total=False):
 
 class LoadBalancerAttachment(TypedDict):
     target_group_arn: pulumi.Input[str]
-    """Target group (instance targets) the main container's port is registered in."""
+    """Target group (instance targets) the main container's port is registered in. Required."""
 
 
 class ContainerServiceArgs(TypedDict, total=False):

@@ -106,3 +106,11 @@ def test_yaml_example_uses_only_inputs_and_outputs_the_schema_declares(schema):
 
     for resource, output in re.findall(r"\$\{(\w+)\.(\w+)\}", text):
         assert output in types[resource]["properties"], f"{resource}.{output}"
+
+
+def test_nested_argument_types_are_documented_with_defaults(schema):
+    assert schema["types"]
+    for token, kind in schema["types"].items():
+        for name, spec in kind["properties"].items():
+            description = spec.get("description", "")
+            assert "Default" in description or "Required" in description, f"{token}.{name}: {description!r}"

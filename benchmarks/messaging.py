@@ -100,21 +100,26 @@ def fire_and_forget(url: str, queue: QueueSettings, count: int, chunk: int = 100
                 break
             channel.basic_publish("", queue.name, message.body, message.properties)
         if source.exhausted:
-            connection.close()  # Close-Ok comes back after the broker read everything before it
+            channel.connection.close()  # Close-Ok comes back after the broker read everything before it
         else:
-            connection.ioloop.call_later(0, lambda: publish_chunk(channel))  # let the loop write
+            channel.connection.ioloop.call_later(0, lambda: publish_chunk(channel))  # let the loop write
 
     # Opened before the clock starts, so checking the depth costs no connection setup.
     with QueueDepth(url, queue.name) as depth:
-        connection = pika.SelectConnection(
-            pika.URLParameters(url),
-            on_open_callback=on_open,
-            on_open_error_callback=on_open_error,
-            on_close_callback=lambda conn, _reason: conn.ioloop.stop(),
-        )
-        connection.ioloop.start()
+        run_until_closed(url, on_open)
         queued, reached_at = depth.wait_for(count)
     return queued / (reached_at - timing["start"]), queued
+
+
+def run_until_closed(url: str, on_open) -> None:
+    """Open an asynchronous connection and run its loop until the callbacks close it."""
+    connection = pika.SelectConnection(
+        pika.URLParameters(url),
+        on_open_callback=on_open,
+        on_open_error_callback=on_open_error,
+        on_close_callback=lambda conn, _reason: conn.ioloop.stop(),
+    )
+    connection.ioloop.start()
 
 
 def on_open_error(_connection, error):
@@ -211,15 +216,9 @@ def auto_ack_consumer(url: str, queue: str, count: int) -> float:
         received += 1
         if received == count:
             timing["end"] = time.monotonic()
-            connection.close()
+            channel.connection.close()
 
-    connection = pika.SelectConnection(
-        pika.URLParameters(url),
-        on_open_callback=on_open,
-        on_open_error_callback=on_open_error,
-        on_close_callback=lambda conn, _reason: conn.ioloop.stop(),
-    )
-    connection.ioloop.start()
+    run_until_closed(url, on_open)
     return count / (timing["end"] - timing["start"])
 
 

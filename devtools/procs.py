@@ -1,4 +1,9 @@
-"""Start and stop local processes (apps, servers) for tests, benchmarks and `make local`."""
+"""Start and stop local processes (apps, servers) for tests, benchmarks and `make local`.
+
+Children get an allow-listed environment (``child_env``), not a copy of ours:
+a developer's ``AWS_*``, ``RABBITMQ_*`` or ``CONSUL_*`` variables must not
+change what an app under test does, or which account it talks to.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +13,40 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# What a child inherits from this process: where programs are, the user's home,
+# the locale and the temp dir. Nothing that configures an app or a cloud SDK.
+INHERITED_VARIABLES = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TMP", "TEMP")
+INHERITED_PREFIXES = ("LC_",)
+
+
+def child_env(explicit: Mapping[str, str | None] | None = None, /, **more: str | None) -> dict[str, str]:
+    """The environment of a child process: the allow-listed variables plus what the caller passes.
+
+    ``PYTHONPATH`` is the repository root, so ``python -m apps.send`` (or any
+    package here) imports from this checkout; ``PYTHONUNBUFFERED=1`` makes log
+    lines appear as they are written. Explicit values (``explicit``, then
+    keywords) win; a value of ``None`` leaves the variable out altogether.
+
+    Example: ``child_env(RABBITMQ_URL=node.url, LOG_LEVEL="debug")``.
+    """
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name in INHERITED_VARIABLES or name.startswith(INHERITED_PREFIXES)
+    }
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env["PYTHONUNBUFFERED"] = "1"
+    for name, value in {**(explicit or {}), **more}.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
 
 
 def free_port() -> int:
@@ -40,6 +75,7 @@ def wait_for_port(
 class AppProcess:
     """``python -m <module> <args>`` in its own process group, output to a log file.
 
+    The child's environment is ``child_env(env)``: the allow-list plus ``env``.
     Use as a context manager; ``stop()`` sends SIGTERM and waits, ``kill()`` SIGKILLs the group.
     """
 
@@ -52,8 +88,7 @@ class AppProcess:
     ):
         self.module = module
         self.args = list(args)
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), self.env.get("PYTHONPATH")]))
+        self.env = child_env(env)
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self._log = None

@@ -33,7 +33,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from devtools.procs import free_port, wait_for_port
+from devtools.procs import child_env, free_port, wait_for_port
 
 SERVER_SCRIPT_CANDIDATES = ("/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/lib/rabbitmq/sbin/rabbitmq-server")
 
@@ -219,21 +219,23 @@ class RabbitMQNode:
 
     def _environment(self) -> dict[str, str]:
         base = self.data_dir
-        return {
-            **os.environ,
-            "HOME": str(base),  # the Erlang cookie is created here
-            "RABBITMQ_NODENAME": self.nodename,
-            "RABBITMQ_NODE_IP_ADDRESS": self.host,
-            "RABBITMQ_NODE_PORT": str(self.amqp_port),
-            "RABBITMQ_DIST_PORT": str(self.dist_port),
-            "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
-            "RABBITMQ_LOG_BASE": str(base / "log"),
-            "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
-            "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
-            "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
-            "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),  # the script appends .conf
-            "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
-        }
+        # No inherited RABBITMQ_* (or ERL_*) variable may reconfigure the node.
+        return child_env(
+            {
+                "HOME": str(base),  # the Erlang cookie is created here
+                "RABBITMQ_NODENAME": self.nodename,
+                "RABBITMQ_NODE_IP_ADDRESS": self.host,
+                "RABBITMQ_NODE_PORT": str(self.amqp_port),
+                "RABBITMQ_DIST_PORT": str(self.dist_port),
+                "RABBITMQ_MNESIA_BASE": str(base / "mnesia"),
+                "RABBITMQ_LOG_BASE": str(base / "log"),
+                "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
+                "RABBITMQ_PID_FILE": str(base / "rabbitmq.pid"),
+                "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
+                "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),  # the script appends .conf
+                "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+            }
+        )
 
     def _signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):

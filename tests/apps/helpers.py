@@ -14,33 +14,6 @@ import pika
 from apps.common.rabbitmq import QueueSettings, declare_queues_blocking
 from devtools.procs import AppProcess
 
-# Settings a developer's shell might carry that would change what the apps do.
-CLEAN_ENV = {
-    name: ""
-    for name in (
-        "RABBITMQ_URL",
-        "RABBITMQ_SERVICE",
-        "RABBITMQ_USERNAME",
-        "RABBITMQ_PASSWORD",
-        "RABBITMQ_VHOST",
-        "RABBITMQ_TLS",
-        "RABBITMQ_QUEUE",
-        "RABBITMQ_QUEUE_TYPE",
-        "RABBITMQ_MAX_DELIVERIES",
-        "CONSUL_HTTP_ADDR",
-        "CONSUL_HTTP_TOKEN",
-        "SEND_RATE",
-        "SEND_COUNT",
-        "SEND_WINDOW",
-        "SEND_RUN_ID",
-        "RECEIVE_PREFETCH",
-        "RECEIVE_RECORD",
-        "RECEIVE_IDLE_EXIT",
-        "RECEIVE_WORK_MS",
-        "LOG_LEVEL",
-    )
-}
-
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
     """Poll ``condition`` until it is true; AssertionError naming ``what`` after ``timeout`` s."""
@@ -88,8 +61,8 @@ class Messaging:
         self._count = 0
 
     def env(self, **extra: str) -> dict[str, str]:
+        """What the apps get on top of devtools.procs.child_env's allow-list."""
         return {
-            **CLEAN_ENV,
             "RABBITMQ_URL": self.broker.url,
             "RABBITMQ_QUEUE": self.queue,
             "RABBITMQ_QUEUE_TYPE": self.queue_type,

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from devtools.procs import REPO_ROOT, free_port
-from tests.apps.helpers import CLEAN_ENV, log_records
+from devtools.procs import REPO_ROOT, child_env, free_port
+from tests.apps.helpers import log_records
 
 pytestmark = pytest.mark.rabbitmq
 APPS = ["send", "receive"]
@@ -18,7 +17,7 @@ APPS = ["send", "receive"]
 def run_app(app: str, *args: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", f"apps.{app}", *args],
-        env={**os.environ, **CLEAN_ENV, "PYTHONPATH": str(REPO_ROOT), **env},
+        env=child_env(env),
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

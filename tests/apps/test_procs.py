@@ -1,0 +1,51 @@
+"""Child processes of tests get an allow-listed environment, never a copy of the developer's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from devtools.procs import REPO_ROOT, AppProcess, child_env
+
+LEAKY = {
+    "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+    "AWS_PROFILE": "prod-admin",
+    "RABBITMQ_URL": "amqp://prod-user:pw@prod-broker:5672/%2F",
+    "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": "+S 64",
+    "CONSUL_HTTP_TOKEN": "secret-token",
+    "PYTHONPATH": "/somewhere/else",
+}
+
+
+def environment_seen_by_a_child(env: dict[str, str]) -> dict[str, str]:
+    script = "import json, os; print(json.dumps(dict(os.environ)))"
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def test_developer_settings_do_not_reach_a_child(monkeypatch):
+    for name, value in LEAKY.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+
+    seen = environment_seen_by_a_child(child_env(RABBITMQ_QUEUE="mine"))
+
+    assert not {name for name in seen if name.startswith(("AWS_", "RABBITMQ_SERVER", "CONSUL_"))}
+    assert seen["RABBITMQ_QUEUE"] == "mine"  # what the test passes explicitly arrives
+    assert "RABBITMQ_URL" not in seen
+    assert seen["PYTHONPATH"] == str(REPO_ROOT)  # this checkout, not the developer's path
+    assert seen["PATH"] and seen["LC_ALL"] == "C.UTF-8"  # tools and locale still work
+
+
+def test_explicit_values_win_and_none_leaves_a_variable_out(monkeypatch):
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    env = child_env({"LANG": "C", "LOG_LEVEL": "debug"}, LOG_LEVEL="warning", TZ=None)
+    assert env["LANG"] == "C" and env["LOG_LEVEL"] == "warning" and "TZ" not in env
+    assert "LANG" not in child_env(LANG=None)
+
+
+def test_app_processes_use_the_allow_list(monkeypatch, tmp_path):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "leaked")
+    app = AppProcess("json.tool", ["--help"], env={"EXTRA": "1"}, log_path=tmp_path / "out.log")
+    assert "AWS_SECRET_ACCESS_KEY" not in app.env and app.env["EXTRA"] == "1"

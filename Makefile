@@ -19,7 +19,7 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt apps/requirements.txt pypr
 
 ## plan: offline plan of STACK (default dev) into build/$(STACK), checked by the policy pack
 plan: $(VENV)/.stamp
-	$(PY) -m components.synth --stack $(STACK) --out build/$(STACK)
+	$(PY) -m seaport.tools.synth --stack $(STACK) --out build/$(STACK)
 	$(PY) -m policy.offline build/$(STACK)/resources.json
 
 ## sysdeps: install the Debian packages the tests need, when missing (needs root or sudo)

@@ -5,9 +5,7 @@ stocks backends (discoverable through Consul), and the portal behind the ALB.
 """
 
 import pulumi
-
-import settings
-from components import (
+from seaport import (
     ConsulMesh,
     ContainerImage,
     ContainerService,
@@ -16,6 +14,8 @@ from components import (
     RabbitMessaging,
     ScaledWebService,
 )
+
+import settings
 
 APP_PORT = 8080  # every HTTP app listens here inside its container (bridge mode maps it to a dynamic host port)
 HEALTH_CHECK = ["CMD", "python", "-m", "apps.common.healthcheck"]  # standard library only, no curl in slim images

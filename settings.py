@@ -22,8 +22,7 @@ from typing import Any
 
 import pulumi
 import yaml
-
-from components import validation as check
+from seaport import validation as check
 
 PROJECT = "seaport"
 PROJECT_FILE = Path(__file__).with_name("Pulumi.yaml")

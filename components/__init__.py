@@ -7,16 +7,15 @@ whose fields are documented with their defaults, parents its children, and
 exposes plain outputs (ids, ARNs, names) to wire components together.
 """
 
-from components.cluster import EcsCluster, EcsClusterArgs
-from components.consul import ConsulMesh, ConsulMeshArgs
-from components.images import ContainerImage, ContainerImageArgs, pinned_image
-from components.messaging import RabbitMessaging, RabbitMessagingArgs
-from components.network import Network, NetworkArgs
-from components.service import ContainerService, ContainerServiceArgs
-from components.validation import InvalidArgument
-from components.web_service import ScaledWebService, ScaledWebServiceArgs
-
-__version__ = "0.1.0"
+from ._version import __version__
+from .cluster import EcsCluster, EcsClusterArgs
+from .consul import ConsulMesh, ConsulMeshArgs
+from .images import ContainerImage, ContainerImageArgs, pinned_image
+from .messaging import RabbitMessaging, RabbitMessagingArgs
+from .network import Network, NetworkArgs
+from .service import ContainerService, ContainerServiceArgs
+from .validation import InvalidArgument
+from .web_service import ScaledWebService, ScaledWebServiceArgs
 
 # What other languages get through the component provider (provider/__main__.py).
 COMPONENTS = [Network, EcsCluster, ContainerService, ScaledWebService, ConsulMesh, RabbitMessaging, ContainerImage]
@@ -38,5 +37,6 @@ __all__ = [
     "RabbitMessagingArgs",
     "ScaledWebService",
     "ScaledWebServiceArgs",
+    "__version__",
     "pinned_image",
 ]

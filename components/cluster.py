@@ -5,10 +5,10 @@ from typing import Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components import iam, instances
-from components import validation as check
-from components.service import EPHEMERAL_PORTS
-from components.tagging import name_tags
+from . import iam, instances
+from . import validation as check
+from .service import EPHEMERAL_PORTS
+from .tagging import name_tags
 
 # Public SSM parameters with the current ECS-optimized Amazon Linux 2023 AMI.
 AMI_PARAMETERS = {

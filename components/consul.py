@@ -7,12 +7,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import iam, instances
-from components import validation as check
-from components.images import pinned_image
-from components.secrets import StoredSecret
-from components.service import Container, ContainerService
-from components.tagging import name_tags
+from . import iam, instances
+from . import validation as check
+from .images import pinned_image
+from .secrets import StoredSecret
+from .service import Container, ContainerService
+from .tagging import name_tags
 
 # Bridge-mode containers reach the agent on their own host through the docker0 gateway,
 # 172.17.0.1 on the ECS-optimized Amazon Linux 2023 AMI. Containers get it as a host name

@@ -8,8 +8,8 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
-from components import validation as check
-from components.tagging import name_tags
+from . import validation as check
+from .tagging import name_tags
 
 DIGEST_REFERENCE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
 

@@ -7,8 +7,8 @@ import base64
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
-from components.tagging import name_tags
+from . import iam
+from .tagging import name_tags
 
 
 def instance_role(

@@ -6,12 +6,12 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from components import instances
-from components import validation as check
-from components.images import pinned_image
-from components.secrets import StoredSecret
-from components.service import Container, ContainerService
-from components.tagging import name_tags
+from . import instances
+from . import validation as check
+from .images import pinned_image
+from .secrets import StoredSecret
+from .service import Container, ContainerService
+from .tagging import name_tags
 
 AMQP_PORT = 5672
 AMQPS_PORT = 5671

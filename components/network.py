@@ -5,8 +5,8 @@ from typing import TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components import validation as check
-from components.tagging import name_tags
+from . import validation as check
+from .tagging import name_tags
 
 
 class NetworkArgs(TypedDict, total=False):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from components.tagging import name_tags
+from .tagging import name_tags
 
 
 class StoredSecret:

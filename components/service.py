@@ -7,9 +7,9 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components import iam
-from components import validation as check
-from components.tagging import name_tags
+from . import iam
+from . import validation as check
+from .tagging import name_tags
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|KEY|CREDENTIAL", re.IGNORECASE)
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

@@ -5,16 +5,16 @@ from typing import Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components import instances
-from components import validation as check
-from components.service import (
+from . import instances
+from . import validation as check
+from .service import (
     EPHEMERAL_PORTS,
     Container,
     ContainerService,
     ContainerServiceArgs,
     validate_service_args,
 )
-from components.tagging import name_tags
+from .tagging import name_tags
 
 HTTP, HTTPS = 80, 443
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"

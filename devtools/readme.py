@@ -20,9 +20,8 @@ import sys
 from pathlib import Path
 
 import yaml
-
-from components import diagram
-from components.synth import synth
+from seaport.tools import diagram
+from seaport.tools.synth import synth
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"

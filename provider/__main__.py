@@ -13,8 +13,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from pulumi.provider.experimental import component_provider_host
-
-from components import COMPONENTS, __version__
+from seaport import COMPONENTS, __version__
 
 if __name__ == "__main__":
     component_provider_host(COMPONENTS, name="seaport", version=__version__)

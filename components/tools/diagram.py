@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from components.testing import Plan
+from .testing import Plan
 
 NOTABLE = {
     "aws:lb/loadBalancer:LoadBalancer": "Application Load Balancer",

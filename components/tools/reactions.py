@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.testing import Plan
+from .testing import Plan
 
 TARGET_TRACKING_OUT_DATAPOINTS = 3
 TARGET_TRACKING_IN_DATAPOINTS = 15

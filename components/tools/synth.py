@@ -25,9 +25,9 @@ from pathlib import Path
 import pulumi
 import yaml
 
-from components import diagram, scaling
-from components.testing import Plan, run_program, stack_config
-from components.validation import InvalidArgument
+from ..validation import InvalidArgument
+from . import diagram, reactions
+from .testing import Plan, run_program, stack_config
 
 
 class PlanError(Exception):
@@ -90,10 +90,10 @@ def summary(plan: Plan, files: list[Path]) -> str:
     per_line = max(1, 100 // width)
     for i in range(0, len(cells), per_line):
         lines.append("".join(c.ljust(width) for c in cells[i : i + per_line]).rstrip())
-    reactions = scaling.reaction_times(plan)
-    if reactions:
+    times = reactions.reaction_times(plan)
+    if times:
         lines += ["", "Worst-case scaling reaction (alarm evaluation + cooldown):"]
-        lines += [f"  {r.describe()}" for r in reactions]
+        lines += [f"  {r.describe()}" for r in times]
     lines += ["", "Exports:"]
     for key, value in sorted(plan.outputs.items()):
         text = json.dumps(value) if not isinstance(value, str) else value

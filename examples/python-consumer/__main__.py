@@ -1,8 +1,7 @@
 """A web service on ECS in a dozen lines, from seaport's components."""
 
 import pulumi
-
-from components import EcsCluster, Network, ScaledWebService, pinned_image
+from seaport import EcsCluster, Network, ScaledWebService, pinned_image
 
 config = pulumi.Config()
 network = Network("demo", {"az_count": 2})

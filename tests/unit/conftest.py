@@ -3,8 +3,7 @@
 from pathlib import Path
 
 import pytest
-
-from components.synth import synth
+from seaport.tools.synth import synth
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,7 +21,7 @@ def prod_plan():
 @pytest.fixture(scope="session")
 def dev_amazonmq_plan():
     """The dev stack with seaport:brokerMode=amazonmq."""
-    from components.testing import run_program, stack_config
+    from seaport.tools.testing import run_program, stack_config
 
     config = {**stack_config(REPO, "dev"), "seaport:brokerMode": "amazonmq"}
     return run_program(REPO / "__main__.py", stack="dev", config=config)

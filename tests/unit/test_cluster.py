@@ -6,10 +6,9 @@ import shutil
 import subprocess
 
 import pytest
-
-from components import EcsCluster, InvalidArgument
-from components.cluster import AMI_PARAMETERS, user_data
-from components.testing import SeaportMocks, _ssm_parameter, run
+from seaport import EcsCluster, InvalidArgument
+from seaport.cluster import AMI_PARAMETERS, user_data
+from seaport.tools.testing import SeaportMocks, _ssm_parameter, run
 
 SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
 BASE = {"vpc_id": "vpc-0123456789abcdef0", "subnet_ids": SUBNETS}

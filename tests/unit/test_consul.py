@@ -6,10 +6,9 @@ import shutil
 import subprocess
 
 import pytest
-
-from components import ConsulMesh, ContainerService, InvalidArgument
-from components.consul import ACL_POLICIES, AGENT_ADDRESS, agent_config, server_config, server_user_data
-from components.testing import run
+from seaport import ConsulMesh, ContainerService, InvalidArgument
+from seaport.consul import ACL_POLICIES, AGENT_ADDRESS, agent_config, server_config, server_user_data
+from seaport.tools.testing import run
 
 BASE = {
     "vpc_id": "vpc-0123456789abcdef0",

@@ -3,10 +3,9 @@
 import json
 
 import pytest
-
-from components import ContainerImage, InvalidArgument
-from components.images import pinned_image
-from components.testing import run
+from seaport import ContainerImage, InvalidArgument
+from seaport.images import pinned_image
+from seaport.tools.testing import run
 
 
 def image_plan(**args):

@@ -3,9 +3,8 @@
 import json
 
 import pytest
-
-from components import InvalidArgument, RabbitMessaging
-from components.testing import run
+from seaport import InvalidArgument, RabbitMessaging
+from seaport.tools.testing import run
 
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 BASE = {

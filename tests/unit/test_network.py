@@ -3,9 +3,8 @@
 import ipaddress
 
 import pytest
-
-from components import InvalidArgument, Network
-from components.testing import run
+from seaport import InvalidArgument, Network
+from seaport.tools.testing import run
 
 PUBLIC = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
 PRIVATE = ["subnet-0123456789abcdef2", "subnet-0123456789abcdef3"]

@@ -18,13 +18,13 @@ def wheel(tmp_path_factory):
         text=True,
     )
     assert result.returncode == 0, result.stderr
-    (path,) = out.glob("seaport-*.whl")
+    (path,) = out.glob("seaport_components-*.whl")
     return zipfile.ZipFile(path)
 
 
 def test_wheel_holds_the_components_package_only(wheel):
     names = wheel.namelist()
-    modules = {n for n in names if n.startswith("components/")}
+    modules = {n for n in names if n.startswith("seaport/")}
     for module in (
         "__init__.py",
         "network.py",
@@ -34,12 +34,14 @@ def test_wheel_holds_the_components_package_only(wheel):
         "consul.py",
         "messaging.py",
         "images.py",
-        "testing.py",
-        "synth.py",
+        "tools/testing.py",
+        "tools/synth.py",
+        "contract/__init__.py",
+        "py.typed",
     ):
-        assert f"components/{module}" in modules
-    top_level = {n.split("/")[0] for n in names if not n.startswith("seaport-")}
-    assert top_level == {"components"}
+        assert f"seaport/{module}" in modules
+    top_level = {n.split("/")[0] for n in names if not n.startswith("seaport_components-")}
+    assert top_level == {"seaport"}
 
 
 def test_wheel_declares_its_runtime_dependencies(wheel):

@@ -5,8 +5,7 @@ import json
 import re
 
 import pytest
-
-from components.consul import SERVER_PORTS
+from seaport.consul import SERVER_PORTS
 
 STACKS = ["dev_plan", "prod_plan"]
 PINNED_THIRD_PARTY = re.compile(

@@ -1,7 +1,7 @@
 """Worst-case scaling reaction times, computed from the plan's alarms and policies."""
 
-from components import scaling
-from components.testing import Plan
+from seaport.tools import reactions as scaling
+from seaport.tools.testing import Plan
 
 RESOURCE = "service/main/web"
 
@@ -61,7 +61,7 @@ def test_prod_stack_uses_target_tracking_with_its_managed_alarm_datapoints(prod_
 
 
 def test_make_plan_prints_the_reaction_times(dev_plan):
-    from components.synth import summary
+    from seaport.tools.synth import summary
 
     text = summary(dev_plan, [])
     assert "Worst-case scaling reaction" in text

@@ -4,11 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+import seaport
 import yaml
 from pulumi.provider.experimental.component import ComponentProvider
-
-import components
-from components import COMPONENTS
+from seaport import COMPONENTS
 
 REPO = Path(__file__).resolve().parents[2]
 PRIMITIVES = {"string", "integer", "number", "boolean", "array", "object"}
@@ -16,7 +15,7 @@ PRIMITIVES = {"string", "integer", "number", "boolean", "array", "object"}
 
 @pytest.fixture(scope="module")
 def schema():
-    provider = ComponentProvider(COMPONENTS, "seaport", None, components.__version__)
+    provider = ComponentProvider(COMPONENTS, "seaport", None, seaport.__version__)
     return json.loads(provider.schema)
 
 
@@ -29,7 +28,7 @@ def test_plugin_manifest_points_at_the_provider(schema):
     assert manifest["runtime"]["name"] == "python"
     entry = REPO / manifest["main"]
     assert entry.exists() and "component_provider_host" in entry.read_text()
-    assert schema["name"] == "seaport" and schema["version"] == components.__version__
+    assert schema["name"] == "seaport" and schema["version"] == seaport.__version__
 
 
 def test_every_component_is_in_the_schema(schema):

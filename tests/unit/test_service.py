@@ -3,9 +3,8 @@
 import json
 
 import pytest
-
-from components import ContainerService, InvalidArgument
-from components.testing import run
+from seaport import ContainerService, InvalidArgument
+from seaport.tools.testing import run
 
 CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/main-1234567"
 ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app-1234567@sha256:" + "a" * 64

@@ -4,9 +4,9 @@ from dataclasses import fields
 
 import pulumi
 import pytest
+from seaport.tools import testing
 
 import settings
-from components import testing
 
 VALID_ADOPT = {
     "existingVpcId": "vpc-0123456789abcdef0",

@@ -14,7 +14,7 @@ RECORD_KEYS = {"urn", "type", "name", "parent", "custom", "inputs", "outputs"}
 
 def synth_cli(*args, cwd=REPO):
     return subprocess.run(
-        [sys.executable, "-m", "components.synth", *args],
+        [sys.executable, "-m", "seaport.tools.synth", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -86,7 +86,7 @@ def test_prod_spans_three_azs_with_private_instances(prod_plan):
 
 
 def test_plan_is_deterministic(dev_plan):
-    from components.synth import synth
+    from seaport.tools.synth import synth
 
     again = synth(REPO, "dev")
     assert json.dumps(again.to_json(), default=str) == json.dumps(dev_plan.to_json(), default=str)

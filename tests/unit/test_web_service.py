@@ -3,9 +3,8 @@
 import json
 
 import pytest
-
-from components import InvalidArgument, ScaledWebService
-from components.testing import run
+from seaport import InvalidArgument, ScaledWebService
+from seaport.tools.testing import run
 
 INSTANCE_SG = "sg-0123456789abcdef0"
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0d1e2f3a-1234-4cde-8f00-123456789abc"

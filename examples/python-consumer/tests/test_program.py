@@ -1,11 +1,10 @@
-"""The example's own offline tests: its program under seaport's mocks (components.testing)."""
+"""The example's own offline tests: its program under seaport's mocks (seaport.tools.testing)."""
 
 import json
 from pathlib import Path
 
 import pytest
-
-from components.testing import run_program
+from seaport.tools.testing import run_program
 
 MAIN = Path(__file__).resolve().parents[1] / "__main__.py"
 

@@ -18,6 +18,7 @@ the Consul CLI reads:
 from __future__ import annotations
 
 import os
+import re
 import socket
 import struct
 from pathlib import Path
@@ -30,6 +31,15 @@ from apps.common.config import ConfigError
 DEFAULT_AGENT = "127.0.0.1:8500"
 HOST_GATEWAY = "host-gateway"
 ROUTE_TABLE = Path("/proc/net/route")
+# Consul service names are DNS labels, so that <name>.service.consul resolves.
+SERVICE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def service_name(setting: str, value: str | None) -> str:
+    """``value`` when it is a usable Consul service name, else ConfigError naming ``setting``."""
+    if not value or not SERVICE_NAME.fullmatch(value):
+        raise ConfigError(f"{setting}={value!r}: a Consul service name (a DNS label: letters, digits, -) is required")
+    return value
 
 
 def default_gateway(route_table: Path = ROUTE_TABLE) -> str:

@@ -27,7 +27,8 @@ if __name__ == "__main__":
         server.run(
             "portal",
             "The portal page (Stocks and Weather panels) and its JSON API. Backends come from "
-            "WEATHER_URL / STOCKS_URL, else from the Consul agent (services weather and stocks).",
+            "WEATHER_URL / STOCKS_URL, else from the Consul agent (services WEATHER_SERVICE and STOCKS_SERVICE, "
+            "default weather and stocks).",
             build,
             portal_settings.add_arguments,
         )

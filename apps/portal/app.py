@@ -53,6 +53,7 @@ def create_app(settings: Settings) -> Flask:
         http,
         url=settings.weather_url,
         discovery=discovery,
+        consul_service=settings.weather_service,
     )
     stocks = Backend(
         "stocks",
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> Flask:
         http,
         url=settings.stocks_url,
         discovery=discovery,
+        consul_service=settings.stocks_service,
     )
     calls = ThreadPoolExecutor(max_workers=settings.fanout_threads, thread_name_prefix="backend")
 

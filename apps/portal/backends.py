@@ -56,10 +56,12 @@ class Backend:
     """One backend service: where it is, how to ask it about names, what a good answer holds.
 
     Args:
-        service: the Consul service name (and the name in logs and messages).
+        service: the backend's name in logs and API errors (``weather``, ``stocks``).
         path: the one-name path with ``{}`` for the quoted name, e.g. ``/weather/{}``.
         list_path: the several-names path ending in ``=``, e.g. ``/weather?cities=``.
         fields: the keys a good answer has.
+        url: the backend's base URL; without it, ``discovery`` finds an instance.
+        consul_service: the name to look up in Consul; default ``service``.
     """
 
     def __init__(
@@ -71,10 +73,12 @@ class Backend:
         http: client.KeepAliveClient,
         url: str | None = None,
         discovery: ConsulDiscovery | None = None,
+        consul_service: str | None = None,
     ):
         if not url and discovery is None:
             raise ValueError(f"{service}: give a URL or a discovery client")
         self.service = service
+        self.consul_service = consul_service or service
         self.path = path
         self.list_path = list_path
         self.fields = fields
@@ -142,7 +146,7 @@ class Backend:
                 )
                 failed = endpoint
                 if self.discovery is not None and endpoint is not None:
-                    self.discovery.forget(self.service)
+                    self.discovery.forget(self.consul_service)
                 continue
             except client.BadResponse as error:
                 return self._failure(unavailable("bad answer"), f"{base}: {error}", name)
@@ -155,7 +159,7 @@ class Backend:
     def _locate(self, avoid: Endpoint | None) -> tuple[str, Endpoint | None]:
         if self.url:
             return self.url, None
-        endpoint = self.discovery.pick(self.service, avoid=avoid)
+        endpoint = self.discovery.pick(self.consul_service, avoid=avoid)
         return endpoint.url(), endpoint
 
     def _failure(self, outcome: Outcome, where: str, name: str) -> Outcome:

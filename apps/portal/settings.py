@@ -6,7 +6,7 @@ import argparse
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from apps.common import names
+from apps.common import consul, names
 from apps.common.config import ConfigError, env_float, env_int, env_str
 
 DEFAULT_SYMBOLS = "AMZN,MSFT,GOOG"
@@ -15,8 +15,8 @@ DEFAULT_CITIES = "Seattle,London,Tokyo"
 
 @dataclass(frozen=True)
 class Settings:
-    weather_url: str | None  # explicit backend URL; None: ask Consul for "weather"
-    stocks_url: str | None  # explicit backend URL; None: ask Consul for "stocks"
+    weather_url: str | None  # explicit backend URL; None: ask Consul for weather_service
+    stocks_url: str | None  # explicit backend URL; None: ask Consul for stocks_service
     symbols: tuple[str, ...]  # shown when the query string has no ?symbols=
     cities: tuple[str, ...]  # shown when the query string has no ?cities=
     connect_timeout: float  # seconds to open a connection to a backend
@@ -24,6 +24,10 @@ class Settings:
     max_items: int  # most symbols (and cities) one page shows
     fanout_threads: int  # backend calls in flight at a time, per worker
     discovery_cache_seconds: float
+    # The Consul service names the backends are looked up by. Set explicitly by the infrastructure,
+    # so the name a backend registers under and the name the portal asks for are one value.
+    weather_service: str
+    stocks_service: str
 
     @property
     def page_deadline(self) -> float:
@@ -38,6 +42,16 @@ class Settings:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weather-url", default=env_str("WEATHER_URL"), help="weather base URL, else Consul")
     parser.add_argument("--stocks-url", default=env_str("STOCKS_URL"), help="stocks base URL, else Consul")
+    parser.add_argument(
+        "--weather-service",
+        default=env_str("WEATHER_SERVICE", "weather"),
+        help="Consul service name of weather, when WEATHER_URL is not set (WEATHER_SERVICE, default weather)",
+    )
+    parser.add_argument(
+        "--stocks-service",
+        default=env_str("STOCKS_SERVICE", "stocks"),
+        help="Consul service name of stocks, when STOCKS_URL is not set (STOCKS_SERVICE, default stocks)",
+    )
     parser.add_argument("--symbols", default=env_str("PORTAL_SYMBOLS", DEFAULT_SYMBOLS), help="default stock symbols")
     parser.add_argument("--cities", default=env_str("PORTAL_CITIES", DEFAULT_CITIES), help="default cities")
     parser.add_argument(
@@ -78,6 +92,8 @@ def from_args(args: argparse.Namespace) -> Settings:
         max_items=max_items,
         fanout_threads=env_int("PORTAL_FANOUT_THREADS", 64, minimum=2, maximum=1024),
         discovery_cache_seconds=env_float("DISCOVERY_CACHE_SECONDS", 5.0, minimum=0, maximum=300),
+        weather_service=consul.service_name("WEATHER_SERVICE", args.weather_service),
+        stocks_service=consul.service_name("STOCKS_SERVICE", args.stocks_service),
     )
 
 

@@ -29,8 +29,6 @@ from apps.registrar.agent import Agent, CheckSpec
 from apps.registrar.sidecar import Sidecar, Target
 
 DURATION = re.compile(r"\d+(ms|s|m|h)")
-# Consul service names are DNS labels, so that <name>.service.consul resolves.
-SERVICE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -110,8 +108,7 @@ def check_spec(args: argparse.Namespace) -> CheckSpec:
 
 
 def target(args: argparse.Namespace) -> Target:
-    if not args.service or not SERVICE_NAME.fullmatch(args.service):
-        raise ConfigError(f"--service={args.service!r}: a DNS label (letters, digits, -) is required")
+    consul.service_name("--service", args.service)
     if not args.container:
         raise ConfigError("--container (REGISTRAR_CONTAINER) is required")
     if not 0 < args.container_port < 65536:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import re
 import threading
 import time
@@ -10,6 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 
+from apps.common.config import ConfigError
+from apps.portal import settings as portal_settings
 from devtools.procs import free_port
 
 
@@ -210,6 +213,31 @@ def test_discovery_through_consul_follows_a_backend_that_moved(apps, fake_consul
     assert panel_state(html, "weather") == "unavailable"
     assert "no healthy instance in Consul" in section(html, "weather")
     assert requests.get(f"{portal.url}/api/weather/Paris", timeout=5).status_code == 502
+
+
+def test_backends_are_looked_up_under_the_configured_service_names(apps, stack, fake_consul):
+    # Decoys under the default names: a portal that ignored WEATHER_SERVICE/STOCKS_SERVICE would call them.
+    dead = free_port()
+    fake_consul.add("weather", dead)
+    fake_consul.add("stocks", dead)
+    fake_consul.add("weather-blue", stack.weather.port)
+    fake_consul.add("stocks-blue", stack.stocks.port)
+    names = {"WEATHER_SERVICE": "weather-blue", "STOCKS_SERVICE": "stocks-blue"}
+    portal = apps.start("apps.portal", env={"CONSUL_HTTP_ADDR": fake_consul.address, **names})
+    html = requests.get(portal.url, timeout=5).text
+    assert panel_state(html, "weather") == "ok" and panel_state(html, "stocks") == "ok"
+    assert requests.get(f"{portal.url}/api/weather/Paris", timeout=5).status_code == 200
+    assert fake_consul.queries("weather-blue") >= 1 and fake_consul.queries("stocks-blue") >= 1
+    assert fake_consul.queries("weather") == 0 and fake_consul.queries("stocks") == 0
+
+
+@pytest.mark.parametrize("name", ["weather blue", "-weather", "weather.service.consul", "w" * 64])
+def test_a_service_name_consul_cannot_resolve_is_a_setting_error(name, monkeypatch):
+    monkeypatch.setenv("WEATHER_SERVICE", name)
+    parser = argparse.ArgumentParser()
+    portal_settings.add_arguments(parser)
+    with pytest.raises(ConfigError, match=r"WEATHER_SERVICE=.*a Consul service name"):
+        portal_settings.from_args(parser.parse_args([]))
 
 
 def test_portal_with_unreachable_consul_still_renders(apps):

@@ -57,10 +57,18 @@ def test_pick_avoids_the_instance_that_failed_when_there_is_another(fake_consul)
     fake_consul.add("weather", 7001)
     fake_consul.add("weather", 7002)
     discovery = ConsulDiscovery(fake_consul.address)
-    failed = Endpoint("127.0.0.1", 7001, "weather-7001")
-    assert {discovery.pick("weather", avoid=failed).port for _ in range(20)} == {7002}
-    # With a single instance, avoiding it still returns it (better than nothing).
-    assert discovery.pick("weather", avoid=Endpoint("127.0.0.1", 7002, "weather-7002")).port in (7001, 7002)
+    first, second = sorted(discovery.healthy("weather"), key=lambda endpoint: endpoint.port)
+    # Two instances: the one that failed is never picked (a random pick would return it half the time).
+    assert {discovery.pick("weather", avoid=first) for _ in range(20)} == {second}
+    assert {discovery.pick("weather", avoid=second) for _ in range(20)} == {first}
+
+
+def test_pick_returns_the_only_instance_even_if_it_failed(fake_consul):
+    fake_consul.add("stocks", 7003)
+    discovery = ConsulDiscovery(fake_consul.address)
+    [only] = discovery.healthy("stocks")
+    # Better to try it again than to give up: it may have been a dropped keep-alive connection.
+    assert discovery.pick("stocks", avoid=only) == only
 
 
 @pytest.mark.parametrize("outage", ["answers 500", "is down"])

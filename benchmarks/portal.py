@@ -121,11 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     delay = args.delay_ms
     logs = Path(tempfile.mkdtemp(prefix="seaport-bench-portal-"))
-    clean = {"WEATHER_URL": "", "STOCKS_URL": "", "CONSUL_HTTP_ADDR": "", "DELAY_MS": "", "ACCESS_LOG": ""}
+    # AppProcess starts each app with child_env(env), so no WEATHER_URL, CONSUL_* etc. of ours leaks in.
     # Every backend call of 32 pages at once (32 x 3 per backend) must find a free thread.
-    backend_env = {**clean, "WEB_CONCURRENCY": os.environ.get("BACKEND_WORKERS", "2"), "THREADS": "64"}
+    backend_env = {"WEB_CONCURRENCY": os.environ.get("BACKEND_WORKERS", "2"), "THREADS": "64"}
     portal_env = {
-        **clean,
         "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
         "THREADS": os.environ.get("THREADS", "32"),
     }

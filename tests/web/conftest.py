@@ -1,4 +1,10 @@
-"""Start the web apps as real processes on loopback for the tests in this folder."""
+"""Start the web apps as real processes on loopback for the tests in this folder.
+
+Every child process here gets ``devtools.procs.child_env``: an allow-list of
+the test run's environment (PATH, HOME, locale, temp dir) plus the values a
+test passes, so a developer's ``CONSUL_*``, ``WEATHER_URL`` or ``AWS_*`` can't
+change what an app under test does. ``AppProcess`` applies it to ``env``.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,8 @@ import requests
 
 from devtools.procs import AppProcess, free_port, wait_for_port
 
-# Settings a developer's shell might have that would change what the apps do.
+# Settings a developer's shell might have that would change what the apps do. child_env already leaves
+# them out; kept for tests/web/test_local.py, which still passes it.
 CLEAN_ENV = {
     name: ""
     for name in (
@@ -57,7 +64,7 @@ def start_app(module: str, log_dir: Path, args=(), env=None, port: int | None = 
     process = AppProcess(
         module,
         ["--host", "127.0.0.1", "--port", str(port), *args],
-        env={**CLEAN_ENV, "WEB_CONCURRENCY": "1", "THREADS": "16", **(env or {})},
+        env={"WEB_CONCURRENCY": "1", "THREADS": "16", **(env or {})},  # AppProcess: child_env(env)
         log_path=log_dir / f"{name}-{port}.log",
     ).start()
     try:

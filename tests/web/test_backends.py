@@ -11,7 +11,7 @@ import requests
 
 from apps.common import names
 from apps.common.sample import stable_value
-from devtools.procs import REPO_ROOT, free_port
+from devtools.procs import REPO_ROOT, child_env, free_port
 
 
 def test_weather_answers_deterministic_marked_sample_data(stack):
@@ -89,7 +89,7 @@ def run_module(*args, env=None):
     return subprocess.run(
         [sys.executable, "-m", *args],
         cwd=REPO_ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO_ROOT), **(env or {})},
+        env=child_env(env),
         capture_output=True,
         text=True,
         timeout=30,

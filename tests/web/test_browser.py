@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.procs import REPO_ROOT
+from devtools.procs import REPO_ROOT, child_env
 
 SCREENSHOTS = REPO_ROOT / "build" / "screenshots"
 # Flags these sandboxed machines need: no sandbox as root, no GPU, and no background
@@ -52,7 +52,11 @@ def browser():
         pytest.fail("playwright is not installed: pip install -r requirements-dev.txt", pytrace=False)
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
-            executable_path=chromium_path(), headless=True, args=CHROMIUM_ARGS, timeout=30_000
+            executable_path=chromium_path(),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            env=child_env(),  # not the test run's proxies and credentials
+            timeout=30_000,
         )
         yield chromium
         chromium.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.procs import REPO_ROOT
+from devtools.procs import REPO_ROOT, child_env
 
 APPS = REPO_ROOT / "apps"
 DOCKERFILE = APPS / "Dockerfile"
@@ -200,6 +200,7 @@ def test_hadolint_is_clean_and_every_ignored_rule_says_why():
     config = REPO_ROOT / ".hadolint.yaml"
     result = subprocess.run(
         [hadolint(), "--config", str(config), str(DOCKERFILE)],
+        env=child_env(),
         capture_output=True,
         text=True,
         timeout=60,

@@ -16,7 +16,6 @@ from apps.registrar import metadata
 from apps.registrar.agent import CheckSpec, registration
 from devtools.procs import AppProcess
 from tests.support.fake_ecs_metadata import FakeEcsMetadata, port_entries
-from tests.web.conftest import CLEAN_ENV
 
 
 @pytest.fixture
@@ -30,8 +29,7 @@ def start_registrar(tmp_path, ecs, consul, *args, env=None) -> AppProcess:
     return AppProcess(
         "apps.registrar",
         ["--service", "portal", "--container", "portal", "--container-port", "8080", *args],
-        env={
-            **CLEAN_ENV,
+        env={  # AppProcess starts it with child_env(env): nothing else from our environment
             "ECS_CONTAINER_METADATA_URI_V4": ecs.uri(),
             "CONSUL_HTTP_ADDR": consul.address,
             "REGISTRAR_VERIFY_SECONDS": "0.2",

@@ -197,14 +197,21 @@ def test_rate_limits_and_bursts_at_most_one_second():
 
 
 class FakePublishChannel:
+    """Records publishes and declarations; the test plays the broker through the registered callbacks."""
+
     is_open = True
 
     def __init__(self):
         self.published: list[str] = []
+        self.properties: dict[str, pika.BasicProperties] = {}
+        self.declared: list[str] = []
+        self.pending_declares: list = []  # callbacks of declarations the "broker" has not answered yet
+        self.answer_declares = True
 
     def basic_publish(self, exchange, routing_key, body, properties, mandatory):
         assert mandatory and routing_key == "q" and exchange == ""
         self.published.append(properties.message_id)
+        self.properties[properties.message_id] = properties
 
     def add_on_return_callback(self, callback):
         self.on_return = callback
@@ -212,6 +219,22 @@ class FakePublishChannel:
     def confirm_delivery(self, ack_nack_callback, callback):
         self.on_confirm = ack_nack_callback
         callback(None)
+
+    def queue_declare(self, queue, durable, arguments, callback):
+        self.declared.append(queue)
+        if self.answer_declares:
+            callback(None)
+        else:
+            self.pending_declares.append(callback)
+
+    def answer_pending_declares(self):
+        while self.pending_declares:
+            self.pending_declares.pop(0)(None)
+
+    def return_unroutable(self, message_id):
+        """What pika does on basic.return: call the registered callback with the message handed back."""
+        method = Basic.Return(reply_code=312, reply_text="NO_ROUTE", exchange="", routing_key="q")
+        self.on_return(self, method, self.properties[message_id], b"{}")
 
     def close(self):
         self.is_open = False
@@ -245,21 +268,47 @@ def test_publisher_keeps_the_window_and_settles_multiple_acks():
     assert list(publisher.unconfirmed) == [3, 4, 6, 7]
 
 
-def test_publisher_republishes_nacked_and_returned_messages():
+def test_publisher_republishes_nacked_messages():
     publisher, channel = ready_publisher(count=4, window=4)
     publisher._pump()
     confirm(publisher, Basic.Nack(delivery_tag=2, multiple=True))
     assert publisher.nacked == 2 and publisher.confirmed == 0
     assert channel.published[4:] == ["r-0", "r-1"]  # tags 5 and 6
-    publisher._redeclaring = True  # as after a return; skip the real redeclare
-    publisher.returned.add("r-2")
-    publisher._redeclaring = False
-    confirm(publisher, Basic.Ack(delivery_tag=4, multiple=True))
-    assert publisher.confirmed == 1  # r-3; r-2 was returned unroutable
-    assert channel.published[6:] == ["r-2"]
-    confirm(publisher, Basic.Ack(delivery_tag=7, multiple=True))
+    confirm(publisher, Basic.Ack(delivery_tag=6, multiple=True))
     assert publisher.confirmed == 4 and publisher.outstanding == 0
     assert publisher.exit_code == 0  # --count done
+
+
+def test_unroutable_message_is_republished_never_counted_as_confirmed():
+    publisher, channel = ready_publisher(count=4, window=4)
+    publisher._pump()
+    # The broker hands r-2 back (its queue was deleted), then acks it: an ack for a
+    # message that reached no queue.
+    channel.return_unroutable("r-2")
+    confirm(publisher, Basic.Ack(delivery_tag=4, multiple=True))
+    assert publisher.confirmed == 3  # r-0, r-1, r-3; not r-2
+    assert publisher.returned_count == 1
+    assert channel.declared == ["q.dead", "q"]  # the queues are declared again...
+    assert channel.published[4:] == ["r-2"]  # ...and r-2 is published once more
+    assert publisher.exit_code is None  # not done: r-2 is not delivered yet
+    confirm(publisher, Basic.Ack(delivery_tag=5, multiple=False))
+    assert publisher.confirmed == 4 and publisher.outstanding == 0
+    assert publisher.exit_code == 0
+
+
+def test_unroutable_messages_wait_for_the_queues_to_be_declared_again():
+    publisher, channel = ready_publisher(count=3, window=3)
+    channel.answer_declares = False
+    publisher._pump()
+    channel.return_unroutable("r-0")
+    channel.return_unroutable("r-1")
+    confirm(publisher, Basic.Ack(delivery_tag=3, multiple=True))
+    assert publisher.confirmed == 1 and channel.declared == ["q.dead"]  # one redeclaration at a time
+    assert channel.published == ["r-0", "r-1", "r-2"]  # nothing resent into the void meanwhile
+    channel.answer_pending_declares()
+    assert channel.published[3:] == ["r-0", "r-1"]
+    confirm(publisher, Basic.Ack(delivery_tag=5, multiple=True))
+    assert publisher.confirmed == 3 and publisher.exit_code == 0
 
 
 def test_publisher_resends_unconfirmed_after_connection_loss_in_order():

@@ -1,31 +1,139 @@
-"""Typed, validated stack settings: the one place that reads ``pulumi.Config``.
+"""Stack settings -> component arguments: the one place that reads ``pulumi.Config``.
 
-``Pulumi.yaml`` declares every setting (type, default, description); this
-module reads each one with its declared type, falls back to the declared
-default, and validates the whole set before the program creates anything.
-Every problem found is reported at once, one line each, naming the key, the
-value and what is accepted::
+``Pulumi.yaml`` declares every setting (type, default, description). Each
+setting is a component argument under the same name: the key is the
+argument's name in camelCase, after a prefix where two components share a
+name (``minTasks`` -> the portal's ``autoscaling.min_tasks``, ``consulVersion`` ->
+ConsulMesh's ``version``). ``ARGUMENTS`` is that map. The components own the
+defaults (``make docs`` copies them into Pulumi.yaml) and the rules: this
+module runs each component's own ``problems()`` over the arguments the
+settings give and reports every problem at once, under the setting's name::
 
     seaport:minTasks=5 must be <= seaport:maxTasks=3
 
-``SettingsError`` derives from ``pulumi.RunError``, so ``pulumi up`` prints
-the message without a Python traceback, and ``make plan`` exits non-zero.
+``SettingsError`` derives from ``pulumi.RunError``, so ``pulumi up`` prints the
+message without a Python traceback, and ``make plan`` exits non-zero.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import pulumi
 import yaml
+
+import seaport
+from seaport import (
+    autoscaling,
+    cluster,
+    consul,
+    containers,
+    images,
+    load_balancer,
+    messaging,
+    network,
+    service,
+    web_service,
+)
 from seaport import validation as check
+from seaport.args import Problem
 
 PROJECT = "seaport"
 PROJECT_FILE = Path(__file__).with_name("Pulumi.yaml")
+CLUSTER_NAME = "seaport"  # the EcsCluster's name in __main__.py (its rules depend on it)
+
+# Every setting that is a component argument: key -> [(component, argument path), ...].
+ARGUMENTS: dict[str, list[tuple[str, str]]] = {
+    # Network
+    "vpcCidr": [("network", "vpc_cidr")],
+    "azCount": [("network", "az_count")],
+    "subnetPrefixLength": [("network", "subnet_prefix_length")],
+    "privateSubnets": [("network", "private_subnets")],
+    "singleNatGateway": [("network", "single_nat_gateway")],
+    "existingVpcId": [("network", "existing_vpc_id")],
+    "existingPublicSubnetIds": [("network", "existing_public_subnet_ids")],
+    "existingPrivateSubnetIds": [("network", "existing_private_subnet_ids")],
+    # EcsCluster
+    "instanceType": [("cluster", "instance_type")],
+    "minInstances": [("cluster", "min_instances")],
+    "maxInstances": [("cluster", "max_instances")],
+    "rootVolumeSizeGiB": [("cluster", "root_volume_size_gib")],
+    "containerInsights": [("cluster", "container_insights")],
+    "capacityTargetPercent": [("cluster", "capacity_target_percent")],
+    # the portal (ScaledWebService)
+    "minTasks": [("portal", "autoscaling.min_tasks")],
+    "maxTasks": [("portal", "autoscaling.max_tasks")],
+    "scalingMode": [("portal", "autoscaling.scaling_mode")],
+    "scaleOutCpuPercent": [("portal", "autoscaling.scale_out_cpu_percent")],
+    "scaleInCpuPercent": [("portal", "autoscaling.scale_in_cpu_percent")],
+    "targetCpuPercent": [("portal", "autoscaling.target_cpu_percent")],
+    "scaleOutCooldownSeconds": [("portal", "autoscaling.scale_out_cooldown_seconds")],
+    "scaleInCooldownSeconds": [("portal", "autoscaling.scale_in_cooldown_seconds")],
+    "certificateArn": [("portal", "load_balancer.certificate_arn")],
+    "healthCheckPath": [("portal", "load_balancer.health_check_path")],
+    "webCpu": [("portal", "container.cpu")],
+    "webMemoryMiB": [("portal", "container.memory_mib")],
+    # the portal's backends (ContainerService each)
+    "backendDesiredTasks": [("backends", "desired_tasks")],
+    # ContainerImage (every image)
+    "platform": [("images", "platform")],
+    "imageRetainCount": [("images", "retain_count")],
+    "imageForceDelete": [("images", "force_delete")],
+    # ConsulMesh
+    "consulServers": [("consul", "servers")],
+    "consulVersion": [("consul", "version")],
+    "consulInstanceType": [("consul", "instance_type")],
+    # RabbitMessaging
+    "brokerMode": [("messaging", "broker_mode")],
+    "rabbitmqImage": [("messaging", "rabbitmq_image")],
+    "amazonMqInstanceType": [("messaging", "amazon_mq_instance_type")],
+    "amazonMqEngineVersion": [("messaging", "amazon_mq_engine_version")],
+    "queueName": [("messaging", "queue_name")],
+    "queueType": [("messaging", "queue_type")],
+    "sendTasks": [("messaging", "send_tasks")],
+    "sendRate": [("messaging", "send_rate")],
+    "receiveTasks": [("messaging", "receive_tasks")],
+    # every component with logs
+    "logRetentionDays": [
+        ("portal", "service.log_retention_days"),
+        ("backends", "log_retention_days"),
+        ("consul", "log_retention_days"),
+        ("messaging", "log_retention_days"),
+    ],
+}
+# Prefixes a key may carry before the argument's own name (where two components share a name).
+KEY_PREFIXES = ("", "web", "backend", "image", "consul")
+
+# Each component's rules and defaults, as the component declares them.
+VALIDATORS: dict[str, Callable[[dict[str, Any]], list[Problem]]] = {
+    "network": network.problems,
+    "cluster": lambda args: cluster.problems(args, CLUSTER_NAME),  # type: ignore[arg-type]
+    "portal": lambda args: web_service.problems(args, "portal"),  # type: ignore[arg-type]
+    "backends": lambda args: service.problems(args, "backend"),  # type: ignore[arg-type]
+    "images": images.problems,  # type: ignore[dict-item]
+    "consul": consul.problems,  # type: ignore[dict-item]
+    "messaging": messaging.problems,  # type: ignore[dict-item]
+}
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "network": network.DEFAULTS,
+    "cluster": cluster.DEFAULTS,
+    "portal": {
+        "autoscaling": autoscaling.DEFAULTS,
+        "load_balancer": load_balancer.DEFAULTS,
+        "container": containers.CONTAINER_DEFAULTS,
+        "service": service.DEFAULTS,
+    },
+    "backends": service.DEFAULTS,
+    "images": images.DEFAULTS,
+    "consul": consul.DEFAULTS,
+    "messaging": messaging.DEFAULTS,
+}
 
 
 class SettingsError(pulumi.RunError):
@@ -36,107 +144,18 @@ class SettingsError(pulumi.RunError):
         super().__init__("invalid stack settings:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
-def setting(key: str) -> Any:
-    """A dataclass field read from the project setting ``key`` (its default lives in Pulumi.yaml)."""
-    return field(metadata={"key": key})
-
-
-@dataclass(frozen=True)
-class NetworkSettings:
-    vpc_cidr: str = setting("vpcCidr")
-    az_count: int = setting("azCount")
-    subnet_prefix_length: int = setting("subnetPrefixLength")
-    private_subnets: bool = setting("privateSubnets")
-    single_nat_gateway: bool = setting("singleNatGateway")
-    existing_vpc_id: str = setting("existingVpcId")
-    existing_public_subnet_ids: list[str] = setting("existingPublicSubnetIds")
-    existing_private_subnet_ids: list[str] = setting("existingPrivateSubnetIds")
-
-    @property
-    def adopt(self) -> bool:
-        """True when an existing VPC is used instead of a new one."""
-        return bool(self.existing_vpc_id)
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    instance_type: str = setting("instanceType")
-    min_instances: int = setting("minInstances")
-    max_instances: int = setting("maxInstances")
-    root_volume_size_gib: int = setting("rootVolumeSizeGiB")
-    container_insights: bool = setting("containerInsights")
-    capacity_target_percent: int = setting("capacityTargetPercent")
-
-
-@dataclass(frozen=True)
-class WebSettings:
-    min_tasks: int = setting("minTasks")
-    desired_tasks: int = setting("desiredTasks")
-    max_tasks: int = setting("maxTasks")
-    scaling_mode: str = setting("scalingMode")
-    scale_out_cpu_percent: int = setting("scaleOutCpuPercent")
-    scale_in_cpu_percent: int = setting("scaleInCpuPercent")
-    target_cpu_percent: int = setting("targetCpuPercent")
-    scale_out_cooldown_seconds: int = setting("scaleOutCooldownSeconds")
-    scale_in_cooldown_seconds: int = setting("scaleInCooldownSeconds")
-    certificate_arn: str = setting("certificateArn")
-    health_check_path: str = setting("healthCheckPath")
-    cpu: int = setting("webCpu")
-    memory_mib: int = setting("webMemoryMiB")
-    backend_tasks: int = setting("backendTasks")
-    temp_scale: str = setting("tempScale")
-
-
-@dataclass(frozen=True)
-class ImageSettings:
-    platform: str = setting("platform")
-    retain_count: int = setting("imageRetainCount")
-    force_delete: bool = setting("forceDeleteImages")
-
-
-@dataclass(frozen=True)
-class ConsulSettings:
-    servers: int = setting("consulServers")
-    version: str = setting("consulVersion")
-    instance_type: str = setting("consulInstanceType")
-
-
-@dataclass(frozen=True)
-class MessagingSettings:
-    broker_mode: str = setting("brokerMode")
-    rabbitmq_image: str = setting("rabbitmqImage")
-    amazon_mq_instance_type: str = setting("amazonMqInstanceType")
-    amazon_mq_engine_version: str = setting("amazonMqEngineVersion")
-    queue_name: str = setting("queueName")
-    queue_type: str = setting("queueType")
-    send_tasks: int = setting("sendTasks")
-    send_rate: int = setting("sendRate")
-    receive_tasks: int = setting("receiveTasks")
-
-
 @dataclass(frozen=True)
 class Settings:
-    """Everything a stack can set, grouped by the component that uses it."""
+    """What the stack's settings give each component, plus the settings the program itself reads."""
 
     stack: str
-    network: NetworkSettings
-    cluster: ClusterSettings
-    web: WebSettings
-    images: ImageSettings
-    consul: ConsulSettings
-    messaging: MessagingSettings
-    log_retention_days: int = setting("logRetentionDays")
-    tags: dict[str, str] = setting("tags")
+    args: dict[str, dict[str, Any]]
+    """component -> its arguments from the settings (nested like the component's args)."""
+    tags: dict[str, str]
+    temp_scale: str
 
-
-SECTIONS = {
-    "network": NetworkSettings,
-    "cluster": ClusterSettings,
-    "web": WebSettings,
-    "images": ImageSettings,
-    "consul": ConsulSettings,
-    "messaging": MessagingSettings,
-}
+    def __getitem__(self, component: str) -> dict[str, Any]:
+        return self.args.get(component, {})
 
 
 @cache
@@ -146,7 +165,7 @@ def schema() -> dict[str, dict]:
 
 
 def load(config: pulumi.Config | None = None, stack: str | None = None) -> Settings:
-    """Read every setting of the current stack, validate them together, return them typed."""
+    """Read every setting of the current stack, validate them together, return them as component arguments."""
     config = config or pulumi.Config(PROJECT)
     values, problems = {}, []
     for key, spec in schema().items():
@@ -154,7 +173,7 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Setti
             values[key] = _read(config, key, spec)
         except ValueError as error:
             problems.append(str(error))
-    if problems:  # type errors first: the rules below assume well-typed values
+    if problems:  # type errors first: the rules assume well-typed values
         raise SettingsError(problems)
     return from_values(values, stack or pulumi.get_stack())
 
@@ -162,22 +181,89 @@ def load(config: pulumi.Config | None = None, stack: str | None = None) -> Setti
 def from_values(values: dict[str, Any], stack: str) -> Settings:
     """Build and validate ``Settings`` from typed values keyed like Pulumi.yaml (defaults filled in)."""
     values = {key: values.get(key, spec.get("default")) for key, spec in schema().items()}
-    tags, tag_problems = _parse_tags(values["tags"])
-    values["tags"] = tags
-
-    def build(cls):
-        return cls(**{f.name: values[f.metadata["key"]] for f in fields(cls) if "key" in f.metadata})
-
-    settings = Settings(
-        stack=stack,
-        **{name: build(cls) for name, cls in SECTIONS.items()},
-        log_retention_days=values["logRetentionDays"],
-        tags=tags,
-    )
-    problems = tag_problems + validate(settings)
+    tags, problems = _parse_tags(values["tags"])
+    args: dict[str, dict[str, Any]] = {component: {} for component in VALIDATORS}
+    for key, targets in ARGUMENTS.items():
+        if values.get(key) in (None, ""):  # "" is how Pulumi.yaml says "not set" for a string
+            continue
+        for component, path in targets:
+            _put(args[component], path, values[key])
+    problems += [
+        _renamed(component, p) for component, validate in VALIDATORS.items() for p in validate(args[component])
+    ]
+    problems = [p for p in problems if p]
+    problems += _program_rules(values, tags)
     if problems:
-        raise SettingsError(problems)
-    return settings
+        raise SettingsError(list(dict.fromkeys(problems)))
+    return Settings(stack=stack, args=args, tags=tags, temp_scale=values["tempScale"])
+
+
+def _program_rules(values: dict[str, Any], tags: dict[str, str]) -> list[str]:
+    """Rules across components, and rules of the settings the program reads itself."""
+    problems = []
+    instance_type, platform = values["instanceType"], values["platform"]
+    if not check.instance_type(instance_type) and not check.one_of(platform, seaport.Platform):
+        problem = check.platform_matches(platform, instance_type)
+        if problem:
+            problems.append(f"{_key('instanceType')}={instance_type!r} {problem[:-1]}; set {_key('platform')})")
+    if check.one_of(values["tempScale"], ("C", "F")):
+        problems.append(f"{_key('tempScale')}={values['tempScale']!r} must be one of C, F")
+    if check.tags(tags):
+        problems.append(f"{_key('tags')}={tags!r} {check.tags(tags)}")
+    return problems
+
+
+# -- names: argument paths <-> setting keys -----------------------------------------------------
+
+
+def _put(target: dict[str, Any], path: str, value: Any) -> None:
+    *parents, leaf = path.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
+
+
+@cache
+def _keys_by_path() -> dict[tuple[str, str], str]:
+    return {(component, path): key for key, targets in ARGUMENTS.items() for component, path in targets}
+
+
+def _renamed(component: str, problem: Problem) -> str | None:
+    """A component's problem said with setting keys, or None when no setting sets that argument."""
+    keys = _keys_by_path()
+    key = keys.get((component, problem.path))
+    if key is None:
+        return None
+    parent = problem.path.rpartition(".")[0]
+
+    def rename(match: re.Match) -> str:
+        name = match.group(1)
+        for path in (f"{parent}.{name}" if parent else name, name):
+            if (component, path) in keys:
+                return f"{_key(keys[(component, path)])}="
+        return match.group(0)
+
+    message = re.sub(r"\b([a-z_][a-z0-9_.]*)=", rename, problem.message)
+    return f"{_key(key)}={problem.value!r} {message}"
+
+
+def _key(name: str) -> str:
+    return f"{PROJECT}:{name}"
+
+
+def component_default(key: str) -> Any:
+    """The default a setting takes from its component (what ``make docs`` writes into Pulumi.yaml)."""
+    component, path = ARGUMENTS[key][0]
+    value: Any = DEFAULTS[component]
+    parts = path.split(".")
+    if component == "portal":
+        value = value[parts.pop(0)]
+    for part in parts:
+        value = value.get(part) if isinstance(value, dict) else None
+    return str(value) if isinstance(value, str) else value  # enum members as their values
+
+
+# -- reading --------------------------------------------------------------------------------------
 
 
 def _read(config: pulumi.Config, key: str, spec: dict) -> Any:
@@ -192,20 +278,20 @@ def _read(config: pulumi.Config, key: str, spec: dict) -> Any:
         try:
             return int(raw)
         except ValueError:
-            raise ValueError(f"{PROJECT}:{key}={raw!r} is not a whole number") from None
+            raise ValueError(f"{_key(key)}={raw!r} is not a whole number") from None
     if kind == "boolean":
         if raw.lower() in ("true", "false"):
             return raw.lower() == "true"
-        raise ValueError(f"{PROJECT}:{key}={raw!r} must be true or false")
+        raise ValueError(f"{_key(key)}={raw!r} must be true or false")
     if kind == "array":
         try:
             items = json.loads(raw)
         except json.JSONDecodeError:
             items = None
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise ValueError(f"{PROJECT}:{key}={raw!r} must be a list of strings")
+            raise ValueError(f"{_key(key)}={raw!r} must be a list of strings")
         return items
-    raise ValueError(f"{PROJECT}:{key} has type {kind!r} in Pulumi.yaml, which settings.py does not read")
+    raise ValueError(f"{_key(key)} has type {kind!r} in Pulumi.yaml, which settings.py does not read")
 
 
 def _parse_tags(items: list[str]) -> tuple[dict[str, str], list[str]]:
@@ -213,142 +299,9 @@ def _parse_tags(items: list[str]) -> tuple[dict[str, str], list[str]]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            problems.append(f"{PROJECT}:tags item {item!r} must be key=value")
+            problems.append(f"{_key('tags')} item {item!r} must be key=value")
         elif key.strip() in tags:
-            problems.append(f"{PROJECT}:tags sets {key.strip()!r} twice")
+            problems.append(f"{_key('tags')} sets {key.strip()!r} twice")
         else:
             tags[key.strip()] = value.strip()
     return tags, problems
-
-
-def _key(name: str) -> str:
-    return f"{PROJECT}:{name}"
-
-
-def validate(s: Settings) -> list[str]:
-    """Every rule the settings must satisfy; an empty list means they are fine."""
-    problems: list[str] = []
-
-    def rule(key: str, value: Any, problem: str | None) -> None:
-        if problem:
-            problems.append(f"{_key(key)}={value!r} {problem}")
-
-    def order(low_key: str, low: int, high_key: str, high: int, strict: bool = False) -> None:
-        if low > high or (strict and low == high):
-            relation = "<" if strict else "<="
-            problems.append(f"{_key(low_key)}={low} must be {relation} {_key(high_key)}={high}")
-
-    net, cluster, web, consul, msg = s.network, s.cluster, s.web, s.consul, s.messaging
-
-    # network
-    rule("azCount", net.az_count, check.int_between(net.az_count, 2, 6))
-    if net.adopt:
-        rule("existingVpcId", net.existing_vpc_id, check.vpc_id(net.existing_vpc_id))
-        rule(
-            "existingPublicSubnetIds",
-            net.existing_public_subnet_ids,
-            check.subnet_ids(net.existing_public_subnet_ids, 2),
-        )
-        if net.private_subnets:
-            rule(
-                "existingPrivateSubnetIds",
-                net.existing_private_subnet_ids,
-                check.subnet_ids(net.existing_private_subnet_ids, 1),
-            )
-        elif net.existing_private_subnet_ids:
-            rule(
-                "existingPrivateSubnetIds",
-                net.existing_private_subnet_ids,
-                "is only used with seaport:privateSubnets=true",
-            )
-    else:
-        for key in ("existingPublicSubnetIds", "existingPrivateSubnetIds"):
-            ids = getattr(net, "existing_public_subnet_ids" if "Public" in key else "existing_private_subnet_ids")
-            if ids:
-                rule(key, ids, "is only used with seaport:existingVpcId (adopt an existing VPC)")
-        cidr_problem = check.cidr_block(net.vpc_cidr)
-        rule("vpcCidr", net.vpc_cidr, cidr_problem)
-        if not cidr_problem and not check.int_between(net.az_count, 2, 6):
-            needed = net.az_count * (2 if net.private_subnets else 1)
-            rule(
-                "subnetPrefixLength",
-                net.subnet_prefix_length,
-                check.subnets_fit(net.vpc_cidr, net.subnet_prefix_length, needed),
-            )
-    if net.single_nat_gateway and not net.private_subnets:
-        rule("singleNatGateway", True, "is only used with seaport:privateSubnets=true")
-
-    # cluster and images
-    rule("instanceType", cluster.instance_type, check.instance_type(cluster.instance_type))
-    rule("platform", s.images.platform, check.one_of(s.images.platform, check.PLATFORMS))
-    if not check.instance_type(cluster.instance_type) and s.images.platform in check.PLATFORMS:
-        problem = check.platform_matches(s.images.platform, cluster.instance_type)
-        rule("instanceType", cluster.instance_type, problem and f"{problem[:-1]}; set seaport:platform)")
-    rule("minInstances", cluster.min_instances, check.int_between(cluster.min_instances, 0, 100))
-    rule("maxInstances", cluster.max_instances, check.int_between(cluster.max_instances, 1, 100))
-    order("minInstances", cluster.min_instances, "maxInstances", cluster.max_instances)
-    rule(
-        "rootVolumeSizeGiB",
-        cluster.root_volume_size_gib,
-        check.int_between(cluster.root_volume_size_gib, 30, 16384),
-    )
-    rule(
-        "capacityTargetPercent",
-        cluster.capacity_target_percent,
-        check.int_between(cluster.capacity_target_percent, 1, 100),
-    )
-    rule("imageRetainCount", s.images.retain_count, check.int_between(s.images.retain_count, 1, 1000))
-
-    # web service and its scaling
-    rule("minTasks", web.min_tasks, check.int_between(web.min_tasks, 1, 100))
-    rule("maxTasks", web.max_tasks, check.int_between(web.max_tasks, 1, 100))
-    if web.min_tasks > web.max_tasks:
-        order("minTasks", web.min_tasks, "maxTasks", web.max_tasks)
-    else:
-        order("minTasks", web.min_tasks, "desiredTasks", web.desired_tasks)
-        order("desiredTasks", web.desired_tasks, "maxTasks", web.max_tasks)
-    rule("scalingMode", web.scaling_mode, check.one_of(web.scaling_mode, check.SCALING_MODES))
-    rule("scaleInCpuPercent", web.scale_in_cpu_percent, check.int_between(web.scale_in_cpu_percent, 1, 99))
-    rule("scaleOutCpuPercent", web.scale_out_cpu_percent, check.int_between(web.scale_out_cpu_percent, 2, 100))
-    order("scaleInCpuPercent", web.scale_in_cpu_percent, "scaleOutCpuPercent", web.scale_out_cpu_percent, True)
-    rule("targetCpuPercent", web.target_cpu_percent, check.int_between(web.target_cpu_percent, 10, 90))
-    for key, value in (
-        ("scaleOutCooldownSeconds", web.scale_out_cooldown_seconds),
-        ("scaleInCooldownSeconds", web.scale_in_cooldown_seconds),
-    ):
-        rule(key, value, check.int_between(value, 0, 3600))
-    rule("certificateArn", web.certificate_arn, check.certificate_arn(web.certificate_arn))
-    rule("healthCheckPath", web.health_check_path, check.url_path(web.health_check_path))
-    rule("webCpu", web.cpu, check.int_between(web.cpu, 64, 10240))
-    rule("webMemoryMiB", web.memory_mib, check.int_between(web.memory_mib, 64, 122880))
-    rule("backendTasks", web.backend_tasks, check.int_between(web.backend_tasks, 1, 50))
-    rule("tempScale", web.temp_scale, check.one_of(web.temp_scale, ("C", "F")))
-
-    # logs and tags
-    rule("logRetentionDays", s.log_retention_days, check.log_retention(s.log_retention_days))
-    rule("tags", s.tags, check.tags(s.tags))
-
-    # consul
-    rule("consulServers", consul.servers, check.one_of(consul.servers, (1, 3, 5)))
-    rule("consulVersion", consul.version, check.semver(consul.version))
-    rule("consulInstanceType", consul.instance_type, check.instance_type(consul.instance_type))
-
-    # messaging
-    rule("brokerMode", msg.broker_mode, check.one_of(msg.broker_mode, ("container", "amazonmq")))
-    rule("rabbitmqImage", msg.rabbitmq_image, check.rabbitmq_image(msg.rabbitmq_image))
-    rule(
-        "amazonMqInstanceType",
-        msg.amazon_mq_instance_type,
-        check.mq_instance_type(msg.amazon_mq_instance_type),
-    )
-    rule(
-        "amazonMqEngineVersion",
-        msg.amazon_mq_engine_version,
-        check.mq_engine_version(msg.amazon_mq_engine_version),
-    )
-    rule("queueName", msg.queue_name, check.queue_name(msg.queue_name))
-    rule("queueType", msg.queue_type, check.one_of(msg.queue_type, ("quorum", "classic")))
-    rule("sendTasks", msg.send_tasks, check.int_between(msg.send_tasks, 0, 50))
-    rule("sendRate", msg.send_rate, check.int_between(msg.send_rate, 1, 10000))
-    rule("receiveTasks", msg.receive_tasks, check.int_between(msg.receive_tasks, 0, 50))
-    return problems

@@ -1,42 +1,82 @@
-"""seaport's reusable Pulumi components for microservices on Amazon ECS (EC2).
+"""seaport: reusable Pulumi components for microservices on Amazon ECS (EC2).
 
-    from components import Network, EcsCluster
+    from seaport import EcsCluster, Network, ScaledWebService
+
+    network = Network("app", {})
+    cluster = EcsCluster("app", {"network": network.reference})
+    web = ScaledWebService("web", {"cluster": cluster.reference, "container": {"image": ..., "port": 8080}})
 
 Every component takes ``(name, args, opts)``, where ``args`` is a TypedDict
-whose fields are documented with their defaults, parents its children, and
-exposes plain outputs (ids, ARNs, names) to wire components together.
+whose fields are documented with their defaults; components connect through
+reference objects (``network.reference``, ``cluster.reference``,
+``mesh.discovery``). Bad arguments raise ``InvalidArgument`` listing every
+problem before anything is created. Offline testing tools are in
+``seaport.tools`` (``seaport.tools.testing.run_program``).
 """
 
 from ._version import __version__
+from .args import InvalidArgument, Problem
+from .autoscaling import AutoscalingOptions, ScalingMode, ServiceAutoscaling, ServiceAutoscalingArgs
 from .cluster import EcsCluster, EcsClusterArgs
 from .consul import ConsulMesh, ConsulMeshArgs
-from .images import ContainerImage, ContainerImageArgs, pinned_image
-from .messaging import RabbitMessaging, RabbitMessagingArgs
+from .containers import Container, HealthCheck, MountPoint
+from .discovery import ConsulService
+from .images import ContainerImage, ContainerImageArgs, Platform, pinned_image
+from .load_balancer import LoadBalancerOptions
+from .messaging import BrokerMode, QueueType, RabbitMessaging, RabbitMessagingArgs
 from .network import Network, NetworkArgs
-from .service import ContainerService, ContainerServiceArgs
-from .validation import InvalidArgument
+from .references import ClusterReference, DiscoveryReference, NetworkReference
+from .service import ContainerService, ContainerServiceArgs, NetworkMode, Scheduling, ServiceOptions
 from .web_service import ScaledWebService, ScaledWebServiceArgs
 
 # What other languages get through the component provider (provider/__main__.py).
-COMPONENTS = [Network, EcsCluster, ContainerService, ScaledWebService, ConsulMesh, RabbitMessaging, ContainerImage]
+COMPONENTS = [
+    Network,
+    EcsCluster,
+    ContainerService,
+    ServiceAutoscaling,
+    ScaledWebService,
+    ConsulMesh,
+    RabbitMessaging,
+    ContainerImage,
+]
 
 __all__ = [
     "COMPONENTS",
+    "AutoscalingOptions",
+    "BrokerMode",
+    "ClusterReference",
     "ConsulMesh",
     "ConsulMeshArgs",
+    "ConsulService",
+    "Container",
     "ContainerImage",
     "ContainerImageArgs",
     "ContainerService",
     "ContainerServiceArgs",
+    "DiscoveryReference",
     "EcsCluster",
     "EcsClusterArgs",
+    "HealthCheck",
     "InvalidArgument",
+    "LoadBalancerOptions",
+    "MountPoint",
     "Network",
     "NetworkArgs",
+    "NetworkMode",
+    "NetworkReference",
+    "Platform",
+    "Problem",
+    "QueueType",
     "RabbitMessaging",
     "RabbitMessagingArgs",
     "ScaledWebService",
     "ScaledWebServiceArgs",
+    "ScalingMode",
+    "Scheduling",
+    "ServiceAutoscaling",
+    "ServiceAutoscalingArgs",
+    "ServiceOptions",
     "__version__",
     "pinned_image",
 ]

@@ -1,13 +1,17 @@
-"""EcsCluster: ECS cluster on an Auto Scaling group driven by a capacity provider."""
+"""EcsCluster: an ECS cluster on an Auto Scaling group driven by a capacity provider."""
 
-from typing import Required, TypedDict
+from __future__ import annotations
+
+from typing import Any, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
-from . import iam, instances
+from . import iam, instances, rules
 from . import validation as check
-from .service import EPHEMERAL_PORTS
+from .args import Problem, Problems, raise_if, with_defaults
+from .references import ClusterReference, NetworkReference, get
+from .security_groups import admit_range, outbound_only_security_group
 from .tagging import name_tags
 
 # Public SSM parameters with the current ECS-optimized Amazon Linux 2023 AMI.
@@ -16,29 +20,37 @@ AMI_PARAMETERS = {
     "arm64": "/aws/service/ecs/optimized-ami/amazon-linux-2023/arm64/recommended/image_id",
 }
 RESERVED_PREFIXES = ("aws", "ecs", "fargate")
+INSTANCE_WARMUP_SECONDS = 120
+
+DEFAULTS: dict[str, Any] = {
+    "instance_type": "t3.small",
+    "min_instances": 1,
+    "max_instances": 4,
+    "root_volume_size_gib": 30,
+    "container_insights": True,
+    "capacity_target_percent": 100,
+    "tags": {},
+}
 
 
 class EcsClusterArgs(TypedDict, total=False):
-    vpc_id: Required[pulumi.Input[str]]
-    """VPC of the instances' security group. Required."""
-    subnet_ids: Required[pulumi.Input[list[str]]]
-    """Subnets the Auto Scaling group launches instances into. Required."""
+    network: Required[NetworkReference]
+    """Where the instances go: ``Network.reference`` (or your own VPC's ids in that shape). Required."""
     instance_type: str
-    """EC2 instance type (Graviton types get the arm64 AMI). Default ``t3.small``."""
-    min_size: int
-    """Fewest instances. Default ``1``."""
-    max_size: int
-    """Most instances the capacity provider may scale to. Default ``4``."""
+    """EC2 instance type (Graviton types such as t4g.* get the arm64 AMI). Default ``"t3.small"``."""
+    min_instances: int
+    """Fewest container instances the capacity provider keeps (0-100). Default ``1``."""
+    max_instances: int
+    """Most container instances the capacity provider may launch (1-100). Default ``4``."""
     root_volume_size_gib: int
     """Encrypted gp3 root volume size (at least 30, the AMI's size). Default ``30``."""
     container_insights: bool
-    """CloudWatch Container Insights on the cluster. Default ``True``."""
-    target_capacity_percent: int
-    """Managed scaling target utilisation (100 = no spare instance). Default ``100``."""
-    public_ip: bool
-    """Give instances a public IPv4 address (needed in public subnets without NAT). Default ``False``."""
+    """CloudWatch Container Insights on the cluster (extra CloudWatch cost). Default ``True``."""
+    capacity_target_percent: int
+    """Managed scaling target utilisation of the cluster's capacity (1-100; lower keeps spare room). Default
+    ``100``."""
     tags: dict[str, str]
-    """Tags added to every resource and propagated to instances. Default ``{}``."""
+    """Tags added to every resource and propagated to the instances. Default ``{}``."""
 
 
 class EcsCluster(pulumi.ComponentResource):
@@ -48,10 +60,11 @@ class EcsCluster(pulumi.ComponentResource):
     public SSM parameter, so every deployment gets the patched image), require
     IMDSv2 with a hop limit of 1 (containers in bridge mode cannot borrow the
     instance role), boot from an encrypted gp3 volume, have no SSH key and no
-    inbound rule (use SSM Session Manager), and only join the cluster in their
-    user data: everything else runs as ECS services. A capacity provider with
-    managed scaling and managed draining is the cluster's default strategy, so
-    services need no launch type and instances drain before they go away.
+    inbound rule but the ones services add (use SSM Session Manager), and only
+    join the cluster in their user data: everything else runs as ECS services.
+    A capacity provider with managed scaling and managed draining is the
+    cluster's default strategy; instance refreshes replace instances while
+    keeping the full capacity running.
     """
 
     cluster_name: pulumi.Output[str]
@@ -59,140 +72,60 @@ class EcsCluster(pulumi.ComponentResource):
     cluster_arn: pulumi.Output[str]
     """ARN of the ECS cluster."""
     capacity_provider_name: pulumi.Output[str]
-    """Name of the capacity provider (the cluster's default strategy)."""
+    """Name of the capacity provider (the cluster's default strategy), known once it is associated."""
     instance_security_group_id: pulumi.Output[str]
     """Security group of the instances; other components add their ingress rules to it."""
     autoscaling_group_name: pulumi.Output[str]
     """Name of the Auto Scaling group."""
     instance_role_name: pulumi.Output[str]
     """Name of the instances' IAM role."""
+    reference: pulumi.Output[ClusterReference]
+    """What services need to run on this cluster: pass it as ``cluster`` to the other components."""
 
     def __init__(self, name: str, args: EcsClusterArgs, opts: pulumi.ResourceOptions | None = None):
-        validate_cluster_args(name, args)  # before anything is registered
+        raise_if(problems(args, name))  # before anything is registered
         super().__init__("seaport:index:EcsCluster", name, None, opts)
-        instance_type = args.get("instance_type", "t3.small")
-        max_size = args.get("max_size", 4)
-        volume = args.get("root_volume_size_gib", 30)
-        tags = args.get("tags", {})
+        a = with_defaults(args, DEFAULTS)
         child = pulumi.ResourceOptions(parent=self)
-
+        insights = "enabled" if a["container_insights"] else "disabled"
         cluster = aws.ecs.Cluster(
             name,
-            settings=[
-                aws.ecs.ClusterSettingArgs(
-                    name="containerInsights",
-                    value="enabled" if args.get("container_insights", True) else "disabled",
-                )
-            ],
-            tags=name_tags(tags, name),
+            settings=[aws.ecs.ClusterSettingArgs(name="containerInsights", value=insights)],
+            tags=name_tags(a["tags"], name),
             opts=child,
         )
-
-        security_group = instances.outbound_only_security_group(
+        security_group = outbound_only_security_group(
             f"{name}-instances",
-            args["vpc_id"],
+            get(a["network"], "vpc_id"),
             f"ECS container instances of {name}; ingress is added by the services that need it",
-            tags,
+            a["tags"],
             child,
         )
         # Tasks on one instance reach tasks on another (a backend, the broker) on their dynamic host ports.
-        low, high = EPHEMERAL_PORTS
-        aws.vpc.SecurityGroupIngressRule(
+        admit_range(
             f"{name}-task-to-task",
-            security_group_id=security_group.id,
-            referenced_security_group_id=security_group.id,
-            ip_protocol="tcp",
-            from_port=low,
-            to_port=high,
-            description="tasks on other instances of this cluster, on the dynamic host ports",
-            opts=child,
+            security_group.id,
+            rules.EPHEMERAL_PORTS,
+            security_group.id,
+            "tasks on other instances of this cluster, on the dynamic host ports",
+            child,
         )
-        role, profile = instances.instance_role(
-            f"{name}-instance", [iam.ECS_INSTANCE_POLICY, iam.SSM_INSTANCE_POLICY], tags, child
-        )
-        ami = aws.ssm.get_parameter_output(
-            name=AMI_PARAMETERS[check.instance_architecture(instance_type)],
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        ).value
-        launch_template = instances.hardened_launch_template(
-            f"{name}-instances",
-            image_id=ami,
-            instance_type=instance_type,
-            profile_arn=profile.arn,
-            security_group_id=security_group.id,
-            user_data=cluster.name.apply(user_data),
-            volume_gib=volume,
-            public_ip=args.get("public_ip", False),
-            tags=tags,
-            opts=child,
-        )
-
-        group = aws.autoscaling.Group(
-            f"{name}-instances",
-            min_size=args.get("min_size", 1),
-            max_size=max_size,
-            vpc_zone_identifiers=args["subnet_ids"],
-            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
-                id=launch_template.id, version=launch_template.latest_version.apply(str)
-            ),
-            health_check_type="EC2",
-            health_check_grace_period=120,
-            # Managed termination protection: the capacity provider decides which instances may go.
-            protect_from_scale_in=True,
-            # A new AMI or instance type rolls through the group; managed draining moves the tasks first.
-            instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
-                strategy="Rolling",
-                preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
-                    min_healthy_percentage=50,
-                    scale_in_protected_instances="Refresh",
-                    standby_instances="Terminate",
-                ),
-            ),
-            # Lets `pulumi destroy` remove instances that scale-in protection keeps (see README, Operating).
-            force_delete=True,
-            tags=[
-                aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
-                for key, value in {**name_tags(tags, f"{name}-instance"), "AmazonECSManaged": "true"}.items()
-            ],
-            # The capacity provider owns the desired count.
-            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
-        )
-
-        capacity_provider = aws.ecs.CapacityProvider(
-            f"{name}-capacity",
-            auto_scaling_group_provider=aws.ecs.CapacityProviderAutoScalingGroupProviderArgs(
-                auto_scaling_group_arn=group.arn,
-                managed_termination_protection="ENABLED",
-                managed_draining="ENABLED",
-                managed_scaling=aws.ecs.CapacityProviderAutoScalingGroupProviderManagedScalingArgs(
-                    status="ENABLED",
-                    target_capacity=args.get("target_capacity_percent", 100),
-                    minimum_scaling_step_size=1,
-                    maximum_scaling_step_size=max(1, max_size // 2),
-                    instance_warmup_period=120,
-                ),
-            ),
-            tags=tags,
-            opts=child,
-        )
-        aws.ecs.ClusterCapacityProviders(
-            f"{name}-capacity",
-            cluster_name=cluster.name,
-            capacity_providers=[capacity_provider.name],
-            default_capacity_provider_strategies=[
-                aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
-                    capacity_provider=capacity_provider.name, weight=1, base=0
-                )
-            ],
-            opts=child,
-        )
+        role, group = self._instances(name, a, cluster.name, security_group.id)
+        provider_name = self._capacity(name, a, cluster.name, group.arn)
 
         self.cluster_name = cluster.name
         self.cluster_arn = cluster.arn
-        self.capacity_provider_name = capacity_provider.name
+        self.capacity_provider_name = provider_name
         self.instance_security_group_id = security_group.id
         self.autoscaling_group_name = group.name
         self.instance_role_name = role.name
+        self.reference = {  # type: ignore[assignment]  # a dict of outputs; other languages see an object
+            "arn": cluster.arn,
+            "name": cluster.name,
+            "capacity_provider": provider_name,
+            "instance_security_group_id": security_group.id,
+            "network": a["network"],
+        }
         self.register_outputs(
             {
                 "cluster_name": self.cluster_name,
@@ -201,30 +134,129 @@ class EcsCluster(pulumi.ComponentResource):
                 "instance_security_group_id": self.instance_security_group_id,
                 "autoscaling_group_name": self.autoscaling_group_name,
                 "instance_role_name": self.instance_role_name,
+                "reference": self.reference,
             }
         )
 
-
-def validate_cluster_args(name: str, args: EcsClusterArgs) -> None:
-    """Raise InvalidArgument naming the first bad argument."""
-    for key in ("vpc_id", "subnet_ids"):
-        if args.get(key) is None:
-            raise check.InvalidArgument(f"{key} is required")
-    instance_type = args.get("instance_type", "t3.small")
-    min_size, max_size = args.get("min_size", 1), args.get("max_size", 4)
-    check.require(check.instance_type(instance_type), "instance_type", instance_type)
-    check.require(check.int_between(min_size, 0, 100), "min_size", min_size)
-    check.require(check.int_between(max_size, max(1, min_size), 100), "max_size", max_size)
-    volume = args.get("root_volume_size_gib", 30)
-    check.require(check.int_between(volume, 30, 16384), "root_volume_size_gib", volume)
-    target = args.get("target_capacity_percent", 100)
-    check.require(check.int_between(target, 1, 100), "target_capacity_percent", target)
-    check.require(check.tags(args.get("tags", {})), "tags", args.get("tags", {}))
-    if name.lower().startswith(RESERVED_PREFIXES):
-        raise check.InvalidArgument(
-            f"EcsCluster name {name!r} must not start with aws, ecs or fargate: "
-            "AWS reserves those prefixes for capacity provider names"
+    def _instances(
+        self, name: str, a: dict[str, Any], cluster_name: pulumi.Output[str], security_group_id: pulumi.Output[str]
+    ) -> tuple[aws.iam.Role, aws.autoscaling.Group]:
+        """The instance role, the hardened launch template and the Auto Scaling group."""
+        child = pulumi.ResourceOptions(parent=self)
+        role, profile = instances.instance_role(
+            f"{name}-instance", [iam.ECS_INSTANCE_POLICY, iam.SSM_INSTANCE_POLICY], a["tags"], child
         )
+        # The AMI id is public: read the parameter's insecure value, so a previewed change stays readable.
+        ami = aws.ssm.get_parameter_output(
+            name=AMI_PARAMETERS[check.instance_architecture(a["instance_type"])],
+            opts=pulumi.InvokeOutputOptions(parent=self),
+        ).insecure_value
+        template = instances.hardened_launch_template(
+            f"{name}-instances",
+            image_id=ami,
+            instance_type=a["instance_type"],
+            profile_arn=profile.arn,
+            security_group_id=security_group_id,
+            user_data=cluster_name.apply(user_data),
+            volume_gib=a["root_volume_size_gib"],
+            public_ip=get(a["network"], "instances_need_public_ip"),
+            tags=a["tags"],
+            opts=child,
+        )
+        group = aws.autoscaling.Group(
+            f"{name}-instances",
+            min_size=a["min_instances"],
+            max_size=a["max_instances"],
+            vpc_zone_identifiers=get(a["network"], "instance_subnet_ids"),
+            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
+            health_check_type="EC2",
+            health_check_grace_period=INSTANCE_WARMUP_SECONDS,
+            # Managed termination protection: the capacity provider decides which instances may go.
+            protect_from_scale_in=True,
+            # A new AMI or instance type rolls through the group: a replacement starts before an old instance
+            # drains (min 100 %, max 200 %), so a refresh never takes capacity away from running tasks.
+            instance_refresh=aws.autoscaling.GroupInstanceRefreshArgs(
+                strategy="Rolling",
+                preferences=aws.autoscaling.GroupInstanceRefreshPreferencesArgs(
+                    min_healthy_percentage=100,
+                    max_healthy_percentage=200,
+                    instance_warmup=str(INSTANCE_WARMUP_SECONDS),
+                    scale_in_protected_instances="Refresh",
+                    standby_instances="Terminate",
+                ),
+            ),
+            # Deleting the group terminates instances that scale-in protection keeps (see README, Destroy).
+            force_delete=True,
+            tags=[
+                aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
+                for key, value in {**name_tags(a["tags"], f"{name}-instance"), "AmazonECSManaged": "true"}.items()
+            ],
+            # The capacity provider owns the desired count.
+            opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
+        )
+        return role, group
+
+    def _capacity(
+        self, name: str, a: dict[str, Any], cluster_name: pulumi.Output[str], group_arn: pulumi.Output[str]
+    ) -> pulumi.Output[str]:
+        """The capacity provider and its association with the cluster; returns the provider's name *as
+        associated*, so every service that names it in a strategy waits for the association (ECS refuses a
+        strategy whose provider is not associated yet, and the provider does not retry that error)."""
+        child = pulumi.ResourceOptions(parent=self)
+        provider = aws.ecs.CapacityProvider(
+            f"{name}-capacity",
+            auto_scaling_group_provider=aws.ecs.CapacityProviderAutoScalingGroupProviderArgs(
+                auto_scaling_group_arn=group_arn,
+                managed_termination_protection="ENABLED",
+                managed_draining="ENABLED",
+                managed_scaling=aws.ecs.CapacityProviderAutoScalingGroupProviderManagedScalingArgs(
+                    status="ENABLED",
+                    target_capacity=a["capacity_target_percent"],
+                    minimum_scaling_step_size=1,
+                    maximum_scaling_step_size=max(1, a["max_instances"] // 2),
+                    instance_warmup_period=INSTANCE_WARMUP_SECONDS,
+                ),
+            ),
+            tags=a["tags"],
+            opts=child,
+        )
+        association = aws.ecs.ClusterCapacityProviders(
+            f"{name}-capacity",
+            cluster_name=cluster_name,
+            capacity_providers=[provider.name],
+            default_capacity_provider_strategies=[
+                aws.ecs.ClusterCapacityProvidersDefaultCapacityProviderStrategyArgs(
+                    capacity_provider=provider.name, weight=1, base=0
+                )
+            ],
+            opts=child,
+        )
+        return association.capacity_providers.apply(lambda names: names[0])
+
+
+def problems(args: EcsClusterArgs, name: str = "cluster") -> list[Problem]:
+    """Every bad argument of an EcsCluster."""
+    a = with_defaults(args, DEFAULTS)
+    found = Problems()
+    found.require(a, "network")
+    found.check("instance_type", a["instance_type"], check.instance_type(a["instance_type"]))
+    low, high = a["min_instances"], a["max_instances"]
+    found.check("min_instances", low, check.int_between(low, 0, 100))
+    found.check("max_instances", high, check.int_between(high, 1, 100))
+    if isinstance(low, int) and isinstance(high, int) and low > high:
+        found.check("min_instances", low, f"must be <= max_instances={high}")
+    volume = a["root_volume_size_gib"]
+    found.check("root_volume_size_gib", volume, check.int_between(volume, 30, 16384))
+    target = a["capacity_target_percent"]
+    found.check("capacity_target_percent", target, check.int_between(target, 1, 100))
+    found.check("tags", a["tags"], check.tags(a["tags"]))
+    if name.lower().startswith(RESERVED_PREFIXES):
+        found.check(
+            "name", name, "must not start with aws, ecs or fargate: AWS reserves those prefixes for capacity providers"
+        )
+    return found
 
 
 def user_data(cluster_name: str) -> str:

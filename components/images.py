@@ -1,27 +1,43 @@
 """ContainerImage: an ECR repository and an image built from source and pushed to it."""
 
+from __future__ import annotations
+
 import json
 import re
-from typing import Required, TypedDict
+from enum import StrEnum
+from typing import Any, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
 from . import validation as check
+from .args import Problem, Problems, raise_if, with_defaults
 from .tagging import name_tags
 
 DIGEST_REFERENCE = re.compile(r"^[^@\s]+@sha256:[0-9a-f]{64}$")
+
+
+class Platform(StrEnum):
+    AMD64 = "linux/amd64"
+    """x86_64 instances (t3, m6i, ...)."""
+    ARM64 = "linux/arm64"
+    """Graviton instances (t4g, m7g, ...)."""
+
+
+DEFAULTS: dict[str, Any] = {"platform": Platform.AMD64, "retain_count": 10, "force_delete": False, "tags": {}}
 
 
 class ContainerImageArgs(TypedDict, total=False):
     context: Required[str]
     """Build context directory (``apps/`` for seaport's images). Required."""
     dockerfile: str
-    """Dockerfile path (e.g. ``apps/portal/Dockerfile``). Default ``<context>/Dockerfile``."""
-    platform: str
+    """Dockerfile path (e.g. ``apps/Dockerfile``). Default: ``<context>/Dockerfile``."""
+    target: str
+    """Build stage to build (one Dockerfile, a target per image), e.g. ``portal``. Default: the last stage."""
+    platform: Platform
     """``linux/amd64`` or ``linux/arm64``: what the cluster's instances run, whatever the build machine is. Default
-    ``linux/amd64``."""
+    ``"linux/amd64"``."""
     retain_count: int
     """Images the repository keeps; older ones expire. Default ``10``."""
     force_delete: bool
@@ -49,9 +65,10 @@ class ContainerImage(pulumi.ComponentResource):
     """The pushed image by digest, ``<repository url>@sha256:<digest>``: what task definitions use."""
 
     def __init__(self, name: str, args: ContainerImageArgs, opts: pulumi.ResourceOptions | None = None):
-        validate_image_args(args)  # before anything is registered
+        raise_if(problems(args))  # before anything is registered
         super().__init__("seaport:index:ContainerImage", name, None, opts)
-        tags = args.get("tags", {})
+        a = with_defaults(args, DEFAULTS)
+        tags = a["tags"]
         child = pulumi.ResourceOptions(parent=self)
 
         repository = aws.ecr.Repository(
@@ -60,14 +77,14 @@ class ContainerImage(pulumi.ComponentResource):
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(encryption_type="AES256")],
             # Tags move (each deploy pushes the stack's tag); deployments pin digests, which never move.
             image_tag_mutability="MUTABLE",
-            force_delete=args.get("force_delete", False),
+            force_delete=a["force_delete"],
             tags=name_tags(tags, name),
             opts=child,
         )
         aws.ecr.LifecyclePolicy(
             name,
             repository=repository.name,
-            policy=json.dumps(lifecycle_policy(args.get("retain_count", 10))),
+            policy=json.dumps(lifecycle_policy(a["retain_count"])),
             opts=child,
         )
         token = aws.ecr.get_authorization_token_output(
@@ -77,9 +94,10 @@ class ContainerImage(pulumi.ComponentResource):
             name,
             image_name=repository.repository_url.apply(lambda url: f"{url}:{pulumi.get_stack()}"),
             build=docker.DockerBuildArgs(
-                context=args["context"],
-                dockerfile=args.get("dockerfile"),
-                platform=args.get("platform", "linux/amd64"),
+                context=a["context"],
+                dockerfile=a.get("dockerfile"),
+                target=a.get("target"),
+                platform=str(a["platform"]),
                 builder_version=docker.BuilderVersion.BUILDER_BUILD_KIT,
                 # Reuse the layers of the last push: dependency layers rebuild only when requirements change.
                 args={"BUILDKIT_INLINE_CACHE": "1"},
@@ -132,12 +150,11 @@ def pinned_image(reference: str, opts: pulumi.InvokeOutputOptions | None = None)
     return digest.apply(lambda d: f"{reference}@{d}")
 
 
-def validate_image_args(args: ContainerImageArgs) -> None:
-    """Raise InvalidArgument naming the first bad argument."""
-    if not args.get("context"):
-        raise check.InvalidArgument("context is required: the directory the image is built from")
-    platform = args.get("platform", "linux/amd64")
-    check.require(check.one_of(platform, check.PLATFORMS), "platform", platform)
-    retain = args.get("retain_count", 10)
-    check.require(check.int_between(retain, 1, 1000), "retain_count", retain)
-    check.require(check.tags(args.get("tags", {})), "tags", args.get("tags", {}))
+def problems(args: ContainerImageArgs) -> list[Problem]:
+    a = with_defaults(args, DEFAULTS)
+    found = Problems()
+    found.require(a, "context", why="(the directory the image is built from)")
+    found.check("platform", a["platform"], check.one_of(a["platform"], Platform))
+    found.check("retain_count", a["retain_count"], check.int_between(a["retain_count"], 1, 1000))
+    found.check("tags", a["tags"], check.tags(a["tags"]))
+    return found

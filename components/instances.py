@@ -1,4 +1,4 @@
-"""EC2 building blocks shared by the cluster and the Consul servers: hardened launch templates, roles."""
+"""EC2 instances: hardened launch templates and instance roles, shared by the cluster and the Consul servers."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def hardened_launch_template(
     security_group_id: pulumi.Input[str],
     user_data: pulumi.Input[str],
     volume_gib: int,
-    public_ip: bool,
+    public_ip: pulumi.Input[bool],
     tags: dict[str, str],
     opts: pulumi.ResourceOptions,
 ) -> aws.ec2.LaunchTemplate:
@@ -70,7 +70,9 @@ def hardened_launch_template(
         ],
         network_interfaces=[
             aws.ec2.LaunchTemplateNetworkInterfaceArgs(
-                associate_public_ip_address="true" if public_ip else "false",
+                associate_public_ip_address=pulumi.Output.from_input(public_ip).apply(
+                    lambda p: "true" if p else "false"
+                ),
                 security_groups=[security_group_id],
                 delete_on_termination="true",
             )
@@ -85,33 +87,3 @@ def hardened_launch_template(
         tags=name_tags(tags, name),
         opts=opts,
     )
-
-
-def security_group(
-    name: str, vpc_id: pulumi.Input[str], description: str, tags: dict[str, str], opts: pulumi.ResourceOptions
-) -> aws.ec2.SecurityGroup:
-    """A security group with no inline rules: its rules are separate resources, so others can add theirs."""
-    return aws.ec2.SecurityGroup(
-        name,
-        vpc_id=vpc_id,
-        description=description,
-        revoke_rules_on_delete=True,
-        tags=name_tags(tags, name),
-        opts=opts,
-    )
-
-
-def outbound_only_security_group(
-    name: str, vpc_id: pulumi.Input[str], description: str, tags: dict[str, str], opts: pulumi.ResourceOptions
-) -> aws.ec2.SecurityGroup:
-    """A security group with no ingress and all egress (AWS APIs, package repositories, peers)."""
-    group = security_group(name, vpc_id, description, tags, opts)
-    aws.vpc.SecurityGroupEgressRule(
-        f"{name}-egress",
-        security_group_id=group.id,
-        ip_protocol="-1",
-        cidr_ipv4="0.0.0.0/0",
-        description="outbound: AWS APIs, image and package repositories, peers",
-        opts=opts,
-    )
-    return group

@@ -1,69 +1,84 @@
 """RabbitMessaging: the RabbitMQ broker (a container or Amazon MQ) and the send/receive services."""
 
-from typing import Required, TypedDict
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Required, TypedDict
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_random as random
 
-from . import instances
+from . import broker
 from . import validation as check
-from .images import pinned_image
+from .args import Problem, Problems, raise_if, with_defaults
+from .references import ClusterReference, DiscoveryReference
 from .secrets import StoredSecret
-from .service import Container, ContainerService
-from .tagging import name_tags
+from .service import ContainerService
 
-AMQP_PORT = 5672
-AMQPS_PORT = 5671
-BROKER_SERVICE = "rabbitmq"  # the Consul service name send and receive look up
+BROKER_SERVICE = broker.BROKER_SERVICE
 BROKER_USER = "seaport"
 
 
+class BrokerMode(StrEnum):
+    CONTAINER = "container"
+    """One RabbitMQ node as an ECS service with its data on its instance (dev)."""
+    AMAZONMQ = "amazonmq"
+    """Amazon MQ for RabbitMQ, managed by AWS (TLS on 5671)."""
+
+
+class QueueType(StrEnum):
+    QUORUM = "quorum"
+    """Raft-replicated across the broker's nodes, with a delivery limit."""
+    CLASSIC = "classic"
+    """A single-node queue."""
+
+
+DEFAULTS: dict[str, Any] = {
+    "broker_mode": BrokerMode.CONTAINER,
+    "rabbitmq_image": broker.DEFAULT_RABBITMQ_IMAGE,
+    "amazon_mq_instance_type": "mq.m5.large",
+    "amazon_mq_engine_version": "3.13",
+    "queue_name": "messages",
+    "queue_type": QueueType.QUORUM,
+    "send_tasks": 1,
+    "send_rate": 5,
+    "receive_tasks": 2,
+    "log_retention_days": 30,
+    "tags": {},
+}
+
+
 class RabbitMessagingArgs(TypedDict, total=False):
-    cluster_arn: Required[pulumi.Input[str]]
-    """ECS cluster of the services. Required."""
-    capacity_provider_name: Required[pulumi.Input[str]]
-    """Capacity provider the services run on. Required."""
-    instance_security_group_id: Required[pulumi.Input[str]]
-    """Security group of the cluster's instances (the only clients of the broker). Required."""
+    cluster: Required[ClusterReference]
+    """The cluster the services run on (``EcsCluster.reference``); its instances are the broker's only
+    clients. Required."""
+    discovery: DiscoveryReference
+    """Consul discovery (``ConsulMesh.discovery``): the broker registers there as ``rabbitmq`` and the apps
+    find it by that name. Required with ``broker_mode="container"``."""
     send_image: Required[pulumi.Input[str]]
     """Image of the send service, by digest. Required."""
     receive_image: Required[pulumi.Input[str]]
     """Image of the receive service, by digest. Required."""
-    consul_agent_address: Required[pulumi.Input[str]]
-    """``CONSUL_HTTP_ADDR`` for the apps (ConsulMesh's ``agent_address``). Required."""
-    consul_agent_hosts: pulumi.Input[dict[str, str]]
-    """/etc/hosts entries that resolve the agent's host name (ConsulMesh's ``agent_hosts``). Default ``{}``."""
-    consul_token_secret_arn: Required[pulumi.Input[str]]
-    """Secret with the Consul ACL token the apps look services up with (the reader token). Required."""
-    broker_registrar: Container
-    """Registrar sidecar for the broker container (``mesh.registrar("rabbitmq", "rabbitmq", 5672, "tcp")``).
-    Required with ``broker_mode="container"``."""
-    broker_mode: str
-    """``container`` (an ECS service with a persistent volume) or ``amazonmq`` (Amazon MQ for RabbitMQ).
-    Default ``container``."""
+    broker_mode: BrokerMode
+    """``container`` (one node, an ECS service) or ``amazonmq`` (Amazon MQ for RabbitMQ). Default
+    ``"container"``."""
     rabbitmq_image: pulumi.Input[str]
     """Pinned RabbitMQ management image (container mode), resolved to its digest. Default
-    ``rabbitmq:4.1.4-management``."""
-    vpc_id: pulumi.Input[str]
-    """VPC of the Amazon MQ broker. Required with ``broker_mode="amazonmq"``."""
-    subnet_ids: pulumi.Input[list[str]]
-    """Private subnets of the Amazon MQ broker (the first is used by a single-instance broker). Required with
-    ``broker_mode="amazonmq"``."""
+    ``"rabbitmq:4.1.4-management"``."""
     amazon_mq_instance_type: str
-    """Amazon MQ instance type. Default ``mq.m5.large``."""
+    """Amazon MQ broker instance type. Default ``"mq.m5.large"``."""
     amazon_mq_engine_version: str
-    """Amazon MQ for RabbitMQ engine version. Default ``3.13``."""
+    """Amazon MQ for RabbitMQ engine version. Default ``"3.13"``."""
     queue_name: str
-    """Durable queue the apps use. Default ``messages``."""
-    queue_type: str
-    """``quorum`` or ``classic``. Default ``quorum``."""
-    send_count: int
-    """Tasks of the send service. Default ``1``."""
+    """Durable queue the apps use. Default ``"messages"``."""
+    queue_type: QueueType
+    """``quorum`` or ``classic``. Default ``"quorum"``."""
+    send_tasks: int
+    """Tasks of the send service (0-50). Default ``1``."""
     send_rate: int
-    """Messages per second each send task publishes. Default ``5``."""
-    receive_count: int
-    """Tasks of the receive service. Default ``2``."""
+    """Messages per second each send task publishes (1-10000). Default ``5``."""
+    receive_tasks: int
+    """Tasks of the receive service (0-50). Default ``2``."""
     log_retention_days: int
     """CloudWatch Logs retention. Default ``30``."""
     tags: dict[str, str]
@@ -75,13 +90,12 @@ class RabbitMessaging(pulumi.ComponentResource):
 
     The broker's credentials are generated here (no ``guest``), kept in
     Secrets Manager and injected as ECS secrets. In ``container`` mode the
-    broker is an ECS service with a fixed node name and a Docker volume that
-    outlives its task, registered in Consul as ``rabbitmq`` by the registrar;
-    its port is reachable only from the cluster's instances. In ``amazonmq``
-    mode it is a private Amazon MQ broker (TLS on 5671) whose security group
-    admits only the cluster's instances. ``send`` and ``receive`` find the
-    broker by name through Consul, or get the Amazon MQ endpoint: nothing else
-    about them changes between the modes.
+    broker is an ECS service with a fixed node name and a Docker volume on its
+    instance, registered in Consul as ``rabbitmq``; its port is reachable only
+    from the cluster's instances. In ``amazonmq`` mode it is a private Amazon MQ
+    broker (TLS on 5671) whose security group admits only the cluster's
+    instances. ``send`` and ``receive`` find the broker by name through Consul,
+    or get the Amazon MQ endpoint: nothing else about them changes.
     """
 
     broker_endpoint: pulumi.Output[str]
@@ -94,66 +108,27 @@ class RabbitMessaging(pulumi.ComponentResource):
     """Name of the receive ECS service."""
 
     def __init__(self, name: str, args: RabbitMessagingArgs, opts: pulumi.ResourceOptions | None = None):
-        validate_messaging_args(args)  # before anything is registered
+        raise_if(problems(args))  # before anything is registered
         super().__init__("seaport:index:RabbitMessaging", name, None, opts)
-        tags = args.get("tags", {})
+        a = with_defaults(args, DEFAULTS)
         child = pulumi.ResourceOptions(parent=self)
-        retention = args.get("log_retention_days", 30)
-
         # Amazon MQ refuses , : = in passwords; letters and digits are plenty at 32 characters.
         password = random.RandomPassword(f"{name}-broker-password", length=32, special=False, opts=child)
         credentials = StoredSecret(
             f"{name}-broker-credentials",
             pulumi.Output.json_dumps({"username": BROKER_USER, "password": password.result}),
             "RabbitMQ credentials of send and receive",
-            tags,
+            a["tags"],
             child,
         )
-        login = {"RABBITMQ_USERNAME": credentials.key("username"), "RABBITMQ_PASSWORD": credentials.key("password")}
-
-        if args.get("broker_mode", "container") == "amazonmq":
-            endpoint = self._amazon_mq(name, args, password.result, tags, child)
-            broker_location = {"RABBITMQ_URL": endpoint}
+        if a["broker_mode"] == BrokerMode.AMAZONMQ:
+            endpoint = broker.amazon_mq(name, a, BROKER_USER, password.result, self)
+            location: dict[str, Any] = {"RABBITMQ_URL": endpoint}
         else:
-            self._container_broker(name, args, credentials, retention, tags, child)
+            broker.container(name, a, credentials, self)
             endpoint = pulumi.Output.from_input(f"consul:{BROKER_SERVICE}")
-            broker_location = {"RABBITMQ_SERVICE": BROKER_SERVICE}
-
-        common = {
-            **broker_location,
-            "CONSUL_HTTP_ADDR": args["consul_agent_address"],
-            "RABBITMQ_QUEUE": args.get("queue_name", "messages"),
-            "RABBITMQ_QUEUE_TYPE": args.get("queue_type", "quorum"),
-        }
-        secrets = {**login, "CONSUL_HTTP_TOKEN": args["consul_token_secret_arn"]}
-        services = {}
-        for app, count, extra, command in (
-            ("send", args.get("send_count", 1), {}, ["--rate", str(args.get("send_rate", 5))]),
-            ("receive", args.get("receive_count", 2), {}, []),
-        ):
-            services[app] = ContainerService(
-                f"{name}-{app}",
-                {
-                    "cluster_arn": args["cluster_arn"],
-                    "capacity_provider_name": args["capacity_provider_name"],
-                    "container": {
-                        "name": app,
-                        "image": args[f"{app}_image"],
-                        "cpu": 128,
-                        "memory_mib": 128,
-                        "command": command,
-                        "environment": {**common, **extra},
-                        "secrets": secrets,
-                        "extra_hosts": args.get("consul_agent_hosts", {}),
-                    },
-                    "desired_count": count,
-                    # Both apps drain on SIGTERM (outstanding confirms, in-flight acks) before exiting.
-                    "stop_timeout_seconds": 60,
-                    "log_retention_days": retention,
-                    "tags": tags,
-                },
-                opts=child,
-            )
+            location = {"RABBITMQ_SERVICE": BROKER_SERVICE}
+        services = {app: self._app(name, app, a, location, credentials) for app in ("send", "receive")}
 
         self.broker_endpoint = endpoint
         self.credentials_secret_arn = credentials.arn
@@ -168,135 +143,67 @@ class RabbitMessaging(pulumi.ComponentResource):
             }
         )
 
-    def _container_broker(
-        self,
-        name: str,
-        args: RabbitMessagingArgs,
-        credentials: StoredSecret,
-        retention: int,
-        tags: dict[str, str],
-        child: pulumi.ResourceOptions,
-    ) -> None:
-        image = args.get("rabbitmq_image") or "rabbitmq:4.1.4-management"
-        if isinstance(image, str):
-            image = pinned_image(image, opts=pulumi.InvokeOutputOptions(parent=self))
-        ContainerService(
-            f"{name}-broker",
+    def _app(
+        self, name: str, app: str, a: dict[str, Any], location: dict[str, Any], credentials: StoredSecret
+    ) -> ContainerService:
+        """``send`` or ``receive``: the same settings, found the same way; only the command differs."""
+        through_consul = a["broker_mode"] == BrokerMode.CONTAINER
+        return ContainerService(
+            f"{name}-{app}",
             {
-                "cluster_arn": args["cluster_arn"],
-                "capacity_provider_name": args["capacity_provider_name"],
+                "cluster": a["cluster"],
+                "discovery": a.get("discovery") if through_consul else None,
+                "discovers": [BROKER_SERVICE] if through_consul else [],
                 "container": {
-                    "name": BROKER_SERVICE,
-                    "image": image,
-                    "port": AMQP_PORT,
-                    "cpu": 256,
-                    "memory_mib": 512,
-                    # A fixed node name: the broker finds its own data again after a restart.
-                    "hostname": BROKER_SERVICE,
-                    "environment": {"RABBITMQ_NODENAME": f"rabbit@{BROKER_SERVICE}"},
-                    "secrets": {
-                        "RABBITMQ_DEFAULT_USER": credentials.key("username"),
-                        "RABBITMQ_DEFAULT_PASS": credentials.key("password"),
+                    "name": app,
+                    "image": a[f"{app}_image"],
+                    "cpu": 128,
+                    "memory_mib": 128,
+                    "command": ["--rate", str(a["send_rate"])] if app == "send" else [],
+                    "environment": {
+                        **location,
+                        "RABBITMQ_QUEUE": a["queue_name"],
+                        "RABBITMQ_QUEUE_TYPE": str(a["queue_type"]),
                     },
-                    "mount_points": [{"source_volume": "rabbitmq-data", "container_path": "/var/lib/rabbitmq"}],
-                    "read_only_root_filesystem": False,  # the image writes its config at start
-                    "health_check": {
-                        "command": ["CMD", "rabbitmq-diagnostics", "-q", "ping"],
-                        "interval_seconds": 30,
-                        "timeout_seconds": 10,
-                        "start_period_seconds": 60,
+                    "secrets": {
+                        "RABBITMQ_USERNAME": credentials.key("username"),
+                        "RABBITMQ_PASSWORD": credentials.key("password"),
                     },
                 },
-                "sidecars": [args["broker_registrar"]],
-                "volumes": [{"name": "rabbitmq-data", "docker_volume": True}],
-                "desired_count": 1,
-                # One node owns the data: stop the old task before starting the new one.
-                "min_healthy_percent": 0,
-                "max_percent": 100,
-                "stop_timeout_seconds": 120,
-                "log_retention_days": retention,
-                "tags": tags,
+                "desired_tasks": a[f"{app}_tasks"],
+                # Both apps drain on SIGTERM (outstanding confirms, in-flight acks) before exiting.
+                "stop_timeout_seconds": 60,
+                "log_retention_days": a["log_retention_days"],
+                # How messages flow, for people reading the console and for seaport's diagram.
+                "tags": {**a["tags"], "seaport:messaging": "publisher" if app == "send" else "consumer"},
             },
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _amazon_mq(
-        self,
-        name: str,
-        args: RabbitMessagingArgs,
-        password: pulumi.Output[str],
-        tags: dict[str, str],
-        child: pulumi.ResourceOptions,
-    ) -> pulumi.Output[str]:
-        group = instances.security_group(
-            f"{name}-broker",
-            args["vpc_id"],
-            f"Amazon MQ broker of {name}: AMQPS from the cluster's instances only",
-            tags,
-            child,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-broker-amqps-from-cluster",
-            security_group_id=group.id,
-            referenced_security_group_id=args["instance_security_group_id"],
-            ip_protocol="tcp",
-            from_port=AMQPS_PORT,
-            to_port=AMQPS_PORT,
-            description="AMQPS from the cluster's instances",
-            opts=child,
-        )
-        broker = aws.mq.Broker(
-            f"{name}-broker",
-            engine_type="RabbitMQ",
-            engine_version=args.get("amazon_mq_engine_version", "3.13"),
-            host_instance_type=args.get("amazon_mq_instance_type", "mq.m5.large"),
-            deployment_mode="SINGLE_INSTANCE",
-            publicly_accessible=False,
-            subnet_ids=pulumi.Output.from_input(args["subnet_ids"]).apply(lambda ids: ids[:1]),
-            security_groups=[group.id],
-            users=[aws.mq.BrokerUserArgs(username=BROKER_USER, password=pulumi.Output.secret(password))],
-            auto_minor_version_upgrade=True,
-            logs=aws.mq.BrokerLogsArgs(general=True),
-            tags=name_tags(tags, f"{name}-broker"),
-            opts=child,
-        )
-        return broker.instances.apply(lambda instances: instances[0].endpoints[0])
 
-
-def validate_messaging_args(args: RabbitMessagingArgs) -> None:
-    """Raise InvalidArgument naming the first bad argument."""
-    required = [
-        "cluster_arn",
-        "capacity_provider_name",
-        "instance_security_group_id",
-        "send_image",
-        "receive_image",
-        "consul_agent_address",
-        "consul_token_secret_arn",
-    ]
-    mode = args.get("broker_mode", "container")
-    check.require(check.one_of(mode, ("container", "amazonmq")), "broker_mode", mode)
-    required += ["broker_registrar"] if mode == "container" else ["vpc_id", "subnet_ids"]
-    for key in required:
-        if args.get(key) is None:
-            raise check.InvalidArgument(
-                f"{key} is required" + (f" with broker_mode={mode!r}" if key in required[-2:] else "")
-            )
-    image = args.get("rabbitmq_image")
+def problems(args: RabbitMessagingArgs) -> list[Problem]:
+    a = with_defaults(args, DEFAULTS)
+    found = Problems()
+    found.require(a, "cluster", "send_image", "receive_image")
+    mode = a["broker_mode"]
+    found.check("broker_mode", mode, check.one_of(mode, BrokerMode))
+    if mode == BrokerMode.CONTAINER:
+        found.require(a, "discovery", why="with broker_mode='container' (the apps find the broker through Consul)")
+    image = a["rabbitmq_image"]
     if isinstance(image, str):
-        check.require(check.rabbitmq_image(image), "rabbitmq_image", image)
-    queue = args.get("queue_name", "messages")
-    check.require(check.queue_name(queue), "queue_name", queue)
-    queue_type = args.get("queue_type", "quorum")
-    check.require(check.one_of(queue_type, ("quorum", "classic")), "queue_type", queue_type)
-    for key, default, low, high in (("send_count", 1, 0, 50), ("receive_count", 2, 0, 50), ("send_rate", 5, 1, 10000)):
-        check.require(check.int_between(args.get(key, default), low, high), key, args.get(key, default))
-    if mode == "amazonmq":
-        check.require(
-            check.mq_instance_type(args.get("amazon_mq_instance_type", "mq.m5.large")),
-            "amazon_mq_instance_type",
-            args.get("amazon_mq_instance_type"),
-        )
-    retention = args.get("log_retention_days", 30)
-    check.require(check.log_retention(retention), "log_retention_days", retention)
-    check.require(check.tags(args.get("tags", {})), "tags", args.get("tags", {}))
+        found.check("rabbitmq_image", image, check.rabbitmq_image(image))
+    found.check("queue_name", a["queue_name"], check.queue_name(a["queue_name"]))
+    found.check("queue_type", a["queue_type"], check.one_of(a["queue_type"], QueueType))
+    for key, low, high in (("send_tasks", 0, 50), ("receive_tasks", 0, 50), ("send_rate", 1, 10000)):
+        found.check(key, a[key], check.int_between(a[key], low, high))
+    found.check(
+        "amazon_mq_instance_type", a["amazon_mq_instance_type"], check.mq_instance_type(a["amazon_mq_instance_type"])
+    )
+    found.check(
+        "amazon_mq_engine_version",
+        a["amazon_mq_engine_version"],
+        check.mq_engine_version(a["amazon_mq_engine_version"]),
+    )
+    found.check("log_retention_days", a["log_retention_days"], check.log_retention(a["log_retention_days"]))
+    found.check("tags", a["tags"], check.tags(a["tags"]))
+    return found

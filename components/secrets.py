@@ -9,7 +9,11 @@ from .tagging import name_tags
 
 
 class StoredSecret:
-    """A Secrets Manager secret holding ``value``; containers get it through ECS ``secrets``."""
+    """A Secrets Manager secret holding ``value``; containers get it through ECS ``secrets``.
+
+    ``arn`` resolves only once the secret *has its value* (the ``SecretVersion`` exists), so a launch
+    template or a task that reads the secret never starts before there is something to read.
+    """
 
     def __init__(
         self,
@@ -19,19 +23,11 @@ class StoredSecret:
         tags: dict[str, str],
         opts: pulumi.ResourceOptions,
     ):
-        self.secret = aws.secretsmanager.Secret(
-            name,
-            description=description,
-            tags=name_tags(tags, name),
-            opts=opts,
+        self.secret = aws.secretsmanager.Secret(name, description=description, tags=name_tags(tags, name), opts=opts)
+        self.version = aws.secretsmanager.SecretVersion(
+            name, secret_id=self.secret.id, secret_string=pulumi.Output.secret(value), opts=opts
         )
-        aws.secretsmanager.SecretVersion(
-            name,
-            secret_id=self.secret.id,
-            secret_string=pulumi.Output.secret(value),
-            opts=opts,
-        )
-        self.arn: pulumi.Output[str] = self.secret.arn
+        self.arn: pulumi.Output[str] = pulumi.Output.all(self.secret.arn, self.version.id).apply(lambda v: v[0])
 
     def key(self, json_key: str) -> pulumi.Output[str]:
         """ECS ``valueFrom`` for one key of a JSON secret: ``<arn>:<key>::``."""

@@ -1,9 +1,9 @@
 """Checks shared by the stack settings and the components' arguments.
 
 Each check returns ``None`` when the value is fine, or a sentence saying what
-is accepted; callers prefix it with the name of the setting or argument, so
-every error names what to fix (``seaport:azCount=1 must be between 2 and 6``).
-Components raise ``InvalidArgument`` before creating any child resource.
+is accepted; callers (``args.Problems.check``) prefix it with the name of the
+argument or setting, so every error names what to fix
+(``seaport:azCount=1 must be between 2 and 6``).
 """
 
 from __future__ import annotations
@@ -16,24 +16,12 @@ from collections.abc import Iterable, Mapping
 LOG_RETENTION_DAYS = (
     1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
-PLATFORMS = ("linux/amd64", "linux/arm64")
-SCALING_MODES = ("step", "target-tracking")
 
 _INSTANCE_TYPE = re.compile(r"^(?P<family>[a-z][a-z0-9-]*\d[a-z0-9-]*)\.(?P<size>[a-z0-9]+)$")
 _VPC_ID = re.compile(r"^vpc-([0-9a-f]{8}|[0-9a-f]{17})$")
 _SUBNET_ID = re.compile(r"^subnet-([0-9a-f]{8}|[0-9a-f]{17})$")
 _ACM_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[A-Za-z0-9-]+$")
 _TAG_TEXT = re.compile(r"^[\w\s+=.:/@-]*$")
-
-
-class InvalidArgument(ValueError):
-    """A component argument is out of range; the message names it and what is accepted."""
-
-
-def require(problem: str | None, name: str, value: object) -> None:
-    """Raise ``InvalidArgument`` naming ``name=value`` when ``problem`` is set."""
-    if problem:
-        raise InvalidArgument(f"{name}={value!r} {problem}")
 
 
 def int_between(value: object, low: int, high: int) -> str | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 import pulumi
 import yaml
 
-from ..validation import InvalidArgument
+from ..args import InvalidArgument
 from . import diagram, reactions
 from .testing import Plan, run_program, stack_config
 

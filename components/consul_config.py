@@ -1,0 +1,116 @@
+"""Consul's configuration as data: ports, ACL policies, server and agent configs, the servers' boot script."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HASHICORP_REPO = "https://rpm.releases.hashicorp.com/AmazonLinux/hashicorp.repo"
+JOIN_TAG_KEY = "seaport-consul-join"
+LEADER_TIMEOUT_SECONDS = 900
+SERVER_SCRIPT = Path(__file__).with_name("templates") / "consul-server.sh"
+DATA_PATH = "/etc/seaport/consul-server.json"
+
+# Gossip and RPC bind to the IPv4 address of the interface with the default route (the ENI): an
+# ECS instance has more private addresses (docker0), and Consul refuses to guess between them.
+BIND_ADDRESS = '{{ GetDefaultInterfaces | include "type" "IPv4" | limit 1 | attr "address" }}'
+
+# (port, protocol, purpose): what the servers admit from the cluster's instances and from each other.
+SERVER_PORTS = [
+    (8300, "tcp", "Consul server RPC"),
+    (8301, "tcp", "Consul LAN gossip"),
+    (8301, "udp", "Consul LAN gossip"),
+    (8500, "tcp", "Consul HTTP API and UI"),
+    (8600, "tcp", "Consul DNS"),
+    (8600, "udp", "Consul DNS"),
+]
+# Servers also gossip with each other over the WAN pool, even in a single datacenter.
+SERVER_TO_SERVER_PORTS = [(8302, "tcp", "Consul WAN gossip"), (8302, "udp", "Consul WAN gossip")]
+# Client agents on the ECS instances serve only LAN gossip to others; their HTTP API is local.
+AGENT_PORTS = [(8301, "tcp", "Consul LAN gossip"), (8301, "udp", "Consul LAN gossip")]
+
+# ACL policies (Consul accepts rules as JSON). Default policy is deny: each token gets only its own.
+ACL_POLICIES: dict[str, dict[str, Any]] = {
+    # client agents register their own node and read the catalog
+    "agent": {"node_prefix": {"": {"policy": "write"}}, "service_prefix": {"": {"policy": "read"}}},
+    # the registrar sidecar registers and deregisters services on its agent (service:write is all it takes)
+    "registrar": {"service_prefix": {"": {"policy": "write"}}},
+    # apps look healthy instances up (/v1/health/service needs service and node read)
+    "reader": {"service_prefix": {"": {"policy": "read"}}, "node_prefix": {"": {"policy": "read"}}},
+}
+
+# The official image's entry point reads CONSUL_LOCAL_CONFIG; the two secrets arrive as
+# environment variables (ECS secrets) and are written to a file the agent reads, never logged.
+AGENT_COMMAND = [
+    "/bin/sh",
+    "-c",
+    'printf \'{"encrypt": "%s", "acl": {"tokens": {"agent": "%s"}}}\' '
+    '"$CONSUL_GOSSIP_ENCRYPTION" "$CONSUL_AGENT_ACL" > /consul/config/secrets.json '
+    "&& exec docker-entrypoint.sh agent",
+]
+# Healthy only while the cluster has a leader: /v1/status/leader answers "" (and 200) without one.
+AGENT_HEALTH_CHECK = ["CMD-SHELL", "curl -sf http://127.0.0.1:8500/v1/status/leader | grep -q ':'"]
+
+
+def auto_join(region: str, tag_value: str) -> list[str]:
+    """Cloud auto-join: every agent finds the servers by this EC2 tag through ec2:DescribeInstances."""
+    return [f"provider=aws region={region} tag_key={JOIN_TAG_KEY} tag_value={tag_value}"]
+
+
+def server_config(count: int, datacenter: str, retry_join: list[str]) -> dict[str, Any]:
+    """The servers' consul.json (the secrets go in a separate file written at boot)."""
+    return {
+        "datacenter": datacenter,
+        "server": True,
+        "bootstrap_expect": count,
+        "data_dir": "/opt/consul",
+        "retry_join": retry_join,
+        "bind_addr": BIND_ADDRESS,
+        # Agents, the UI load balancer and DNS clients connect; security groups and ACLs decide who may.
+        "client_addr": "0.0.0.0",  # noqa: S104
+        "ui_config": {"enabled": True},
+        "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": True},
+        "autopilot": {"cleanup_dead_servers": True},
+        "performance": {"raft_multiplier": 1},
+        "disable_update_check": True,
+        "log_level": "INFO",
+    }
+
+
+def agent_config(datacenter: str, retry_join: list[str]) -> dict[str, Any]:
+    """The client agents' configuration (CONSUL_LOCAL_CONFIG of the official image)."""
+    return {
+        "datacenter": datacenter,
+        "server": False,
+        "retry_join": retry_join,
+        "bind_addr": BIND_ADDRESS,
+        # The HTTP API listens on loopback (the instance) and docker0 (bridge-mode containers), chosen by
+        # interface name with a go-sockaddr template; nothing else on the network can reach it.
+        "client_addr": '{{ GetAllInterfaces | include "name" "^(lo|docker0)$" | include "type" "IPv4" '
+        '| join "address" " " }}',
+        "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": True},
+        "leave_on_terminate": True,
+        "disable_update_check": True,
+        "log_level": "INFO",
+    }
+
+
+def server_user_data(version: str, config: dict[str, Any], secret_arns: dict[str, str]) -> str:
+    """The servers' boot script: the template file, preceded by the JSON document it reads."""
+    data = {
+        "version": version,
+        "repository": HASHICORP_REPO,
+        "config": config,
+        "secrets": secret_arns,
+        "acl_policies": ACL_POLICIES,
+        "leader_timeout": LEADER_TIMEOUT_SECONDS,
+    }
+    shebang, script = SERVER_SCRIPT.read_text().split("\n", 1)
+    return (
+        f"{shebang}\n"
+        "# seaport: the data the script below reads (no secret values; secrets are read by ARN at boot).\n"
+        f"mkdir -p {Path(DATA_PATH).parent}\n"
+        f"cat > {DATA_PATH} <<'SEAPORT_DATA'\n{json.dumps(data, indent=2, sort_keys=True)}\nSEAPORT_DATA\n"
+        f"{script}"
+    )

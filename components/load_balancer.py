@@ -1,0 +1,181 @@
+"""The internet-facing side of a web service: ALB, its security group, target group and listeners."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from . import rules
+from . import validation as check
+from .args import Problem, Problems, with_defaults
+from .references import get, subnet_ids
+from .security_groups import admit_range, allow_egress_range, security_group
+from .tagging import name_tags
+
+HTTP, HTTPS = 80, 443
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+DEFAULTS: dict[str, Any] = {
+    "health_check_path": "/health",
+    "deregistration_delay_seconds": 30,
+    "deletion_protection": False,
+}
+
+
+class LoadBalancerOptions(TypedDict, total=False):
+    health_check_path: str
+    """Path the target group checks on each task (expects 200). Default ``"/health"``."""
+    deregistration_delay_seconds: int
+    """Seconds the load balancer drains a target before deregistering it (0-3600). Default ``30``."""
+    certificate_arn: pulumi.Input[str]
+    """ACM certificate: serve HTTPS on 443 and redirect HTTP to it. Default: none (HTTP only)."""
+    deletion_protection: bool
+    """Refuse to delete the load balancer until this is turned off. Default ``False``."""
+
+
+@dataclass(frozen=True)
+class WebEndpoint:
+    """What the rest of the web service needs from its load balancer."""
+
+    balancer: aws.lb.LoadBalancer
+    target_group: aws.lb.TargetGroup
+    listeners: list[aws.lb.Listener]
+    security_group_id: pulumi.Output[str]
+    secure: bool
+
+
+def internet_facing(
+    name: str, cluster: Any, container_port: int, options: LoadBalancerOptions, tags: dict[str, str], parent: Any
+) -> WebEndpoint:
+    """An internet-facing ALB that reaches the cluster's tasks on their dynamic host ports, and nothing else.
+
+    Its security group admits the world on the listener ports only and may only reach the instances on the
+    ephemeral port range where bridge mode publishes containers; the instances admit exactly that range from
+    the load balancer's group. With a certificate, HTTP redirects to HTTPS (TLS 1.2+).
+    """
+    o = with_defaults(options, DEFAULTS)
+    child = pulumi.ResourceOptions(parent=parent)
+    secure = bool(o.get("certificate_arn"))
+    instances_group = get(cluster, "instance_security_group_id")
+    vpc_id = get(cluster, "network").apply(lambda n: n["vpc_id"])
+    alb_group = security_group(
+        f"{name}-alb", vpc_id, f"load balancer of {name}: the world on the listener ports only", tags, child
+    )
+    for port in [HTTP, HTTPS] if secure else [HTTP]:
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-alb-{port}",
+            security_group_id=alb_group.id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            cidr_ipv4=rules.WORLD_CIDRS[0],
+            description=f"listener port {port}",
+            opts=child,
+        )
+    allow_egress_range(
+        f"{name}-alb-to-tasks",
+        alb_group.id,
+        rules.EPHEMERAL_PORTS,
+        instances_group,
+        "to the tasks' dynamic host ports",
+        child,
+    )
+    admit_range(
+        f"{name}-from-alb",
+        instances_group,
+        rules.EPHEMERAL_PORTS,
+        alb_group.id,
+        f"{name} load balancer to the tasks' dynamic host ports",
+        child,
+    )
+    balancer = aws.lb.LoadBalancer(
+        f"{name}-alb",
+        load_balancer_type="application",
+        internal=False,
+        security_groups=[alb_group.id],
+        subnets=subnet_ids(cluster, "public"),
+        drop_invalid_header_fields=True,
+        desync_mitigation_mode="defensive",
+        enable_deletion_protection=o["deletion_protection"],
+        tags=name_tags(tags, f"{name}-alb"),
+        opts=child,
+    )
+    target_group = aws.lb.TargetGroup(
+        f"{name}-tg",
+        vpc_id=vpc_id,
+        target_type="instance",
+        protocol="HTTP",
+        port=container_port,  # ECS registers each task on its own dynamic host port
+        deregistration_delay=o["deregistration_delay_seconds"],
+        health_check=aws.lb.TargetGroupHealthCheckArgs(
+            path=o["health_check_path"],
+            protocol="HTTP",
+            port="traffic-port",
+            matcher="200",
+            interval=15,
+            timeout=5,
+            healthy_threshold=2,
+            unhealthy_threshold=3,
+        ),
+        tags=name_tags(tags, f"{name}-tg"),
+        opts=child,
+    )
+    listeners = _listeners(name, balancer, target_group, o, tags, child)
+    return WebEndpoint(balancer, target_group, listeners, alb_group.id, secure)
+
+
+def _listeners(
+    name: str,
+    balancer: aws.lb.LoadBalancer,
+    target_group: aws.lb.TargetGroup,
+    o: dict[str, Any],
+    tags: dict[str, str],
+    child: pulumi.ResourceOptions,
+) -> list[aws.lb.Listener]:
+    forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)]
+    listeners = []
+    if o.get("certificate_arn"):
+        listeners.append(
+            aws.lb.Listener(
+                f"{name}-https",
+                load_balancer_arn=balancer.arn,
+                port=HTTPS,
+                protocol="HTTPS",
+                ssl_policy=TLS_POLICY,
+                certificate_arn=o["certificate_arn"],
+                default_actions=forward,
+                tags=tags,
+                opts=child,
+            )
+        )
+        redirect = aws.lb.ListenerDefaultActionRedirectArgs(protocol="HTTPS", port=str(HTTPS), status_code="HTTP_301")
+        http_actions = [aws.lb.ListenerDefaultActionArgs(type="redirect", redirect=redirect)]
+    else:
+        http_actions = forward
+    listeners.append(
+        aws.lb.Listener(
+            f"{name}-http",
+            load_balancer_arn=balancer.arn,
+            port=HTTP,
+            protocol="HTTP",
+            default_actions=http_actions,
+            tags=tags,
+            opts=child,
+        )
+    )
+    return listeners
+
+
+def problems(options: LoadBalancerOptions) -> list[Problem]:
+    o = with_defaults(options, DEFAULTS)
+    found = Problems()
+    delay = o["deregistration_delay_seconds"]
+    found.check("deregistration_delay_seconds", delay, check.int_between(delay, 0, 3600))
+    found.check("health_check_path", o["health_check_path"], check.url_path(o["health_check_path"]))
+    certificate = o.get("certificate_arn")
+    if isinstance(certificate, str):
+        found.check("certificate_arn", certificate, check.certificate_arn(certificate))
+    return found

@@ -1,0 +1,72 @@
+"""How components connect: small reference objects made of outputs.
+
+``Network`` offers a ``NetworkReference``, ``EcsCluster`` a ``ClusterReference``
+and ``ConsulMesh`` a ``DiscoveryReference``. A component that needs another one
+takes its reference (``cluster=``, ``discovery=``) instead of ids copied by hand,
+and never reaches into the other component's children.
+
+References are TypedDicts so that other Pulumi languages see them as object
+types in the package schema; in Python they are plain dicts of outputs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import pulumi
+
+
+class NetworkReference(TypedDict):
+    """Where things go in a VPC."""
+
+    vpc_id: pulumi.Input[str]
+    """The VPC id."""
+    public_subnet_ids: pulumi.Input[list[str]]
+    """Public subnets, one per AZ: internet-facing load balancers go here."""
+    instance_subnet_ids: pulumi.Input[list[str]]
+    """Subnets for instances and private endpoints: the private ones when there are any, else the public ones."""
+    instances_need_public_ip: pulumi.Input[bool]
+    """True when instances sit in public subnets without NAT and need a public address to reach AWS APIs."""
+
+
+class ClusterReference(TypedDict):
+    """An ECS cluster with EC2 capacity, and the network it lives in."""
+
+    arn: pulumi.Input[str]
+    """ARN of the ECS cluster."""
+    name: pulumi.Input[str]
+    """Name of the ECS cluster (CloudWatch dimensions, scalable targets)."""
+    capacity_provider: pulumi.Input[str]
+    """Name of the capacity provider, resolved only once it is associated with the cluster (so services that
+    name it wait for the association)."""
+    instance_security_group_id: pulumi.Input[str]
+    """Security group of the container instances; components add the ingress rules they need to it."""
+    network: NetworkReference
+    """The network of the cluster."""
+
+
+class DiscoveryReference(TypedDict):
+    """How tasks use Consul: reach the local agent, look services up, register themselves."""
+
+    agent_address: pulumi.Input[str]
+    """``consul-agent:8500``: the instance's Consul agent as a bridge-mode container sees it (CONSUL_HTTP_ADDR)."""
+    agent_hosts: pulumi.Input[dict[str, str]]
+    """The /etc/hosts entry that resolves the agent's host name inside a container (``extraHosts``)."""
+    reader_token_secret_arn: pulumi.Input[str]
+    """Secret with the ACL token that may look services up (CONSUL_HTTP_TOKEN of the apps)."""
+    registrar_image: pulumi.Input[str]
+    """Image (by digest) of the registrar sidecar that registers a container's dynamic host port."""
+    registrar_token_secret_arn: pulumi.Input[str]
+    """Secret with the ACL token that may register services (the registrar's CONSUL_HTTP_TOKEN)."""
+
+
+def get(reference: Any, key: str) -> pulumi.Output[Any]:
+    """One field of a reference, whether it is a dict of outputs (Python) or an output of a dict (other languages)."""
+    if isinstance(reference, dict):
+        return pulumi.Output.from_input(reference[key])
+    return pulumi.Output.from_input(reference).apply(lambda r: r[key])
+
+
+def subnet_ids(cluster: Any, kind: str) -> pulumi.Output[list[str]]:
+    """The cluster network's ``public`` or ``instance`` subnet ids."""
+    return get(cluster, "network").apply(lambda n: n[f"{kind}_subnet_ids"])

@@ -1,0 +1,60 @@
+"""Rules the components apply and the policy pack enforces: written once, imported by both.
+
+The components refuse what breaks a rule before creating anything; the policy
+pack (``policy/``) checks any stack, seaport's or not, against the same rule.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Addresses that mean "the whole internet" in a security group rule.
+WORLD_CIDRS = ("0.0.0.0/0", "::/0")
+
+# Bridge mode maps each container port to a host port the kernel picks from this range.
+EPHEMERAL_PORTS = (32768, 65535)
+
+# An environment variable name that says it holds a secret. Whole words between underscores,
+# so RABBITMQ_DEFAULT_PASS and DB_PASSWD count and KEYCLOAK_URL does not.
+SECRET_NAME = re.compile(
+    r"(^|_)(PASSWORD|PASSWD|PASS|PWD|SECRET|SECRETS|TOKEN|KEY|APIKEY|CREDENTIAL|CREDENTIALS|COOKIE|PRIVATE)($|_)",
+    re.IGNORECASE,
+)
+
+
+def looks_secret(variable: str) -> bool:
+    """Whether an environment variable's name says it holds a secret (pass it as an ECS secret instead)."""
+    return bool(SECRET_NAME.search(variable))
+
+
+def plaintext_secrets(environment: dict[str, str], secret_values: set[str]) -> list[str]:
+    """Variables of ``environment`` whose name looks secret or whose value is one of ``secret_values``.
+
+    ``secret_values`` are the values of generated credentials (passwords, tokens, keys, cookies):
+    a variable that carries one leaks it whatever its name.
+    """
+    return sorted(k for k, v in environment.items() if looks_secret(k) or (v and v in secret_values))
+
+
+# -- how fast scaling reacts -------------------------------------------------------------------
+
+# Most seconds of sustained load before an alarm that scales out fires.
+MAX_SCALE_OUT_ALARM_SECONDS = 300
+# Target tracking: the alarms AWS creates need 3 one-minute datapoints to scale out, 15 to scale in.
+TARGET_TRACKING_OUT_DATAPOINTS = 3
+TARGET_TRACKING_IN_DATAPOINTS = 15
+# What an alarm-based estimate leaves out, in seconds (used for the end-to-end estimate):
+ECS_METRIC_DELAY_SECONDS = 60  # CPU and custom metrics reach CloudWatch about a minute late
+TASK_START_SECONDS = 60  # image pull from a warm cache, container start, first health checks
+INSTANCE_START_SECONDS = 180  # a new instance when the cluster is full: boot, ECS agent, warm-up
+
+
+def alarm_seconds(period: int, evaluation_periods: int, datapoints_to_alarm: int | None = None) -> int:
+    """Seconds of breaching data an alarm needs before it fires (its M of N datapoints)."""
+    return int(period) * int(datapoints_to_alarm or evaluation_periods)
+
+
+def end_to_end_seconds(alarm_and_cooldown: int, *, new_instance: bool = False) -> int:
+    """An estimate of load-to-serving time: metric delay + alarm (and cooldown) + task start (+ an instance)."""
+    extra = INSTANCE_START_SECONDS if new_instance else 0
+    return ECS_METRIC_DELAY_SECONDS + alarm_and_cooldown + TASK_START_SECONDS + extra

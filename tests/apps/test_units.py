@@ -344,19 +344,47 @@ def test_publisher_stops_taking_new_work_on_sigterm():
 
 
 class FakeConsumeChannel:
+    """Records what the consumer tells the broker; ``events`` keeps the order across calls."""
+
     is_open = True
 
     def __init__(self, record):
         self.record = record
         self.acks: list[tuple[int, int]] = []  # (tag, lines in the record file at that moment)
         self.nacks: list[tuple[int, bool]] = []
+        self.events: list[tuple] = []
+        self.cancel_ok = None  # the callback the broker's Basic.CancelOk would trigger
 
     def basic_ack(self, tag, multiple):
         assert multiple
         self.acks.append((tag, len(self.record.read_text().splitlines())))
+        self.events.append(("ack", tag))
 
     def basic_nack(self, tag, requeue):
         self.nacks.append((tag, requeue))
+        self.events.append(("nack", tag, requeue))
+
+    def basic_consume(self, queue, on_message_callback):
+        return "ctag-1"
+
+    def basic_cancel(self, consumer_tag, callback):
+        self.events.append(("cancel", consumer_tag))
+        self.cancel_ok = callback
+
+    def close(self):
+        self.events.append(("close channel",))
+        self.is_open = False
+
+
+class FakeConnection:
+    def __init__(self, channel):
+        self.ioloop = FakeLoop()
+        self.channel = channel
+        self.is_closed = self.is_closing = False
+
+    def close(self):
+        self.channel.events.append(("close connection",))
+        self.is_closing = True
 
 
 class FakeLoop:
@@ -376,8 +404,9 @@ def ready_consumer(tmp_path, queue_type="quorum", max_deliveries=3):
     record = tmp_path / "record.txt"
     consumer = Consumer(BROKER, QueueSettings("q", queue_type, max_deliveries), prefetch=12, record=record)
     consumer.channel = FakeConsumeChannel(record)
-    consumer.connection = SimpleNamespace(ioloop=FakeLoop())
+    consumer.connection = FakeConnection(consumer.channel)
     consumer._ready = True
+    consumer.on_ready()  # basic_consume
     return consumer, consumer.channel
 
 
@@ -397,6 +426,30 @@ def test_acks_are_batched_and_sent_after_the_record_is_flushed(tmp_path):
     assert channel.acks == [(3, 3)]
     consumer.connection.ioloop.run()  # the end of the burst
     assert channel.acks == [(3, 3), (4, 4)]
+    consumer.close()
+
+
+def test_graceful_stop_acks_what_was_processed_before_closing(tmp_path):
+    consumer, channel = ready_consumer(tmp_path)
+    deliver(consumer, 1, "m-1")
+    deliver(consumer, 2, "m-2")  # processed, ack not sent yet (fewer than ack_every, burst not over)
+    consumer.request_stop()  # SIGTERM
+    consumer._check_stop()
+    assert channel.events == [("cancel", "ctag-1")]  # stop the deliveries first
+    channel.cancel_ok(None)  # the broker's Basic.CancelOk
+    # Both processed deliveries acked, before the channel goes: otherwise they would be
+    # delivered again (to another consumer) and processed twice.
+    assert channel.events == [("cancel", "ctag-1"), ("ack", 2), ("close channel",)]
+    assert consumer.exit_code == 0
+    consumer.close()
+
+
+def test_consumer_cancelled_by_the_broker_acks_what_was_processed(tmp_path):
+    consumer, channel = ready_consumer(tmp_path)
+    deliver(consumer, 1, "m-1")
+    consumer._on_cancelled_by_broker(None)  # e.g. the queue's leader moved to another node
+    assert channel.events == [("ack", 1), ("close connection",)]
+    assert consumer.exit_code is None  # reconnects, does not exit
     consumer.close()
 
 

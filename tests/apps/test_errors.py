@@ -62,16 +62,28 @@ def test_bad_credentials(app, broker):
 @pytest.mark.parametrize("app", APPS)
 def test_unreachable_broker_gives_up_after_the_retry_budget(app):
     closed_port = free_port()
+    initial = 0.1
     result = run_app(
         app,
         "--retry-for",
-        "1.5",
-        env={"RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{closed_port}/%2F", "RABBITMQ_BACKOFF_INITIAL": "0.1"},
+        "2",
+        env={
+            "RABBITMQ_URL": f"amqp://guest:guest@127.0.0.1:{closed_port}/%2F",
+            "RABBITMQ_BACKOFF_INITIAL": str(initial),
+            "RABBITMQ_BACKOFF_MAX": "15",
+        },
     )
     assert_one_error_line(result, 3, "connection refused", "gave up after")
     retries = [r for r in log_records(result.stdout) if r["message"] == "broker unavailable, retrying"]
-    assert len(retries) >= 2  # it did retry, with growing waits
-    assert retries[-1]["retry_in_s"] >= retries[0]["retry_in_s"] * 0.5
+    assert [r["attempt"] for r in retries] == list(range(1, len(retries) + 1))
+    assert len(retries) >= 4, result.stdout
+    # The n-th wait is jittered between half and all of initial * 2**(n-1): the ceiling doubles,
+    # so the 4th wait (>= 0.4 s) is longer than any first wait (<= 0.1 s) could be. The last wait
+    # may be cut short by the retry budget; every other one must be at least half its ceiling.
+    for record in retries[:-1]:
+        ceiling = initial * 2 ** (record["attempt"] - 1)
+        assert ceiling / 2 - 0.01 <= record["retry_in_s"] <= ceiling + 0.01, record
+    assert retries[3]["retry_in_s"] > initial >= retries[0]["retry_in_s"]
 
 
 def test_no_healthy_instance_in_consul(fake_consul):

@@ -41,7 +41,7 @@ test: $(VENV)/.stamp sysdeps
 lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/hadolint --config .hadolint.yaml apps/*/Dockerfile
+	$(VENV)/bin/hadolint --config .hadolint.yaml apps/Dockerfile
 
 ## bench: throughput and latency benchmarks, written to build/bench/*.json
 bench: $(VENV)/.stamp sysdeps

@@ -46,6 +46,14 @@ class WebEndpoint:
     security_group_id: pulumi.Output[str]
     secure: bool
 
+    @property
+    def target_group_arn_once_listened(self) -> pulumi.Output[str]:
+        """The target group's ARN, resolved only once every listener exists: ECS registers targets only
+        in a target group a listener uses, so a service given this waits for the listeners."""
+        return pulumi.Output.all(self.target_group.arn, *[listener.arn for listener in self.listeners]).apply(
+            lambda values: values[0]
+        )
+
 
 def internet_facing(
     name: str, cluster: Any, container_port: int, options: LoadBalancerOptions, tags: dict[str, str], parent: Any

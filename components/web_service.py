@@ -75,12 +75,11 @@ class ScaledWebService(pulumi.ComponentResource):
                 **a["service"],
                 "cluster": a["cluster"],
                 "container": a["container"],
-                "target_group_arn": endpoint.target_group.arn,
+                "target_group_arn": endpoint.target_group_arn_once_listened,
                 "autoscaled": True,
                 "tags": a["tags"],
             },
-            # ECS registers targets only in a target group that a listener uses.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=endpoint.listeners),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         scaler = ServiceAutoscaling(
             name,

@@ -22,10 +22,18 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-WORLD = ("0.0.0.0/0", "::/0")
-SECRET_NAME = re.compile(r"PASSWORD|PASSWD|SECRET|TOKEN|(^|_)KEY($|_)|API_?KEY|CREDENTIAL", re.IGNORECASE)
+from seaport import rules
+from seaport.rules import MAX_SCALE_OUT_ALARM_SECONDS, WORLD_CIDRS
+
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-MAX_SCALE_OUT_SECONDS = 300
+# Resources whose outputs are generated credentials: (type, output properties).
+GENERATED_SECRETS = {
+    "random:index/randomPassword:RandomPassword": ("result",),
+    "random:index/randomBytes:RandomBytes": ("base64", "hex"),
+    "random:index/randomUuid4:RandomUuid4": ("result",),
+    "random:index/randomUuid:RandomUuid": ("result",),
+    "random:index/randomString:RandomString": ("result",),
+}
 
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
@@ -94,7 +102,7 @@ def _world_ingress_only_on_alb_listeners(args: StackValidationArgs, report: Repo
                 open_ports.setdefault(group, set()).update(ports)
     for r in args.resources:
         for rule in ingress_rules(r.resource_type, r.props):
-            if not any(c in WORLD for c in rule["cidrs"]):
+            if not any(c in WORLD_CIDRS for c in rule["cidrs"]):
                 continue
             allowed = open_ports.get(rule["group"], set())
             if rule["protocol"] != "tcp" or rule["from"] != rule["to"] or rule["from"] not in allowed:
@@ -151,7 +159,8 @@ def _log_retention(args: ResourceValidationArgs, report: ReportViolation) -> Non
 
 
 def _circuit_breaker(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    if args.resource_type != "aws:ecs/service:Service":
+    # A DAEMON service has no desired count for ECS to derive the breaker's threshold from: it never trips there.
+    if args.resource_type != "aws:ecs/service:Service" or args.props.get("schedulingStrategy") == "DAEMON":
         return
     breaker = args.props.get("deploymentCircuitBreaker") or {}
     if not (breaker.get("enable") and breaker.get("rollback")):
@@ -164,7 +173,10 @@ def _circuit_breaker(args: ResourceValidationArgs, report: ReportViolation) -> N
 def _container_definitions(args: ResourceValidationArgs) -> list[dict[str, Any]]:
     if args.resource_type != "aws:ecs/taskDefinition:TaskDefinition":
         return []
-    text = args.props.get("containerDefinitions")
+    return _definitions(args.props.get("containerDefinitions"))
+
+
+def _definitions(text: Any) -> list[dict[str, Any]]:
     try:
         return json.loads(text) if isinstance(text, str) else []
     except json.JSONDecodeError:
@@ -181,14 +193,25 @@ def _images_by_digest(args: ResourceValidationArgs, report: ReportViolation) -> 
             )
 
 
-def _no_plaintext_secrets(args: ResourceValidationArgs, report: ReportViolation) -> None:
-    for container in _container_definitions(args):
-        for variable in container.get("environment") or []:
-            if SECRET_NAME.search(str(variable.get("name", ""))):
+def _no_plaintext_secrets(args: StackValidationArgs, report: ReportViolation) -> None:
+    """By name (seaport.rules) and by value: no container environment carries a generated credential."""
+    values = {
+        str(r.props.get(prop))
+        for r in args.resources
+        for prop in GENERATED_SECRETS.get(r.resource_type, ())
+        if r.props.get(prop)
+    }
+    for r in args.resources:
+        if r.resource_type != "aws:ecs/taskDefinition:TaskDefinition":
+            continue
+        for container in _definitions(r.props.get("containerDefinitions")):
+            environment = {str(v.get("name", "")): str(v.get("value", "")) for v in container.get("environment") or []}
+            for variable in rules.plaintext_secrets(environment, values):
                 report(
-                    f"{_where(args.name, args.resource_type)} puts {variable.get('name')} of container "
-                    f"{container.get('name')!r} in plain environment. Fix: store it in Secrets Manager and pass "
-                    "it in the container's secrets (valueFrom)."
+                    f"{_where(r.name, r.resource_type)} puts {variable} of container {container.get('name')!r} in "
+                    "plain environment (a secret-looking name or a generated credential's value). Fix: store it in "
+                    "Secrets Manager and pass it in the container's secrets (valueFrom).",
+                    r.urn,
                 )
 
 
@@ -227,12 +250,13 @@ def _alarms_react_in_time(args: StackValidationArgs, report: ReportViolation) ->
         )
         if not scales_out:
             continue
-        periods = r.props.get("datapointsToAlarm") or r.props.get("evaluationPeriods") or 0
-        seconds = int(periods) * int(r.props.get("period") or 0)
-        if seconds > MAX_SCALE_OUT_SECONDS:
+        seconds = rules.alarm_seconds(
+            r.props.get("period") or 0, r.props.get("evaluationPeriods") or 0, r.props.get("datapointsToAlarm")
+        )
+        if seconds > MAX_SCALE_OUT_ALARM_SECONDS:
             report(
                 f"{_where(r.name, r.resource_type)} needs {seconds} s of breaching data before it scales out "
-                f"(more than {MAX_SCALE_OUT_SECONDS} s). Fix: period 60 with 2-3 evaluation periods.",
+                f"(more than {MAX_SCALE_OUT_ALARM_SECONDS} s). Fix: period 60 with 2-3 evaluation periods.",
                 r.urn,
             )
 
@@ -255,13 +279,13 @@ RESOURCE_POLICIES = [
     ResourceValidationPolicy("encrypted-volumes", "EBS and root volumes are encrypted.", _encrypted_volumes, MANDATORY),
     ResourceValidationPolicy("log-retention", "Log groups expire their logs.", _log_retention, MANDATORY),
     ResourceValidationPolicy(
-        "ecs-circuit-breaker", "ECS services roll back failed deployments.", _circuit_breaker, MANDATORY
+        "ecs-circuit-breaker",
+        "ECS replica services roll back failed deployments (a DAEMON's breaker never trips).",
+        _circuit_breaker,
+        MANDATORY,
     ),
     ResourceValidationPolicy(
         "images-by-digest", "Task definitions reference images by digest.", _images_by_digest, MANDATORY
-    ),
-    ResourceValidationPolicy(
-        "no-plaintext-secrets", "No secret-like names in container environment.", _no_plaintext_secrets, MANDATORY
     ),
     ResourceValidationPolicy(
         "nonzero-step-adjustments", "Step scaling adjustments change the capacity.", _nonzero_steps, MANDATORY
@@ -269,6 +293,12 @@ RESOURCE_POLICIES = [
     ResourceValidationPolicy("ecr-scan-on-push", "ECR repositories scan on push.", _scan_on_push, MANDATORY),
 ]
 STACK_POLICIES = [
+    StackValidationPolicy(
+        "no-plaintext-secrets",
+        "No secret-looking name and no generated credential in container environment.",
+        _no_plaintext_secrets,
+        MANDATORY,
+    ),
     StackValidationPolicy(
         "world-ingress-only-on-alb-listeners",
         "Only internet-facing load balancers' listener ports admit 0.0.0.0/0 or ::/0.",

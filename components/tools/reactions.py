@@ -8,16 +8,19 @@ Worst case, counted from the first full minute past the threshold:
   never changes anything: its reaction is "never" (the original design's).
 - target tracking: the alarms AWS creates need 3 one-minute datapoints to
   scale out and 15 to scale in, plus the configured cooldowns.
+
+Those figures leave out what happens around the alarm: metrics reach
+CloudWatch about a minute late, a new task pulls, starts and passes its
+health checks, and a full cluster first needs a new instance. The end-to-end
+estimate adds those (``seaport.rules``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..rules import TARGET_TRACKING_IN_DATAPOINTS, TARGET_TRACKING_OUT_DATAPOINTS, alarm_seconds, end_to_end_seconds
 from .testing import Plan
-
-TARGET_TRACKING_OUT_DATAPOINTS = 3
-TARGET_TRACKING_IN_DATAPOINTS = 15
 
 
 @dataclass(frozen=True)
@@ -34,10 +37,12 @@ class Reaction:
         def text(seconds: int | None) -> str:
             return "never" if seconds is None else f"{seconds} s"
 
-        return (
-            f"{self.resource_id} ({self.mode}): scale-out {text(self.scale_out_seconds)}, "
-            f"scale-in {text(self.scale_in_seconds)}"
-        )
+        out = text(self.scale_out_seconds)
+        if self.scale_out_seconds is not None:
+            warm = end_to_end_seconds(self.scale_out_seconds)
+            cold = end_to_end_seconds(self.scale_out_seconds, new_instance=True)
+            out += f" (end to end about {warm} s, {cold} s when a new instance is needed)"
+        return f"{self.resource_id} ({self.mode}): scale-out {out}, scale-in {text(self.scale_in_seconds)}"
 
 
 def reaction_times(plan: Plan) -> list[Reaction]:
@@ -69,8 +74,9 @@ def reaction_times(plan: Plan) -> list[Reaction]:
             for alarm in alarms:
                 if arn not in (alarm["inputs"].get("alarmActions") or []):
                     continue
-                periods = alarm["inputs"].get("datapointsToAlarm") or alarm["inputs"]["evaluationPeriods"]
-                seconds = int(periods * alarm["inputs"]["period"] + config.get("cooldown", 0))
+                inputs = alarm["inputs"]
+                breach = alarm_seconds(inputs["period"], inputs["evaluationPeriods"], inputs.get("datapointsToAlarm"))
+                seconds = breach + int(config.get("cooldown", 0))
                 if any(a > 0 for a in adjustments):
                     out_times.append(seconds)
                 if any(a < 0 for a in adjustments):

@@ -1,12 +1,13 @@
-"""``python -m components.synth --stack dev --out build/dev``: the offline plan of a stack.
+"""``python -m seaport.tools.synth --stack dev --out build/dev``: the offline plan of a stack.
 
 Runs the project's ``__main__.py`` under ``components.testing`` mocks with the
 values of ``Pulumi.<stack>.yaml`` and writes:
 
 - ``<out>/resources.json``: every resource (type, name, parent, inputs,
   outputs) and the stack's exports, in the format documented in DESIGN.md;
-- ``<out>/topology.mmd`` (Mermaid) and ``<out>/topology.dot`` generated from
-  the graph, plus ``<out>/topology.svg`` when Graphviz is installed.
+- ``<out>/system.mmd`` (Mermaid) and ``<out>/system.dot``: the deployed system
+  as its users think of it (``seaport.tools.diagram``), generated from the
+  plan, plus ``<out>/system.svg`` when Graphviz is installed.
 
 It prints a one-screen summary. Invalid settings print the settings error and
 exit with status 2 (no traceback): nothing is written.
@@ -64,12 +65,12 @@ def synth(project_dir: Path, stack: str) -> Plan:
 def write(plan: Plan, out: Path) -> list[Path]:
     """Write resources.json and the diagrams; return the files written."""
     out.mkdir(parents=True, exist_ok=True)
-    files = [out / "resources.json", out / "topology.mmd", out / "topology.dot"]
+    files = [out / "resources.json", out / "system.mmd", out / "system.dot"]
     files[0].write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True, default=str) + "\n")
     files[1].write_text(diagram.mermaid(plan))
     files[2].write_text(diagram.dot(plan))
     if shutil.which("dot"):
-        svg = out / "topology.svg"
+        svg = out / "system.svg"
         subprocess.run(["dot", "-Tsvg", str(files[2]), "-o", str(svg)], check=True)
         files.append(svg)
     return files
@@ -92,7 +93,12 @@ def summary(plan: Plan, files: list[Path]) -> str:
         lines.append("".join(c.ljust(width) for c in cells[i : i + per_line]).rstrip())
     times = reactions.reaction_times(plan)
     if times:
-        lines += ["", "Worst-case scaling reaction (alarm evaluation + cooldown):"]
+        lines += [
+            "",
+            "Worst-case scaling reaction: alarm evaluation + cooldown (leaves out about a minute of metric delay,",
+            "task start and health checks, and a new instance when the cluster is full; the end-to-end estimate",
+            "adds them):",
+        ]
         lines += [f"  {r.describe()}" for r in times]
     lines += ["", "Exports:"]
     for key, value in sorted(plan.outputs.items()):
@@ -110,7 +116,7 @@ def _short(token: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.synth", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m seaport.tools.synth", description=__doc__.split("\n\n")[0])
     parser.add_argument("--stack", required=True, help="stack name: reads Pulumi.<stack>.yaml")
     parser.add_argument("--out", type=Path, required=True, help="directory for resources.json and diagrams")
     parser.add_argument("--project-dir", type=Path, default=Path.cwd(), help="where Pulumi.yaml is (.)")

@@ -1,19 +1,23 @@
-"""Offline runs of Pulumi programs and components: mocks, a recording monitor, plans.
+"""Offline runs of Pulumi programs and components: a recording monitor and plans.
 
-``SeaportMocks`` answers every resource registration with well-formed,
-unique, deterministic ids and ARNs (the same program gives the same plan), and
-answers the provider functions the components call. ``run`` executes a
-function (or ``run_program`` a ``__main__.py``) under those mocks and returns a
-``Plan``: every resource with its type, name, parent, inputs (camelCase, as
-the engine receives them) and outputs (what the mocks returned), plus the
-stack's exports. Use it in your own tests::
+``run`` executes a function (or ``run_program`` a ``__main__.py``) under
+seaport's mocks (``seaport.tools.mocks``) and returns a ``Plan``: every
+resource with its type, name, parent, inputs (camelCase, as the engine
+receives them), outputs (what the mocks returned) and the URNs it depends on,
+plus the stack's exports. Secret values appear as ``"[secret]"``: inputs the
+program made secret and outputs the provider marks secret (additional secret
+outputs), as the engine would store them encrypted. Use it in your own tests::
 
-    from components.testing import run
+    from seaport.tools.testing import run
 
     def test_cluster_requires_imdsv2():
-        plan = run(lambda: EcsCluster("app", {"vpc_id": "vpc-0123abcd", "subnet_ids": [...]}))
+        plan = run(lambda: EcsCluster("app", {"network": {...}}))
         template = plan.one("aws:ec2/launchTemplate:LaunchTemplate")
         assert template["inputs"]["metadataOptions"]["httpTokens"] == "required"
+
+    def test_bad_arguments_are_refused():
+        error = run(lambda: EcsCluster("app", {"network": {...}, "min_instances": -1}), expect=InvalidArgument)
+        assert "min_instances" in str(error)
 
 Each call sets fresh mocks and a fresh root stack, so runs don't leak into
 each other (Pulumi's current unit-test pattern).
@@ -21,8 +25,6 @@ each other (Pulumi's current unit-test pattern).
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import runpy
 import sys
@@ -33,447 +35,18 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-from pulumi.runtime import mocks as pulumi_mocks
-from pulumi.runtime import rpc, settings
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
-ACCOUNT = "123456789012"
-DEFAULT_REGION = "us-east-1"
+from . import sdk
+from .mocks import DEFAULT_REGION, SeaportMocks
 
+SECRET = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
 
-def _digest(*parts: str) -> str:
-    return hashlib.sha256(":".join(parts).encode()).hexdigest()
 
+class RecordingMonitor(sdk.MockMonitor):
+    """A mock monitor that keeps each registration: type, name, parent, inputs, outputs, dependencies.
 
-def _uuid(hexdigits: str) -> str:
-    h = hexdigits
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
-
-
-def ecr_registry(account: str, region: str) -> str:
-    """The ECR registry host of an account and region."""
-    return ".".join([account, "dkr", "ecr", region, "amazonaws", "com"])
-
-
-class SeaportMocks(pulumi.runtime.Mocks):
-    """Deterministic stand-ins for the AWS, Docker and random providers.
-
-    Every resource gets an id and (where AWS has one) an ARN in the real
-    format, derived from a hash of its type and name: unique within a program
-    and stable between runs. Resources that Pulumi auto-names get a physical
-    ``name`` with a 7-character suffix, as the engine would give them.
-    """
-
-    def __init__(self, region: str = DEFAULT_REGION, account: str = ACCOUNT):
-        self.region = region
-        self.account = account
-
-    # -- resources -----------------------------------------------------------------
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
-        token, inputs = args.typ, dict(args.inputs)
-        h = _digest(token, args.name)
-        outputs = dict(inputs)
-        if "name" not in outputs and args.custom and token in AUTONAMED:
-            outputs["name"] = f"{args.name}-{h[:7]}"
-        name = outputs.get("name") or args.name
-        if token.startswith("aws:") and "tagsAll" not in outputs and "tags" in outputs:
-            outputs["tagsAll"] = outputs["tags"]
-        handler = RESOURCE_SHAPES.get(token)
-        resource_id = handler(self, outputs, name, h) if handler else f"{args.name}-{h[:8]}"
-        if token.startswith("aws:") and "arn" not in outputs:
-            module, kind = token.split(":")[1].split("/")
-            outputs["arn"] = f"arn:aws:{module}:{self.region}:{self.account}:{kind.lower()}/{name}"
-        outputs.setdefault("id", resource_id)
-        return resource_id, outputs
-
-    def arn(self, service: str, resource: str, *, regional: bool = True) -> str:
-        region = self.region if regional else ""
-        return f"arn:aws:{service}:{region}:{self.account}:{resource}"
-
-    # -- provider functions ----------------------------------------------------------
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
-        handler = CALLS.get(args.token)
-        if handler is None:
-            raise NotImplementedError(
-                f"components.testing mocks do not answer {args.token}; add it to CALLS in components/testing.py"
-            )
-        return handler(self, dict(args.args)), []
-
-
-# -- resource shapes: id and computed outputs per type ---------------------------------
-
-AUTONAMED = {
-    "aws:ecs/cluster:Cluster",
-    "aws:ecs/capacityProvider:CapacityProvider",
-    "aws:ecs/service:Service",
-    "aws:iam/role:Role",
-    "aws:iam/instanceProfile:InstanceProfile",
-    "aws:iam/policy:Policy",
-    "aws:iam/rolePolicy:RolePolicy",
-    "aws:ec2/securityGroup:SecurityGroup",
-    "aws:ec2/launchTemplate:LaunchTemplate",
-    "aws:autoscaling/group:Group",
-    "aws:lb/loadBalancer:LoadBalancer",
-    "aws:lb/targetGroup:TargetGroup",
-    "aws:cloudwatch/logGroup:LogGroup",
-    "aws:cloudwatch/metricAlarm:MetricAlarm",
-    "aws:appautoscaling/policy:Policy",
-    "aws:ecr/repository:Repository",
-    "aws:secretsmanager/secret:Secret",
-    "aws:mq/broker:Broker",
-}
-
-
-def _ec2(prefix: str, kind: str) -> Callable:
-    def shape(m: SeaportMocks, out: dict, name: str, h: str) -> str:
-        resource_id = f"{prefix}-{h[:17]}"
-        out["arn"] = m.arn("ec2", f"{kind}/{resource_id}")
-        return resource_id
-
-    return shape
-
-
-def _vpc(m, out, name, h):
-    resource_id = _ec2("vpc", "vpc")(m, out, name, h)
-    out.setdefault("defaultSecurityGroupId", f"sg-{h[17:34]}")
-    out.setdefault("mainRouteTableId", f"rtb-{h[17:34]}")
-    return resource_id
-
-
-def _subnet(m, out, name, h):
-    resource_id = _ec2("subnet", "subnet")(m, out, name, h)
-    out.setdefault("availabilityZoneId", f"use1-az{int(h[0], 16) % 6 + 1}")
-    return resource_id
-
-
-def _eip(m, out, name, h):
-    out["publicIp"] = f"198.51.100.{int(h[:2], 16) % 254 + 1}"  # TEST-NET-2
-    return _ec2("eipalloc", "elastic-ip")(m, out, name, h)
-
-
-def _launch_template(m, out, name, h):
-    out.update(latestVersion=1, defaultVersion=1)
-    return _ec2("lt", "launch-template")(m, out, name, h)
-
-
-def _rule(m, out, name, h):
-    resource_id = f"sgr-{h[:17]}"
-    out["arn"] = m.arn("ec2", f"security-group-rule/{resource_id}")
-    out["securityGroupRuleId"] = resource_id
-    return resource_id
-
-
-def _asg(m, out, name, h):
-    out["arn"] = m.arn("autoscaling", f"autoScalingGroup:{_uuid(h)}:autoScalingGroupName/{name}")
-    return name
-
-
-def _ecs_cluster(m, out, name, h):
-    out["arn"] = m.arn("ecs", f"cluster/{name}")
-    return out["arn"]
-
-
-def _capacity_provider(m, out, name, h):
-    out["arn"] = m.arn("ecs", f"capacity-provider/{name}")
-    return out["arn"]
-
-
-def _task_definition(m, out, name, h):
-    family = out.get("family", name)
-    out["revision"] = 1
-    out["arnWithoutRevision"] = m.arn("ecs", f"task-definition/{family}")
-    out["arn"] = out["arnWithoutRevision"] + ":1"
-    return family
-
-
-def _ecs_service(m, out, name, h):
-    cluster = str(out.get("cluster", "default")).rsplit("/", 1)[-1]
-    out["arn"] = m.arn("ecs", f"service/{cluster}/{name}")
-    return out["arn"]
-
-
-def _iam(kind: str) -> Callable:
-    def shape(m, out, name, h):
-        out["arn"] = m.arn("iam", f"{kind}/{name}", regional=False)
-        out.setdefault("uniqueId", "AROA" + h[:17].upper())
-        return name if kind != "policy" else out["arn"]
-
-    return shape
-
-
-def _role_policy(m, out, name, h):
-    return f"{out.get('role', 'role')}:{name}"
-
-
-def _log_group(m, out, name, h):
-    out["arn"] = m.arn("logs", f"log-group:{name}")
-    return name
-
-
-def _load_balancer(m, out, name, h):
-    lb_name = name[:32]
-    out["name"] = lb_name
-    out["arnSuffix"] = f"app/{lb_name}/{h[:16]}"
-    out["arn"] = m.arn("elasticloadbalancing", f"loadbalancer/{out['arnSuffix']}")
-    out["dnsName"] = f"{lb_name}-{int(h[:8], 16)}.{m.region}.elb.amazonaws.com".lower()
-    out["zoneId"] = "Z35SXDOTRQ7X7K"
-    return out["arn"]
-
-
-def _target_group(m, out, name, h):
-    tg_name = name[:32]
-    out["name"] = tg_name
-    out["arnSuffix"] = f"targetgroup/{tg_name}/{h[:16]}"
-    out["arn"] = m.arn("elasticloadbalancing", out["arnSuffix"])
-    return out["arn"]
-
-
-def _listener(m, out, name, h):
-    out["arn"] = m.arn("elasticloadbalancing", f"listener/app/{name[:32]}/{h[:16]}/{h[16:32]}")
-    return out["arn"]
-
-
-def _listener_rule(m, out, name, h):
-    out["arn"] = m.arn("elasticloadbalancing", f"listener-rule/app/{name[:32]}/{h[:16]}/{h[16:32]}")
-    return out["arn"]
-
-
-def _scalable_target(m, out, name, h):
-    out["arn"] = m.arn("application-autoscaling", f"scalable-target/{h[:32]}")
-    return str(out.get("resourceId", name))
-
-
-def _scaling_policy(m, out, name, h):
-    resource = out.get("resourceId", "service/cluster/service")
-    out["arn"] = m.arn("autoscaling", f"scalingPolicy:{_uuid(h)}:resource/ecs/{resource}:policyName/{name}")
-    out.setdefault("alarmArns", [])
-    return name
-
-
-def _alarm(m, out, name, h):
-    out["arn"] = m.arn("cloudwatch", f"alarm:{name}")
-    return name
-
-
-def _ecr_repository(m, out, name, h):
-    out["arn"] = m.arn("ecr", f"repository/{name}")
-    out["registryId"] = m.account
-    out["repositoryUrl"] = f"{ecr_registry(m.account, m.region)}/{name}"
-    return name
-
-
-def _docker_image(m, out, name, h):
-    image = str(out.get("imageName") or name)
-    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-    out["repoDigest"] = f"{repository}@sha256:{h}"
-    out["digest"] = f"sha256:{h}"
-    out.setdefault("platform", (out.get("build") or {}).get("platform"))
-    return f"{repository}@sha256:{h}"
-
-
-def _secret(m, out, name, h):
-    out["arn"] = m.arn("secretsmanager", f"secret:{name}-{h[:6]}")
-    return out["arn"]
-
-
-def _secret_version(m, out, name, h):
-    out["versionId"] = _uuid(h)
-    out["arn"] = out.get("secretId", "")
-    return f"{out.get('secretId', '')}|{out['versionId']}"
-
-
-def _random_password(m, out, name, h):
-    length = int(out.get("length") or 32)
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-    out["result"] = "".join(alphabet[int(h[i % 64], 16) * 3 % len(alphabet)] for i in range(length))
-    out["bcryptHash"] = "$2a$10$" + h[:53]
-    return "none"
-
-
-def _random_bytes(m, out, name, h):
-    raw = bytes.fromhex(h)[: int(out.get("length") or 32)]
-    out["base64"] = base64.b64encode(raw).decode()
-    out["hex"] = raw.hex()
-    return "none"
-
-
-def _random_uuid(m, out, name, h):
-    out["result"] = _uuid(h[:12] + "4" + h[13:16] + "8" + h[17:])
-    return out["result"]
-
-
-def _mq_broker(m, out, name, h):
-    broker_id = f"b-{_uuid(h)}"
-    out["arn"] = m.arn("mq", f"broker:{name}:{broker_id}")
-    out["instances"] = [
-        {
-            "consoleUrl": f"https://{broker_id}.mq.{m.region}.amazonaws.com",
-            "endpoints": [f"amqps://{broker_id}.mq.{m.region}.amazonaws.com:5671"],
-            "ipAddress": "",
-        }
-    ]
-    return broker_id
-
-
-RESOURCE_SHAPES: dict[str, Callable[[SeaportMocks, dict, str, str], str]] = {
-    "aws:ec2/vpc:Vpc": _vpc,
-    "aws:ec2/subnet:Subnet": _subnet,
-    "aws:ec2/internetGateway:InternetGateway": _ec2("igw", "internet-gateway"),
-    "aws:ec2/routeTable:RouteTable": _ec2("rtb", "route-table"),
-    "aws:ec2/routeTableAssociation:RouteTableAssociation": _ec2("rtbassoc", "route-table-association"),
-    "aws:ec2/eip:Eip": _eip,
-    "aws:ec2/natGateway:NatGateway": _ec2("nat", "natgateway"),
-    "aws:ec2/securityGroup:SecurityGroup": _ec2("sg", "security-group"),
-    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": _ec2("sg", "security-group"),
-    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _rule,
-    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": _rule,
-    "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
-    "aws:autoscaling/group:Group": _asg,
-    "aws:ecs/cluster:Cluster": _ecs_cluster,
-    "aws:ecs/capacityProvider:CapacityProvider": _capacity_provider,
-    "aws:ecs/taskDefinition:TaskDefinition": _task_definition,
-    "aws:ecs/service:Service": _ecs_service,
-    "aws:iam/role:Role": _iam("role"),
-    "aws:iam/instanceProfile:InstanceProfile": _iam("instance-profile"),
-    "aws:iam/policy:Policy": _iam("policy"),
-    "aws:iam/rolePolicy:RolePolicy": _role_policy,
-    "aws:cloudwatch/logGroup:LogGroup": _log_group,
-    "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
-    "aws:lb/targetGroup:TargetGroup": _target_group,
-    "aws:lb/listener:Listener": _listener,
-    "aws:lb/listenerRule:ListenerRule": _listener_rule,
-    "aws:appautoscaling/target:Target": _scalable_target,
-    "aws:appautoscaling/policy:Policy": _scaling_policy,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": _alarm,
-    "aws:ecr/repository:Repository": _ecr_repository,
-    "docker:index/image:Image": _docker_image,
-    "aws:secretsmanager/secret:Secret": _secret,
-    "aws:secretsmanager/secretVersion:SecretVersion": _secret_version,
-    "random:index/randomPassword:RandomPassword": _random_password,
-    "random:index/randomBytes:RandomBytes": _random_bytes,
-    "random:index/randomUuid4:RandomUuid4": _random_uuid,
-    "random:index/randomUuid:RandomUuid": _random_uuid,
-    "aws:mq/broker:Broker": _mq_broker,
-}
-
-
-# -- provider functions ------------------------------------------------------------------
-
-
-def _ssm_parameter(m: SeaportMocks, args: dict) -> dict:
-    name = args["name"]
-    value = f"ami-{_digest(name)[:17]}" if "/ami" in name or "image_id" in name else f"mock-{_digest(name)[:12]}"
-    return {
-        "id": name,
-        "name": name,
-        "arn": m.arn("ssm", f"parameter{name}"),
-        "type": "String",
-        "value": value,
-        "insecureValue": value,
-        "version": 1,
-        "withDecryption": True,
-    }
-
-
-def _availability_zones(m: SeaportMocks, args: dict) -> dict:
-    letters = "abcdef"
-    return {
-        "id": m.region,
-        "names": [f"{m.region}{letter}" for letter in letters],
-        "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))],
-        "groupNames": [m.region] * len(letters),
-        "state": args.get("state"),
-    }
-
-
-def _caller_identity(m: SeaportMocks, args: dict) -> dict:
-    return {
-        "id": m.account,
-        "accountId": m.account,
-        "arn": f"arn:aws:iam::{m.account}:user/mock",
-        "userId": "AIDAMOCKUSER000000000",
-    }
-
-
-def _region(m: SeaportMocks, args: dict) -> dict:
-    return {
-        "id": m.region,
-        "name": m.region,
-        "region": m.region,
-        "description": "mock region",
-        "endpoint": f"ec2.{m.region}.amazonaws.com",
-    }
-
-
-def _partition(m: SeaportMocks, args: dict) -> dict:
-    return {
-        "id": "aws",
-        "partition": "aws",
-        "dnsSuffix": "amazonaws.com",
-        "reverseDnsPrefix": "com.amazonaws",
-    }
-
-
-def _ecr_token(m: SeaportMocks, args: dict) -> dict:
-    password = "mock-ecr-password"  # noqa: S105 - a mock value
-    return {
-        "id": m.region,
-        "authorizationToken": base64.b64encode(f"AWS:{password}".encode()).decode(),
-        "userName": "AWS",
-        "password": password,
-        "proxyEndpoint": f"https://{ecr_registry(m.account, m.region)}",
-        "expiresAt": "2030-01-01T00:00:00Z",
-        "registryId": args.get("registryId") or m.account,
-    }
-
-
-def _policy_document(m: SeaportMocks, args: dict) -> dict:
-    """Render aws.iam.get_policy_document's statements into the JSON AWS would get."""
-    statements = []
-    for s in args.get("statements") or []:
-        statement = {"Effect": s.get("effect", "Allow")}
-        for key, name in (("actions", "Action"), ("resources", "Resource"), ("sid", "Sid")):
-            if s.get(key):
-                statement[name] = s[key]
-        for p in s.get("principals") or []:
-            statement.setdefault("Principal", {})[p["type"]] = p["identifiers"]
-        for c in s.get("conditions") or []:
-            statement.setdefault("Condition", {}).setdefault(c["test"], {})[c["variable"]] = c["values"]
-        statements.append(statement)
-    document = json.dumps({"Version": "2012-10-17", "Statement": statements})
-    return {"id": _digest(document)[:10], "json": document, "minifiedJson": document}
-
-
-def _registry_image(m: SeaportMocks, args: dict) -> dict:
-    name = args.get("name", "")
-    return {
-        "id": name,
-        "name": name,
-        "sha256Digest": f"sha256:{_digest('registry', name)}",
-        "insecureSkipVerify": False,
-    }
-
-
-CALLS: dict[str, Callable[[SeaportMocks, dict], dict]] = {
-    "docker:index/getRegistryImage:getRegistryImage": _registry_image,
-    "aws:ssm/getParameter:getParameter": _ssm_parameter,
-    "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
-    "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
-    "aws:index/getRegion:getRegion": _region,
-    "aws:index/getPartition:getPartition": _partition,
-    "aws:ecr/getAuthorizationToken:getAuthorizationToken": _ecr_token,
-    "aws:iam/getPolicyDocument:getPolicyDocument": _policy_document,
-}
-
-
-# -- recording the graph ---------------------------------------------------------------------
-
-
-class RecordingMonitor(pulumi_mocks.MockMonitor):
-    """A MockMonitor that keeps each registration's type, name, parent, inputs and outputs."""
+    It also does what the engine does with a resource's additional secret outputs: marks them secret
+    in the state the program gets back, so secretness flows on exactly as in a deployment."""
 
     def __init__(self, mocks: pulumi.runtime.Mocks):
         super().__init__(mocks)
@@ -481,37 +54,51 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         self.component_outputs: dict[str, dict] = {}
 
     def RegisterResource(self, request):
-        response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
-            registration = self.resources[response.urn]
-            self.records.append(
-                {
-                    "urn": response.urn,
-                    "type": request.type,
-                    "name": request.name,
-                    "parent": request.parent or None,
-                    "custom": bool(request.custom),
-                    "inputs": _redact(_sync_await(_deserialize(request.object))),
-                    "outputs": _redact(registration.state),
-                }
+        if request.type == "pulumi:pulumi:Stack":
+            return super().RegisterResource(request)
+        urn = self.make_urn(request.parent, request.type, request.name)
+        sdk.ensure_event_loop()
+        inputs = sdk.deserialize(request.object)
+        resource_id, state = self.mocks.new_resource(
+            sdk.MockResourceArgs(
+                typ=request.type,
+                name=request.name,
+                inputs=inputs,
+                provider=request.provider,
+                resource_id=request.importId,
+                custom=request.custom or False,
+                transforms=sdk.resolve_callbacks(request.transforms),
             )
-        return response
+        )
+        for name in request.additionalSecretOutputs:
+            if name in state:
+                state[name] = sdk.as_secret(state[name])
+        self.resources[urn] = sdk.MockMonitor.ResourceRegistration(urn, resource_id, state)
+        dependencies = set(request.dependencies)
+        for deps in request.propertyDependencies.values():
+            dependencies.update(deps.urns)
+        self.records.append(
+            {
+                "urn": urn,
+                "type": request.type,
+                "name": request.name,
+                "parent": request.parent or None,
+                "custom": bool(request.custom),
+                "inputs": _redact(inputs),
+                "outputs": _redact(state),
+                "dependencies": sorted(dependencies),
+            }
+        )
+        return sdk.RegisterResourceResponse(urn=urn, id=resource_id, object=sdk.serialize(state))
 
     def RegisterResourceOutputs(self, request):
-        self.component_outputs[request.urn] = _redact(rpc.deserialize_properties(request.outputs))
+        self.component_outputs[request.urn] = _redact(sdk.deserialize(request.outputs))
         return super().RegisterResourceOutputs(request)
-
-
-async def _deserialize(struct) -> dict:
-    return rpc.deserialize_properties(struct)
-
-
-SECRET = "[secret]"  # noqa: S105 - the placeholder shown instead of a secret
 
 
 def _redact(value: Any) -> Any:
     """Secret values (passwords, tokens, keys) appear in plans as ``"[secret]"``, never in clear."""
-    if rpc.is_rpc_secret(value):
+    if sdk.is_secret(value):
         return SECRET
     if isinstance(value, dict):
         return {k: _redact(v) for k, v in value.items()}
@@ -567,6 +154,10 @@ class Plan:
                 return r
         return None
 
+    def depends_on(self, resource: dict[str, Any], other: dict[str, Any]) -> bool:
+        """Whether ``resource`` waits for ``other`` (explicitly or through one of its inputs)."""
+        return other["urn"] in resource.get("dependencies", [])
+
     def _descends(self, resource: dict[str, Any], ancestor: str) -> bool:
         by_urn = {r["urn"]: r for r in self.resources}
         parent = resource["parent"]
@@ -602,26 +193,34 @@ def run(
     stack: str = "test",
     config: dict[str, str] | None = None,
     mocks: pulumi.runtime.Mocks | None = None,
-) -> Plan:
+    expect: type[BaseException] | None = None,
+) -> Any:
     """Run ``program`` (a function that creates resources) under fresh mocks; return its Plan.
 
     ``config`` maps full keys (``seaport:azCount``, ``aws:region``) to string values, as the
-    engine would pass them. Exceptions raised by the program propagate.
+    engine would pass them. With ``expect``, the program must raise that exception, which is
+    returned (an AssertionError says what happened instead); otherwise exceptions propagate.
     """
+    if expect is not None:
+        try:
+            run(program, project=project, stack=stack, config=config, mocks=mocks)
+        except expect as error:
+            return error
+        raise AssertionError(f"the program did not raise {expect.__name__}")
     config = dict(config or {})
     mocks = mocks or SeaportMocks(region=config.get("aws:region", DEFAULT_REGION))
     monitor = RecordingMonitor(mocks)
-    settings.reset_options(project=project, stack=stack, preview=False)
+    sdk.reset_options(project=project, stack=stack, preview=False)
     pulumi.runtime.set_all_config(config)
     pulumi.runtime.set_mocks(mocks, project=project, stack=stack, preview=False, monitor=monitor)
     exports: dict[str, Any] = {}
 
     def body():
         program()
-        root = settings.get_root_resource()
+        root = sdk.root_resource()
         return pulumi.Output.from_input(dict(root.outputs)).apply(exports.update)
 
-    _sync_await(run_pulumi_func(lambda: _sync_await(pulumi.Output.from_input(body()).future())))
+    sdk.sync_await(sdk.run_program_function(lambda: sdk.sync_await(pulumi.Output.from_input(body()).future())))
     for record in monitor.records:
         if not record["custom"]:  # a component's outputs are what it registered
             record["outputs"] = monitor.component_outputs.get(record["urn"], {})

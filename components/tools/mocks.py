@@ -1,0 +1,446 @@
+"""Deterministic stand-ins for the providers seaport uses: resources and provider functions.
+
+``SeaportMocks`` answers every resource registration with well-formed,
+unique, deterministic ids and ARNs (the same program gives the same plan), so
+references between resources can be followed by value, and answers the
+provider functions the components call.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+
+import pulumi
+
+ACCOUNT = "123456789012"
+DEFAULT_REGION = "us-east-1"
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256(":".join(parts).encode()).hexdigest()
+
+
+def _uuid(hexdigits: str) -> str:
+    h = hexdigits
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def ecr_registry(account: str, region: str) -> str:
+    """The ECR registry host of an account and region."""
+    return ".".join([account, "dkr", "ecr", region, "amazonaws", "com"])
+
+
+class SeaportMocks(pulumi.runtime.Mocks):
+    """Deterministic stand-ins for the AWS, Docker and random providers.
+
+    Every resource gets an id and (where AWS has one) an ARN in the real
+    format, derived from a hash of its type and name: unique within a program
+    and stable between runs. Resources that Pulumi auto-names get a physical
+    ``name`` with a 7-character suffix, as the engine would give them.
+    """
+
+    def __init__(self, region: str = DEFAULT_REGION, account: str = ACCOUNT):
+        self.region = region
+        self.account = account
+
+    # -- resources -----------------------------------------------------------------
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        token, inputs = args.typ, dict(args.inputs)
+        h = _digest(token, args.name)
+        outputs = dict(inputs)
+        if "name" not in outputs and args.custom and token in AUTONAMED:
+            outputs["name"] = f"{args.name}-{h[:7]}"
+        name = outputs.get("name") or args.name
+        if token.startswith("aws:") and "tagsAll" not in outputs and "tags" in outputs:
+            outputs["tagsAll"] = outputs["tags"]
+        handler = RESOURCE_SHAPES.get(token)
+        resource_id = handler(self, outputs, name, h) if handler else f"{args.name}-{h[:8]}"
+        if token.startswith("aws:") and "arn" not in outputs:
+            module, kind = token.split(":")[1].split("/")
+            outputs["arn"] = f"arn:aws:{module}:{self.region}:{self.account}:{kind.lower()}/{name}"
+        outputs.setdefault("id", resource_id)
+        return resource_id, outputs
+
+    def arn(self, service: str, resource: str, *, regional: bool = True) -> str:
+        region = self.region if regional else ""
+        return f"arn:aws:{service}:{region}:{self.account}:{resource}"
+
+    # -- provider functions ----------------------------------------------------------
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list]:
+        handler = CALLS.get(args.token)
+        if handler is None:
+            raise NotImplementedError(
+                f"seaport.tools.mocks do not answer {args.token}; add it to CALLS in seaport/tools/mocks.py"
+            )
+        return handler(self, dict(args.args)), []
+
+
+# -- resource shapes: id and computed outputs per type ---------------------------------
+
+AUTONAMED = {
+    "aws:ecs/cluster:Cluster",
+    "aws:ecs/capacityProvider:CapacityProvider",
+    "aws:ecs/service:Service",
+    "aws:iam/role:Role",
+    "aws:iam/instanceProfile:InstanceProfile",
+    "aws:iam/policy:Policy",
+    "aws:iam/rolePolicy:RolePolicy",
+    "aws:ec2/securityGroup:SecurityGroup",
+    "aws:ec2/launchTemplate:LaunchTemplate",
+    "aws:autoscaling/group:Group",
+    "aws:lb/loadBalancer:LoadBalancer",
+    "aws:lb/targetGroup:TargetGroup",
+    "aws:cloudwatch/logGroup:LogGroup",
+    "aws:cloudwatch/metricAlarm:MetricAlarm",
+    "aws:appautoscaling/policy:Policy",
+    "aws:ecr/repository:Repository",
+    "aws:secretsmanager/secret:Secret",
+    "aws:mq/broker:Broker",
+}
+
+
+def _ec2(prefix: str, kind: str) -> Callable:
+    def shape(m: SeaportMocks, out: dict, name: str, h: str) -> str:
+        resource_id = f"{prefix}-{h[:17]}"
+        out["arn"] = m.arn("ec2", f"{kind}/{resource_id}")
+        return resource_id
+
+    return shape
+
+
+def _vpc(m, out, name, h):
+    resource_id = _ec2("vpc", "vpc")(m, out, name, h)
+    out.setdefault("defaultSecurityGroupId", f"sg-{h[17:34]}")
+    out.setdefault("mainRouteTableId", f"rtb-{h[17:34]}")
+    return resource_id
+
+
+def _subnet(m, out, name, h):
+    resource_id = _ec2("subnet", "subnet")(m, out, name, h)
+    out.setdefault("availabilityZoneId", f"use1-az{int(h[0], 16) % 6 + 1}")
+    return resource_id
+
+
+def _eip(m, out, name, h):
+    out["publicIp"] = f"198.51.100.{int(h[:2], 16) % 254 + 1}"  # TEST-NET-2
+    return _ec2("eipalloc", "elastic-ip")(m, out, name, h)
+
+
+def _launch_template(m, out, name, h):
+    out.update(latestVersion=1, defaultVersion=1)
+    return _ec2("lt", "launch-template")(m, out, name, h)
+
+
+def _rule(m, out, name, h):
+    resource_id = f"sgr-{h[:17]}"
+    out["arn"] = m.arn("ec2", f"security-group-rule/{resource_id}")
+    out["securityGroupRuleId"] = resource_id
+    return resource_id
+
+
+def _asg(m, out, name, h):
+    out["arn"] = m.arn("autoscaling", f"autoScalingGroup:{_uuid(h)}:autoScalingGroupName/{name}")
+    return name
+
+
+def _ecs_cluster(m, out, name, h):
+    out["arn"] = m.arn("ecs", f"cluster/{name}")
+    return out["arn"]
+
+
+def _capacity_provider(m, out, name, h):
+    out["arn"] = m.arn("ecs", f"capacity-provider/{name}")
+    return out["arn"]
+
+
+def _task_definition(m, out, name, h):
+    family = out.get("family", name)
+    out["revision"] = 1
+    out["arnWithoutRevision"] = m.arn("ecs", f"task-definition/{family}")
+    out["arn"] = out["arnWithoutRevision"] + ":1"
+    return family
+
+
+def _ecs_service(m, out, name, h):
+    cluster = str(out.get("cluster", "default")).rsplit("/", 1)[-1]
+    out["arn"] = m.arn("ecs", f"service/{cluster}/{name}")
+    return out["arn"]
+
+
+def _iam(kind: str) -> Callable:
+    def shape(m, out, name, h):
+        out["arn"] = m.arn("iam", f"{kind}/{name}", regional=False)
+        out.setdefault("uniqueId", "AROA" + h[:17].upper())
+        return name if kind != "policy" else out["arn"]
+
+    return shape
+
+
+def _role_policy(m, out, name, h):
+    return f"{out.get('role', 'role')}:{name}"
+
+
+def _log_group(m, out, name, h):
+    out["arn"] = m.arn("logs", f"log-group:{name}")
+    return name
+
+
+def _load_balancer(m, out, name, h):
+    lb_name = name[:32]
+    out["name"] = lb_name
+    out["arnSuffix"] = f"app/{lb_name}/{h[:16]}"
+    out["arn"] = m.arn("elasticloadbalancing", f"loadbalancer/{out['arnSuffix']}")
+    out["dnsName"] = f"{lb_name}-{int(h[:8], 16)}.{m.region}.elb.amazonaws.com".lower()
+    out["zoneId"] = "Z35SXDOTRQ7X7K"
+    return out["arn"]
+
+
+def _target_group(m, out, name, h):
+    tg_name = name[:32]
+    out["name"] = tg_name
+    out["arnSuffix"] = f"targetgroup/{tg_name}/{h[:16]}"
+    out["arn"] = m.arn("elasticloadbalancing", out["arnSuffix"])
+    return out["arn"]
+
+
+def _listener(m, out, name, h):
+    out["arn"] = m.arn("elasticloadbalancing", f"listener/app/{name[:32]}/{h[:16]}/{h[16:32]}")
+    return out["arn"]
+
+
+def _listener_rule(m, out, name, h):
+    out["arn"] = m.arn("elasticloadbalancing", f"listener-rule/app/{name[:32]}/{h[:16]}/{h[16:32]}")
+    return out["arn"]
+
+
+def _scalable_target(m, out, name, h):
+    out["arn"] = m.arn("application-autoscaling", f"scalable-target/{h[:32]}")
+    return str(out.get("resourceId", name))
+
+
+def _scaling_policy(m, out, name, h):
+    resource = out.get("resourceId", "service/cluster/service")
+    out["arn"] = m.arn("autoscaling", f"scalingPolicy:{_uuid(h)}:resource/ecs/{resource}:policyName/{name}")
+    out.setdefault("alarmArns", [])
+    return name
+
+
+def _alarm(m, out, name, h):
+    out["arn"] = m.arn("cloudwatch", f"alarm:{name}")
+    return name
+
+
+def _ecr_repository(m, out, name, h):
+    out["arn"] = m.arn("ecr", f"repository/{name}")
+    out["registryId"] = m.account
+    out["repositoryUrl"] = f"{ecr_registry(m.account, m.region)}/{name}"
+    return name
+
+
+def _docker_image(m, out, name, h):
+    image = str(out.get("imageName") or name)
+    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
+    out["repoDigest"] = f"{repository}@sha256:{h}"
+    out["digest"] = f"sha256:{h}"
+    out.setdefault("platform", (out.get("build") or {}).get("platform"))
+    return f"{repository}@sha256:{h}"
+
+
+def _secret(m, out, name, h):
+    out["arn"] = m.arn("secretsmanager", f"secret:{name}-{h[:6]}")
+    return out["arn"]
+
+
+def _secret_version(m, out, name, h):
+    out["versionId"] = _uuid(h)
+    out["arn"] = out.get("secretId", "")
+    return f"{out.get('secretId', '')}|{out['versionId']}"
+
+
+def _random_password(m, out, name, h):
+    length = int(out.get("length") or 32)
+    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+    out["result"] = "".join(alphabet[int(h[i % 64], 16) * 3 % len(alphabet)] for i in range(length))
+    out["bcryptHash"] = "$2a$10$" + h[:53]
+    return "none"
+
+
+def _random_bytes(m, out, name, h):
+    raw = bytes.fromhex(h)[: int(out.get("length") or 32)]
+    out["base64"] = base64.b64encode(raw).decode()
+    out["hex"] = raw.hex()
+    return "none"
+
+
+def _random_uuid(m, out, name, h):
+    out["result"] = _uuid(h[:12] + "4" + h[13:16] + "8" + h[17:])
+    return out["result"]
+
+
+def _mq_broker(m, out, name, h):
+    broker_id = f"b-{_uuid(h)}"
+    out["arn"] = m.arn("mq", f"broker:{name}:{broker_id}")
+    out["instances"] = [
+        {
+            "consoleUrl": f"https://{broker_id}.mq.{m.region}.amazonaws.com",
+            "endpoints": [f"amqps://{broker_id}.mq.{m.region}.amazonaws.com:5671"],
+            "ipAddress": "",
+        }
+    ]
+    return broker_id
+
+
+RESOURCE_SHAPES: dict[str, Callable[[SeaportMocks, dict, str, str], str]] = {
+    "aws:ec2/vpc:Vpc": _vpc,
+    "aws:ec2/subnet:Subnet": _subnet,
+    "aws:ec2/internetGateway:InternetGateway": _ec2("igw", "internet-gateway"),
+    "aws:ec2/routeTable:RouteTable": _ec2("rtb", "route-table"),
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": _ec2("rtbassoc", "route-table-association"),
+    "aws:ec2/eip:Eip": _eip,
+    "aws:ec2/natGateway:NatGateway": _ec2("nat", "natgateway"),
+    "aws:ec2/securityGroup:SecurityGroup": _ec2("sg", "security-group"),
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": _ec2("sg", "security-group"),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": _rule,
+    "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": _rule,
+    "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
+    "aws:autoscaling/group:Group": _asg,
+    "aws:ecs/cluster:Cluster": _ecs_cluster,
+    "aws:ecs/capacityProvider:CapacityProvider": _capacity_provider,
+    "aws:ecs/taskDefinition:TaskDefinition": _task_definition,
+    "aws:ecs/service:Service": _ecs_service,
+    "aws:iam/role:Role": _iam("role"),
+    "aws:iam/instanceProfile:InstanceProfile": _iam("instance-profile"),
+    "aws:iam/policy:Policy": _iam("policy"),
+    "aws:iam/rolePolicy:RolePolicy": _role_policy,
+    "aws:cloudwatch/logGroup:LogGroup": _log_group,
+    "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
+    "aws:lb/targetGroup:TargetGroup": _target_group,
+    "aws:lb/listener:Listener": _listener,
+    "aws:lb/listenerRule:ListenerRule": _listener_rule,
+    "aws:appautoscaling/target:Target": _scalable_target,
+    "aws:appautoscaling/policy:Policy": _scaling_policy,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _alarm,
+    "aws:ecr/repository:Repository": _ecr_repository,
+    "docker:index/image:Image": _docker_image,
+    "aws:secretsmanager/secret:Secret": _secret,
+    "aws:secretsmanager/secretVersion:SecretVersion": _secret_version,
+    "random:index/randomPassword:RandomPassword": _random_password,
+    "random:index/randomBytes:RandomBytes": _random_bytes,
+    "random:index/randomUuid4:RandomUuid4": _random_uuid,
+    "random:index/randomUuid:RandomUuid": _random_uuid,
+    "aws:mq/broker:Broker": _mq_broker,
+}
+
+
+# -- provider functions ------------------------------------------------------------------
+
+
+def _ssm_parameter(m: SeaportMocks, args: dict) -> dict:
+    name = args["name"]
+    value = f"ami-{_digest(name)[:17]}" if "/ami" in name or "image_id" in name else f"mock-{_digest(name)[:12]}"
+    return {
+        "id": name,
+        "name": name,
+        "arn": m.arn("ssm", f"parameter{name}"),
+        "type": "String",
+        "value": value,
+        "insecureValue": value,
+        "version": 1,
+        "withDecryption": True,
+    }
+
+
+def _availability_zones(m: SeaportMocks, args: dict) -> dict:
+    letters = "abcdef"
+    return {
+        "id": m.region,
+        "names": [f"{m.region}{letter}" for letter in letters],
+        "zoneIds": [f"use1-az{i + 1}" for i in range(len(letters))],
+        "groupNames": [m.region] * len(letters),
+        "state": args.get("state"),
+    }
+
+
+def _caller_identity(m: SeaportMocks, args: dict) -> dict:
+    return {
+        "id": m.account,
+        "accountId": m.account,
+        "arn": f"arn:aws:iam::{m.account}:user/mock",
+        "userId": "AIDAMOCKUSER000000000",
+    }
+
+
+def _region(m: SeaportMocks, args: dict) -> dict:
+    return {
+        "id": m.region,
+        "name": m.region,
+        "region": m.region,
+        "description": "mock region",
+        "endpoint": f"ec2.{m.region}.amazonaws.com",
+    }
+
+
+def _partition(m: SeaportMocks, args: dict) -> dict:
+    return {
+        "id": "aws",
+        "partition": "aws",
+        "dnsSuffix": "amazonaws.com",
+        "reverseDnsPrefix": "com.amazonaws",
+    }
+
+
+def _ecr_token(m: SeaportMocks, args: dict) -> dict:
+    password = "mock-ecr-password"  # noqa: S105 - a mock value
+    return {
+        "id": m.region,
+        "authorizationToken": base64.b64encode(f"AWS:{password}".encode()).decode(),
+        "userName": "AWS",
+        "password": password,
+        "proxyEndpoint": f"https://{ecr_registry(m.account, m.region)}",
+        "expiresAt": "2030-01-01T00:00:00Z",
+        "registryId": args.get("registryId") or m.account,
+    }
+
+
+def _policy_document(m: SeaportMocks, args: dict) -> dict:
+    """Render aws.iam.get_policy_document's statements into the JSON AWS would get."""
+    statements = []
+    for s in args.get("statements") or []:
+        statement = {"Effect": s.get("effect", "Allow")}
+        for key, name in (("actions", "Action"), ("resources", "Resource"), ("sid", "Sid")):
+            if s.get(key):
+                statement[name] = s[key]
+        for p in s.get("principals") or []:
+            statement.setdefault("Principal", {})[p["type"]] = p["identifiers"]
+        for c in s.get("conditions") or []:
+            statement.setdefault("Condition", {}).setdefault(c["test"], {})[c["variable"]] = c["values"]
+        statements.append(statement)
+    document = json.dumps({"Version": "2012-10-17", "Statement": statements})
+    return {"id": _digest(document)[:10], "json": document, "minifiedJson": document}
+
+
+def _registry_image(m: SeaportMocks, args: dict) -> dict:
+    name = args.get("name", "")
+    return {
+        "id": name,
+        "name": name,
+        "sha256Digest": f"sha256:{_digest('registry', name)}",
+        "insecureSkipVerify": False,
+    }
+
+
+CALLS: dict[str, Callable[[SeaportMocks, dict], dict]] = {
+    "docker:index/getRegistryImage:getRegistryImage": _registry_image,
+    "aws:ssm/getParameter:getParameter": _ssm_parameter,
+    "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
+    "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
+    "aws:index/getRegion:getRegion": _region,
+    "aws:index/getPartition:getPartition": _partition,
+    "aws:ecr/getAuthorizationToken:getAuthorizationToken": _ecr_token,
+    "aws:iam/getPolicyDocument:getPolicyDocument": _policy_document,
+}

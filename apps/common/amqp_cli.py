@@ -13,12 +13,15 @@ import signal
 from collections.abc import Callable
 
 from apps.common.amqp_service import EXIT_CONFIG, ReconnectingService
-from apps.common.config import ConfigError
+from apps.common.config import ConfigError, env_float
 from apps.common.log import setup_logging
 from apps.common.pika_tuning import coalesce_writes
 from apps.common.rabbitmq import QUEUE_TYPES, BrokerSettings, QueueSettings
 
 EXIT_CODES_HELP = """\
+Every METRICS_INTERVAL_SECONDS (default 60; 0: never) the app logs a "progress"
+record with its counters.
+
 exit codes: 0 done (or stopped by SIGTERM/SIGINT with nothing left in flight),
 1 stopped with work unfinished, 2 bad setting, 3 broker unusable (unreachable for
 RABBITMQ_RETRY_SECONDS, login refused)."""
@@ -68,6 +71,14 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="give up after this long without a working connection (RABBITMQ_RETRY_SECONDS, default 120)",
     )
+
+
+DEFAULT_METRICS_INTERVAL = 60.0
+
+
+def metrics_interval() -> float | None:
+    """Seconds between an app's periodic counter records (METRICS_INTERVAL_SECONDS, default 60; 0: none)."""
+    return env_float("METRICS_INTERVAL_SECONDS", DEFAULT_METRICS_INTERVAL, minimum=0.0) or None
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[BrokerSettings, QueueSettings]:

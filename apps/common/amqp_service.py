@@ -10,7 +10,9 @@ retry budget spent end the run with one error line and a non-zero exit code.
 
 Signals only set a flag (``request_stop``); a timer on the ioloop (every
 ``tick_seconds``) notices it and starts the app's graceful stop, so no pika
-call ever runs inside a signal handler.
+call ever runs inside a signal handler. The same timer logs a ``progress``
+record (the app's counters) every ``progress_interval`` seconds, connected or
+not, so a person or a log query can see messages flow.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class ReconnectingService:
         queue: the queues to declare.
         name: connection name shown in the broker's management UI and in logs.
         locator: finds the broker (default: from ``broker``'s URL or Consul).
+        progress_interval: seconds between ``progress`` records (None: none).
     """
 
     tick_seconds = 0.05
@@ -63,6 +66,7 @@ class ReconnectingService:
         name: str,
         locator: BrokerLocator | None = None,
         log: logging.Logger | None = None,
+        progress_interval: float | None = None,
     ):
         self.broker = broker
         self.queue = queue
@@ -80,6 +84,8 @@ class ReconnectingService:
         self._ready = False
         self._open_error: BaseException | None = None
         self._lost_reason: str | None = None
+        self.progress_interval = progress_interval or None  # None or 0: no progress records
+        self._progress_due = time.monotonic() + (self.progress_interval or 0)
 
     # -- hooks for subclasses -------------------------------------------------
 
@@ -103,6 +109,10 @@ class ReconnectingService:
     def wants_reconnect(self) -> bool:
         """After a lost connection, whether to connect again (False ends the run with exit 0)."""
         return True
+
+    def progress(self) -> dict:
+        """The counters of the periodic ``progress`` record."""
+        return {}
 
     # -- control -----------------------------------------------------------------
 
@@ -203,6 +213,7 @@ class ReconnectingService:
             time.sleep(min(self.tick_seconds, max(0.0, deadline - time.monotonic())))
             self._check_stop()
             self.on_tick()
+            self._report_progress_if_due()
 
     def _cannot_connect(self, reason: str, gave_up: bool = True) -> str:
         where = f"{self.address} ({self.address.source})" if self.address else repr(self.broker.service)
@@ -304,4 +315,11 @@ class ReconnectingService:
             return
         self._check_stop()
         self.on_tick()
+        self._report_progress_if_due()
         connection.ioloop.call_later(self.tick_seconds, self._tick)
+
+    def _report_progress_if_due(self) -> None:
+        if self.progress_interval is None or time.monotonic() < self._progress_due:
+            return
+        self._progress_due = time.monotonic() + self.progress_interval
+        self.log.info("progress", extra={"fields": self.progress()})

@@ -16,6 +16,7 @@ from pathlib import Path
 from apps.common.amqp_cli import (
     EXIT_CODES_HELP,
     add_broker_arguments,
+    metrics_interval,
     non_negative_float,
     positive_float,
     positive_int,
@@ -86,6 +87,7 @@ def build_consumer(args: argparse.Namespace, log) -> Consumer:
         idle_exit=idle_exit,
         work_seconds=work_ms / 1000.0,
         log=log,
+        progress_interval=metrics_interval(),
     )
 
 

@@ -221,6 +221,9 @@ class Consumer(ReconnectingService):
 
     # -- reporting -------------------------------------------------------------------------
 
+    def progress(self) -> dict:
+        return {"processed": self.processed, "retried": self.retried, "dead_lettered": self.dead_lettered}
+
     def stats(self) -> dict:
         seconds = time.monotonic() - self._started_at if self._started_at else 0.0
         return {

@@ -14,6 +14,7 @@ import sys
 from apps.common.amqp_cli import (
     EXIT_CODES_HELP,
     add_broker_arguments,
+    metrics_interval,
     positive_float,
     positive_int,
     run_service,
@@ -87,6 +88,7 @@ def build_publisher(args: argparse.Namespace, log) -> Publisher:
         window=args.window or env_int("SEND_WINDOW", 2000, minimum=1, maximum=65535),
         drain_timeout=args.drain_timeout or env_float("SEND_DRAIN_TIMEOUT", 20.0, minimum=0.1),
         log=log,
+        progress_interval=metrics_interval(),
     )
 
 

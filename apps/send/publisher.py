@@ -121,6 +121,16 @@ class Publisher(ReconnectingService):
             "msgs_per_s": round(self.confirmed / seconds, 1) if seconds else 0.0,
         }
 
+    def progress(self) -> dict:
+        return {
+            "published": self.source.issued,
+            "confirmed": self.confirmed,
+            "outstanding": self.outstanding,
+            "republished": self.republished,
+            "nacked": self.nacked,
+            "returned": self.returned_count,
+        }
+
     def log_summary(self) -> None:
         self.log.info("summary", extra={"fields": self.stats()})
 

@@ -1,8 +1,7 @@
-"""`make local` (devtools/local.py): starts the apps, prints the portal URL, Ctrl-C stops every child."""
+"""`make local` (devtools/local.py): starts the apps, prints the portal URL, messages flow, Ctrl-C stops every child."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import signal
@@ -12,20 +11,33 @@ import pytest
 import requests
 
 from devtools.procs import AppProcess, free_port
-from tests.web.conftest import CLEAN_ENV
+
+# What `make local` prints while messages flow (see devtools.local.Local.report_progress).
+FLOW_LINE = re.compile(r"messages: send published (\d+) confirmed (\d+) \| receive processed (\d+)")
 
 
 def run_local(tmp_path, *args) -> tuple[AppProcess, str]:
+    # AppProcess passes an allow-listed environment: no developer setting reaches the apps.
     runner = AppProcess(
-        "devtools.local", ["--port", str(free_port()), *args], env=CLEAN_ENV, log_path=tmp_path / "local.out"
+        "devtools.local",
+        ["--port", str(free_port()), "--log-dir", str(tmp_path / "logs"), *args],
+        log_path=tmp_path / "local.out",
     ).start()
     deadline = time.monotonic() + 60
     while not (match := re.search(r"^Portal: (\S+)$", runner.output(), re.MULTILINE)):
         if runner.process.poll() is not None or time.monotonic() > deadline:
-            runner.kill()
+            stop_everything(runner)
             pytest.fail(f"devtools.local printed no portal URL:\n{runner.output()}")
         time.sleep(0.1)
     return runner, match.group(1)
+
+
+def stop_everything(runner: AppProcess) -> None:
+    runner.signal(signal.SIGINT)
+    try:
+        runner.wait(30)
+    finally:
+        runner.kill()
 
 
 def group_alive(pgid: int) -> bool:
@@ -61,18 +73,28 @@ def test_make_local_serves_the_portal_and_ctrl_c_stops_everything(tmp_path):
 
 
 @pytest.mark.rabbitmq
-def test_make_local_with_the_broker_and_messaging_apps(tmp_path):
-    missing = [m for m in ("devtools.rabbitmq", "apps.send", "apps.receive") if importlib.util.find_spec(m) is None]
-    if missing:
-        pytest.skip(f"the messaging work has not landed yet: {', '.join(missing)}")
+def test_make_local_with_the_broker_shows_messages_flowing(tmp_path):
     from devtools import rabbitmq
 
     assert rabbitmq.available(), "rabbitmq-server is not installed (make sysdeps)"
-    runner, url = run_local(tmp_path)
-    assert requests.get(url, timeout=5).status_code == 200
-    time.sleep(2)  # send publishes at 5/s; receive consumes
-    output = runner.output()
-    assert "rabbitmq" in output and " send " in output and " receive " in output, output
-    assert "exited with" not in output, output
+    runner, url = run_local(tmp_path, "--progress-every", "1")
+    try:
+        assert requests.get(url, timeout=5).status_code == 200
+        # send publishes 5 messages/s and receive consumes them: the counters printed
+        # on the console must show messages received, and more of them as time passes.
+        deadline = time.monotonic() + 45
+        while True:
+            processed = [int(m.group(3)) for m in FLOW_LINE.finditer(runner.output())]
+            if len(processed) >= 2 and processed[0] < processed[-1] and processed[-1] >= 5:
+                break
+            if runner.process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"no messages seen flowing through send and receive:\n{runner.output()}")
+            time.sleep(0.2)
+        published, confirmed, _processed = map(int, FLOW_LINE.findall(runner.output())[-1])
+        assert published >= confirmed > 0
+        assert "exited with" not in runner.output(), runner.output()
+    except BaseException:
+        stop_everything(runner)  # SIGINT: the runner stops its children (a SIGKILL would orphan them)
+        raise
     output = interrupt_and_check_children_gone(runner)
     assert output.count(" pid ") == 6

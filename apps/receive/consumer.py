@@ -8,11 +8,16 @@ one ack covers every processed delivery up to its tag, sent when
 ``ack_every`` deliveries are pending or when the current burst of deliveries
 has been handled, whichever comes first.
 
-A message whose processing fails is returned to the queue (nack, requeue) and
-retried; on its ``max_deliveries``-th failed delivery it is rejected without
-requeue, which dead-letters it to ``<queue>.dead``. The delivery number comes
-from the ``x-delivery-count`` header quorum queues add (which also counts
-deliveries to consumers that crashed); classic queues do not have it, so
+A message whose processing fails is returned to the queue and retried; on
+its ``max_deliveries``-th failed delivery it is rejected without requeue,
+which dead-letters it to ``<queue>.dead`` (the broker policy in
+apps.common.contract.broker says where). Each failed delivery is settled on
+its own with ``basic.reject``, never ``basic.nack``: since RabbitMQ 4.3 only a
+reject counts as a failed delivery in a quorum queue's ``x-delivery-count``
+(a nack means "could not process it now"), so with nacks the count, and the
+queue's delivery limit, would never move and a poison message would loop
+forever. The delivery number comes from that header, which also counts
+deliveries to consumers that crashed; classic queues do not have it, so
 failures are counted here, per message id, for the life of the process.
 Messages without a ``message_id`` cannot be tracked and go to the dead-letter
 queue at once.
@@ -178,7 +183,7 @@ class Consumer(ReconnectingService):
         else:
             self.retried += 1
             self.log.warning("processing failed, will retry", extra={"fields": fields})
-        channel.basic_nack(method.delivery_tag, requeue=not final)
+        channel.basic_reject(method.delivery_tag, requeue=not final)  # not nack: see the module docstring
 
     def _attempt(self, properties) -> int:
         """Which delivery of this message this is (1 for the first)."""

@@ -352,6 +352,7 @@ class FakeConsumeChannel:
         self.record = record
         self.acks: list[tuple[int, int]] = []  # (tag, lines in the record file at that moment)
         self.nacks: list[tuple[int, bool]] = []
+        self.rejects: list[tuple[int, bool]] = []
         self.events: list[tuple] = []
         self.cancel_ok = None  # the callback the broker's Basic.CancelOk would trigger
 
@@ -363,6 +364,10 @@ class FakeConsumeChannel:
     def basic_nack(self, tag, requeue):
         self.nacks.append((tag, requeue))
         self.events.append(("nack", tag, requeue))
+
+    def basic_reject(self, tag, requeue):
+        self.rejects.append((tag, requeue))
+        self.events.append(("reject", tag, requeue))
 
     def basic_consume(self, queue, on_message_callback):
         return "ctag-1"
@@ -457,10 +462,11 @@ def test_failures_retry_then_dead_letter_on_quorum(tmp_path):
     consumer, channel = ready_consumer(tmp_path)
     deliver(consumer, 1, "ok-1")
     deliver(consumer, 2, "bad", {POISON_HEADER: True})
-    assert channel.acks == [(1, 1)]  # successes settled before the nack
+    assert channel.acks == [(1, 1)]  # successes settled before the failure
     deliver(consumer, 3, "bad", {POISON_HEADER: True, "x-delivery-count": 1})
     deliver(consumer, 4, "bad", {POISON_HEADER: True, "x-delivery-count": 2})
-    assert channel.nacks == [(2, True), (3, True), (4, False)]
+    # Each failure rejected on its own (requeue, requeue, then dead-letter); never a nack.
+    assert channel.rejects == [(2, True), (3, True), (4, False)] and channel.nacks == []
     assert (consumer.retried, consumer.dead_lettered, consumer.processed) == (2, 1, 1)
 
 
@@ -469,7 +475,55 @@ def test_failures_counted_per_message_on_classic(tmp_path):
     for tag in (1, 2):
         deliver(consumer, tag, "bad", {POISON_HEADER: True})
     deliver(consumer, 3, None)  # no id: cannot be tracked, dead-lettered at once
-    assert channel.nacks == [(1, True), (2, False), (3, False)]
+    assert channel.rejects == [(1, True), (2, False), (3, False)] and channel.nacks == []
+
+
+class QuorumQueue43:
+    """One message in a quorum queue, settled as RabbitMQ 4.3 and later settle it (rabbitmq-server#15387).
+
+    ``basic.reject`` counts a failed delivery (``x-delivery-count`` + 1); ``basic.nack``
+    with requeue does not. Past ``delivery_limit`` failed deliveries the queue
+    dead-letters the message, as does any settlement without requeue.
+    """
+
+    def __init__(self, delivery_limit: int):
+        self.delivery_limit = delivery_limit
+        self.delivery_count = 0
+        self.deliveries = 0
+        self.dead_lettered = False
+
+    def deliver(self, consumer) -> None:
+        self.deliveries += 1
+        headers = {POISON_HEADER: True}
+        if self.delivery_count:  # 4.x adds the header to redeliveries only
+            headers["x-delivery-count"] = self.delivery_count
+        consumer._on_message(
+            self,
+            SimpleNamespace(delivery_tag=self.deliveries),
+            pika.BasicProperties(message_id="poison", headers=headers),
+            b"{}",
+        )
+
+    def basic_reject(self, tag, requeue):
+        self.delivery_count += 1
+        self._settle(requeue)
+
+    def basic_nack(self, tag, requeue, multiple=False):
+        self._settle(requeue)
+
+    def _settle(self, requeue):
+        if not requeue or self.delivery_count > self.delivery_limit:
+            self.dead_lettered = True
+
+
+def test_poison_message_reaches_the_dead_letter_queue_on_rabbitmq_4_3(tmp_path):
+    consumer, _channel = ready_consumer(tmp_path, "quorum", max_deliveries=3)
+    queue = QuorumQueue43(delivery_limit=3)
+    while not queue.dead_lettered and queue.deliveries < 50:
+        queue.deliver(consumer)
+    assert queue.dead_lettered, f"still looping after {queue.deliveries} deliveries"
+    assert queue.deliveries == 3  # receive gives up on the 3rd failed delivery, as on 3.x
+    assert consumer.dead_lettered == 1
 
 
 # -- pika write coalescing -------------------------------------------------------------------

@@ -62,8 +62,8 @@ def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
         "--max-deliveries",
         type=positive_int,
         metavar="N",
-        help="deliveries of a failing message before it goes to <queue>.dead; part of the queue's "
-        "arguments, so send and receive must agree (RABBITMQ_MAX_DELIVERIES, default 10)",
+        help="failed deliveries of a message before receive dead-letters it to <queue>.dead; the broker "
+        "policy's delivery-limit should be the same (RABBITMQ_MAX_DELIVERIES, default 10)",
     )
     group.add_argument(
         "--retry-for",

@@ -17,11 +17,14 @@ The queue (both apps declare it, identically, since either may start first):
 
 - ``RABBITMQ_QUEUE`` (``messages``), durable; ``RABBITMQ_QUEUE_TYPE`` ``quorum``
   (default: replicated, survives a broker crash, counts deliveries) or ``classic``.
-- ``RABBITMQ_MAX_DELIVERIES`` (10): a message that fails processing this many
-  times is dead-lettered to ``<queue>.dead``, declared with the same type. On a
-  quorum queue it is also the broker's ``x-delivery-limit``, which counts every
-  return (nacks, but also consumer crashes), so a message that crashes its
-  consumer cannot loop forever either.
+  The type is the queue's only declared argument (apps.common.contract.broker).
+- ``RABBITMQ_MAX_DELIVERIES`` (10): apps.receive dead-letters a message on its
+  Nth failed delivery. The broker policy (``contract.broker.queue_policy``, loaded
+  by the infrastructure) sets the same number as the quorum queue's
+  ``delivery-limit``, which also counts deliveries to consumers that crashed,
+  and says where dead letters go (``<queue>.dead``, declared by the apps with
+  the same type) and how (at-least-once). A policy can be changed without
+  deleting the queue; queue arguments cannot.
 
 Reconnecting: ``RABBITMQ_RETRY_SECONDS`` (120) is how long an app keeps trying
 without a working connection before it exits non-zero; waits between attempts
@@ -44,15 +47,16 @@ import pika.exceptions
 from pika.adapters.utils import connection_workflow as workflow
 
 from apps.common.config import ConfigError, check_range, env_float, env_int, env_str
+from apps.common.contract import broker as contract
 from apps.common.discovery import ConsulDiscovery, DiscoveryError, Endpoint
 
-QUEUE_TYPES = ("quorum", "classic")
+QUEUE_TYPES = contract.QUEUE_TYPES
 # A message carrying this header (any true value) fails processing in apps.receive
 # every time: a stand-in for a poison message, to exercise the dead-letter path
 # (``python -m apps.send --poison`` sets it).
 POISON_HEADER = "x-seaport-poison"
-AMQP_PORT = 5672
-AMQPS_PORT = 5671
+AMQP_PORT = contract.AMQP_PORT
+AMQPS_PORT = contract.AMQPS_PORT
 
 
 # -- settings -------------------------------------------------------------------
@@ -62,9 +66,9 @@ AMQPS_PORT = 5671
 class QueueSettings:
     """The work queue and its dead-letter queue."""
 
-    name: str = "messages"
-    queue_type: str = "quorum"
-    max_deliveries: int = 10
+    name: str = contract.DEFAULT_QUEUE
+    queue_type: str = contract.DEFAULT_QUEUE_TYPE
+    max_deliveries: int = contract.DEFAULT_DELIVERY_LIMIT
 
     @classmethod
     def from_env(cls, name=None, queue_type=None, max_deliveries=None) -> QueueSettings:
@@ -83,23 +87,22 @@ class QueueSettings:
 
     @property
     def dead_letter_queue(self) -> str:
-        return f"{self.name}.dead"
+        return contract.dead_letter_queue(self.name)
 
     def arguments(self) -> dict:
         """Arguments of the work queue. Redeclaring with other values fails, so keep one source."""
-        args = {
-            "x-queue-type": self.queue_type,
-            # Rejected (and, on quorum queues, over-delivered) messages go to the DLQ
-            # through the default exchange, routed by queue name.
-            "x-dead-letter-exchange": "",
-            "x-dead-letter-routing-key": self.dead_letter_queue,
-        }
-        if self.queue_type == "quorum":
-            args["x-delivery-limit"] = self.max_deliveries
-        return args
+        return contract.queue_arguments(self.queue_type)
 
     def dead_letter_arguments(self) -> dict:
-        return {"x-queue-type": self.queue_type}
+        return contract.queue_arguments(self.queue_type)
+
+    def policy(self, vhost: str = "/", max_length: int | None = None) -> dict:
+        """The broker policy this queue needs (delivery limit = ``max_deliveries``); see contract.broker."""
+        return contract.queue_policy(self.name, self.queue_type, self.max_deliveries, vhost, max_length)
+
+    def definitions(self, vhost: str = "/", max_length: int | None = None) -> dict:
+        """Queues and policy as a definitions document; see contract.broker.definitions."""
+        return contract.definitions(self.name, self.queue_type, self.max_deliveries, vhost, max_length)
 
 
 @dataclass(frozen=True)

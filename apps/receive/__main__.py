@@ -3,8 +3,10 @@
 Runs until SIGTERM/SIGINT (then stops consuming, acks what it has processed
 and exits 0), or with ``--idle-exit`` until the queue has been quiet that long.
 Messages that keep failing go to ``<queue>.dead`` after ``--max-deliveries``
-deliveries; a message with the header ``x-seaport-poison`` always fails
-(``python -m apps.send --poison`` sends such messages, to test that path).
+deliveries (through the broker policy of apps.common.contract.broker, which
+the infrastructure loads); a message with the header ``x-seaport-poison``
+always fails (``python -m apps.send --poison`` sends such messages, to test
+that path).
 """
 
 from __future__ import annotations

@@ -9,6 +9,11 @@ limit while the broker is slow. Confirms may cover many tags at once
 before the confirm all put the message back in line to be published again, so
 every message is confirmed at least once (duplicates are possible: consumers
 must tolerate them, as with any at-least-once delivery).
+
+A nack means the broker did not take the message: typically a full queue
+(the policy's ``overflow: reject-publish``) or an internal error. Publishing
+then pauses, for a wait that doubles while nacks go on (up to 2 s), instead
+of hammering a full queue with the same messages.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ from pika.spec import Basic
 from apps.common.amqp_service import EXIT_INCOMPLETE, EXIT_OK, ReconnectingService
 from apps.common.rabbitmq import declare_queues
 from apps.send.messages import MessageSource, OutgoingMessage
+
+NACK_PAUSE_INITIAL = 0.05  # seconds without publishing after a nack, doubling while nacks go on
+NACK_PAUSE_MAX = 2.0
 
 
 class Publisher(ReconnectingService):
@@ -45,6 +53,9 @@ class Publisher(ReconnectingService):
         self._drain_deadline: float | None = None
         self._started_at: float | None = None
         self._redeclaring = False
+        self._paused_until = 0.0  # after nacks: no publishing before this time.monotonic()
+        self._nack_streak = 0  # confirms in a row that were nacks
+        self.clock = time.monotonic
         self.confirmed = 0
         self.republished = 0
         self.nacked = 0
@@ -74,8 +85,8 @@ class Publisher(ReconnectingService):
                     "request; they may not have reached the broker",
                 )
                 return
-        if self.source.rate is not None and self.ready:
-            self._pump()
+        if self.ready and (self.source.rate is not None or self.to_resend):
+            self._pump()  # paced sending, or resending after a pause
 
     def on_connection_lost(self) -> None:
         # Unconfirmed messages may or may not have reached the broker: send them again,
@@ -138,7 +149,7 @@ class Publisher(ReconnectingService):
 
     def _pump(self) -> None:
         """Publish until the window is full or there is nothing to send right now."""
-        if not self.ready or self._redeclaring:
+        if not self.ready or self._redeclaring or self.clock() < self._paused_until:
             return
         channel = self.channel
         routing_key = self.queue.name
@@ -174,10 +185,28 @@ class Publisher(ReconnectingService):
                 if not acked:
                     self.nacked += 1
                 self.to_resend.append(message)
+        if settled:
+            self._track_nacks(refused=0 if isinstance(method, Basic.Ack) else len(settled))
         if self.stop_requested and self.outstanding == 0:
             self._finish_stopped()
         else:
             self._pump()
+
+    def _track_nacks(self, refused: int) -> None:
+        """Pause publishing after a nack, longer while nacks go on; resume at the first ack."""
+        if not refused:
+            if self._nack_streak:
+                self._nack_streak = 0
+                self.log.info("the broker accepts messages again")
+            return
+        self._nack_streak += 1
+        pause = min(NACK_PAUSE_MAX, NACK_PAUSE_INITIAL * 2 ** min(self._nack_streak - 1, 16))
+        self._paused_until = self.clock() + pause
+        if self._nack_streak == 1:  # once per episode, not once per nack
+            self.log.warning(
+                "the broker refused messages (queue full?); publishing them again after a pause",
+                extra={"fields": {"nacked": refused, "pause_s": pause}},
+            )
 
     def _settle(self, tag: int, multiple: bool) -> list[OutgoingMessage]:
         """Remove and return the messages a confirm covers."""

@@ -121,6 +121,15 @@ class Messaging:
     def queue_settings(self) -> QueueSettings:
         return QueueSettings(self.queue, self.queue_type, self.max_deliveries)
 
+    def load_definitions(self, max_length: int | None = None) -> dict:
+        """Load the queues and the broker policy the infrastructure loads (contract.broker); the policy."""
+        settings = self.queue_settings()
+        self.broker.import_definitions(settings.definitions(max_length=max_length))
+        policy = settings.policy(max_length=max_length)
+        applies = lambda: self.broker.queue_policies().get(self.queue) == policy["name"]  # noqa: E731
+        wait_until(applies, 20, f"policy {policy['name']} to apply to the queue", interval=0.2)
+        return policy
+
     def declare(self) -> None:
         connection, channel = self.channel()
         try:

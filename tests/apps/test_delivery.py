@@ -6,6 +6,7 @@ import signal
 import time
 from collections import Counter
 
+import pika
 import pytest
 
 from tests.apps.helpers import expected_ids, log_records, read_ids, wait_until
@@ -130,6 +131,7 @@ def test_receiver_killed_mid_stream_and_restarted(messaging, tmp_path):
 def test_poison_message_dead_lettered_after_retry_limit(messaging, tmp_path, queue_type):
     messaging.queue_type = queue_type
     messaging.max_deliveries = 3
+    messaging.load_definitions()  # what the infrastructure loads: the queues and their policy
     record = tmp_path / "received.txt"
     receiver = start_receiver(messaging, record)
     poison = messaging.send("--count", "2", "--run-id", "poison", "--poison")
@@ -152,6 +154,46 @@ def test_poison_message_dead_lettered_after_retry_limit(messaging, tmp_path, que
         attempts = [r["attempt"] for r in failures if r["message_id"] == message_id]
         assert attempts == [1, 2, 3], f"{message_id}: {attempts}"
     assert messaging.depth() == 0
+
+
+def test_broker_policy_dead_letters_a_message_that_keeps_crashing_its_consumer(messaging):
+    """The policy's delivery limit and dead-letter target act in the broker, with no help from receive."""
+    messaging.max_deliveries = 2
+    messaging.load_definitions()
+    connection, channel = messaging.channel()
+    try:
+        channel.basic_publish("", messaging.queue, b"{}", pika.BasicProperties(message_id="crasher"))
+    finally:
+        connection.close()
+    deliveries = 0
+    while deliveries < 10:
+        connection, channel = messaging.channel()
+        method, _properties, _body = channel.basic_get(messaging.queue)  # then "crash": close unacked
+        connection.close()
+        if method is None:
+            break
+        deliveries += 1
+    assert deliveries == 3  # the first delivery and two redeliveries (3.10: every return counts)
+    dead = wait_until(lambda: messaging.get_all(f"{messaging.queue}.dead"), 10, "the dead letter")
+    assert [properties.message_id for properties, _body in dead] == ["crasher"]
+    assert dead[0][0].headers["x-death"][0]["reason"] == "delivery_limit"
+
+
+def test_full_queue_refuses_messages_and_send_publishes_them_again(messaging, tmp_path):
+    """overflow reject-publish (needed by at-least-once dead-lettering): a nack is 'not delivered'."""
+    count = 1000
+    messaging.load_definitions(max_length=100)
+    sender = messaging.send("--count", str(count), "--run-id", "full")
+    messaging.wait_logged(sender, "the broker refused messages (queue full?); publishing them again after a pause")
+    assert sender.process.poll() is None, "send finished although the queue was full"
+    record = tmp_path / "received.txt"
+    receiver = start_receiver(messaging, record, "--idle-exit", "2")
+
+    assert messaging.wait_exit(sender, 60) == 0, sender.output()
+    assert messaging.wait_exit(receiver, 60) == 0, receiver.output()
+    assert set(read_ids(record)) == expected_ids("full", count)
+    summary = messaging.summary(sender)
+    assert summary["nacked"] > 0 and summary["confirmed"] == count
 
 
 def test_sigterm_both_exit_zero_and_nothing_is_lost(messaging, tmp_path):

@@ -1,0 +1,104 @@
+"""apps.common.contract: what the apps and the infrastructure share, without a broker.
+
+The same files ship in the seaport library as ``seaport.contract``, so they must
+import nothing but the standard library and each other.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from apps.common.contract import broker
+
+CONTRACT_DIR = Path(broker.__file__).parent
+
+
+@pytest.mark.parametrize("module", sorted(CONTRACT_DIR.glob("*.py")), ids=lambda path: path.name)
+def test_contract_modules_import_only_the_standard_library(module):
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: inside the contract package
+                continue
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            top = name.split(".")[0]
+            assert top == "__future__" or top in sys.stdlib_module_names, f"{module.name} imports {name}"
+
+
+def test_dead_letter_queue_naming():
+    assert broker.dead_letter_queue("orders") == "orders.dead"
+    assert broker.SERVICE_NAME == "rabbitmq"
+    assert (broker.AMQP_PORT, broker.AMQPS_PORT) == (5672, 5671)
+
+
+def test_queue_arguments_hold_only_what_can_never_change():
+    assert broker.queue_arguments() == {"x-queue-type": "quorum"}
+    assert broker.queue_arguments("classic") == {"x-queue-type": "classic"}
+    with pytest.raises(ValueError, match="stream"):
+        broker.queue_arguments("stream")
+
+
+def test_policy_sets_limit_and_at_least_once_dead_lettering():
+    policy = broker.queue_policy("orders", "quorum", delivery_limit=5, vhost="shop")
+    assert set(policy) == {"name", "vhost", "pattern", "apply-to", "definition", "priority"}
+    assert policy["vhost"] == "shop" and policy["apply-to"] == "queues" and policy["priority"] > 0
+    assert policy["definition"] == {
+        "delivery-limit": 5,
+        "dead-letter-exchange": "",  # the default exchange routes by queue name...
+        "dead-letter-routing-key": "orders.dead",  # ...to the dead-letter queue
+        "dead-letter-strategy": "at-least-once",
+        "overflow": "reject-publish",  # at-least-once is ignored without it
+    }
+    assert broker.queue_policy("orders", max_length=1000)["definition"]["max-length"] == 1000
+
+
+def test_classic_queue_policy_has_only_keys_classic_queues_support():
+    # A policy with a key the queue type lacks does not apply to the queue at all (3.10).
+    assert broker.queue_policy("orders", "classic", delivery_limit=5)["definition"] == {
+        "dead-letter-exchange": "",
+        "dead-letter-routing-key": "orders.dead",
+        "overflow": "reject-publish",
+    }
+
+
+@pytest.mark.parametrize("queue", ["orders", "a.b", "test-x_y-1a2b3c", "q+(1)"])
+def test_policy_applies_to_the_work_queue_only(queue):
+    pattern = re.compile(broker.queue_policy(queue)["pattern"])
+    assert pattern.search(queue)
+    # Never to its dead-letter queue (which would dead-letter into itself), nor to look-alikes.
+    for other in (broker.dead_letter_queue(queue), "x" + queue, queue + "x", queue.replace(".", "x")):
+        if other != queue:
+            assert not pattern.search(other), other
+
+
+def test_policy_always_sets_a_delivery_limit():
+    # RabbitMQ 4.0+ gives a quorum queue without a limit 20 (3.x: none); -1 turns it off.
+    # The broker must use the limit receive counts with, so it is always explicit and positive.
+    assert broker.queue_policy()["definition"]["delivery-limit"] == broker.DEFAULT_DELIVERY_LIMIT
+    for bad in (0, -1, 2.5, None):
+        with pytest.raises(ValueError, match="delivery_limit"):
+            broker.queue_policy("orders", delivery_limit=bad)
+    with pytest.raises(ValueError, match="queue name"):
+        broker.queue_policy("")
+
+
+def test_definitions_document_declares_both_queues_as_the_apps_do():
+    document = broker.definitions("orders", "quorum", delivery_limit=3, vhost="shop")
+    assert json.loads(json.dumps(document)) == document  # plain JSON
+    assert document["vhosts"] == [{"name": "shop"}]
+    queues = {queue["name"]: queue for queue in document["queues"]}
+    assert set(queues) == {"orders", "orders.dead"}
+    for queue in queues.values():
+        assert queue["durable"] and not queue["auto_delete"] and queue["vhost"] == "shop"
+        assert queue["arguments"] == broker.queue_arguments("quorum")
+    assert document["policies"] == [broker.queue_policy("orders", "quorum", 3, "shop")]

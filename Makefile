@@ -7,15 +7,23 @@ PY := $(VENV)/bin/python
 # Debian packages the tests drive for real (broker, browser, linters, diagrams).
 SYSTEM_TOOLS := rabbitmq-server:rabbitmq-server chromium:chromium shellcheck:shellcheck dot:graphviz
 
-.PHONY: plan test lint bench local sysdeps docs clean
+.PHONY: plan test lint bench local sysdeps docs clean lock
 
-$(VENV)/.stamp: requirements.txt requirements-dev.txt apps/requirements.txt pyproject.toml
+# The locks (pip-tools, with hashes) are what gets installed: here, in CI and by `pulumi install`
+# (Pulumi's pip toolchain reads requirements.txt). `make lock` recompiles them from the *.in ranges.
+$(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "==> installing Python dependencies into $(VENV) (first run takes about a minute)"
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
-	$(PY) -m pip install --quiet --no-deps -e .
+	@echo "==> installing the locked Python dependencies into $(VENV) (first run takes about a minute)"
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+LOCK := $(VENV)/bin/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe
+
+## lock: recompile requirements.txt and requirements-dev.txt from requirements*.in (then run make test)
+lock: $(VENV)/.stamp
+	$(LOCK) requirements.in -o requirements.txt
+	$(LOCK) requirements-dev.in -o requirements-dev.txt
 
 ## plan: offline plan of STACK (default dev) into build/$(STACK), checked by the policy pack
 plan: $(VENV)/.stamp

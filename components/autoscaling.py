@@ -1,7 +1,5 @@
 """ServiceAutoscaling: Application Auto Scaling for any ECS service, on CPU (step or target tracking)."""
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Any, Required, TypedDict
 
@@ -59,7 +57,7 @@ class AutoscalingOptions(TypedDict, total=False):
 
 
 class ServiceAutoscalingArgs(AutoscalingOptions, total=False):
-    cluster: Required[ClusterReference]
+    cluster: Required[pulumi.Input[ClusterReference]]
     """The cluster the service runs on (``EcsCluster.reference``). Required."""
     service_name: Required[pulumi.Input[str]]
     """Name of the ECS service to scale (``ContainerService.service_name``). Required."""

@@ -1,7 +1,5 @@
 """Where the RabbitMQ broker runs: one container on the cluster, or Amazon MQ."""
 
-from __future__ import annotations
-
 from typing import Any
 
 import pulumi

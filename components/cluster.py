@@ -1,7 +1,5 @@
 """EcsCluster: an ECS cluster on an Auto Scaling group driven by a capacity provider."""
 
-from __future__ import annotations
-
 from typing import Any, Required, TypedDict
 
 import pulumi
@@ -34,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 class EcsClusterArgs(TypedDict, total=False):
-    network: Required[NetworkReference]
+    network: Required[pulumi.Input[NetworkReference]]
     """Where the instances go: ``Network.reference`` (or your own VPC's ids in that shape). Required."""
     instance_type: str
     """EC2 instance type (Graviton types such as t4g.* get the arm64 AMI). Default ``"t3.small"``."""

@@ -1,7 +1,5 @@
 """ConsulMesh: Consul servers, a client agent on every ECS instance, and the discovery reference tasks use."""
 
-from __future__ import annotations
-
 import json
 from typing import Any, Required, TypedDict
 
@@ -38,7 +36,7 @@ DEFAULTS: dict[str, Any] = {
 
 
 class ConsulMeshArgs(TypedDict, total=False):
-    cluster: Required[ClusterReference]
+    cluster: Required[pulumi.Input[ClusterReference]]
     """The ECS cluster (``EcsCluster.reference``): an agent runs on each of its instances, and the servers go
     in its VPC and instance subnets. Required."""
     registrar_image: Required[pulumi.Input[str]]

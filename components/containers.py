@@ -1,7 +1,5 @@
 """Containers of a task: their arguments, their ECS container definitions and their checks."""
 
-from __future__ import annotations
-
 import re
 from typing import Any, Required, TypedDict
 

@@ -8,8 +8,6 @@ registrar sidecar, which registers its dynamic host port with the local agent
 (with a health check) and deregisters it when the task stops.
 """
 
-from __future__ import annotations
-
 from typing import Any, Required, TypedDict
 
 from .args import Problem, Problems, with_defaults

@@ -1,7 +1,5 @@
 """ContainerImage: an ECR repository and an image built from source and pushed to it."""
 
-from __future__ import annotations
-
 import json
 import re
 from enum import StrEnum

@@ -1,7 +1,5 @@
 """The internet-facing side of a web service: ALB, its security group, target group and listeners."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from typing import Any, TypedDict
 

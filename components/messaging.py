@@ -1,7 +1,5 @@
 """RabbitMessaging: the RabbitMQ broker (a container or Amazon MQ) and the send/receive services."""
 
-from __future__ import annotations
-
 from enum import StrEnum
 from typing import Any, Required, TypedDict
 
@@ -49,10 +47,10 @@ DEFAULTS: dict[str, Any] = {
 
 
 class RabbitMessagingArgs(TypedDict, total=False):
-    cluster: Required[ClusterReference]
+    cluster: Required[pulumi.Input[ClusterReference]]
     """The cluster the services run on (``EcsCluster.reference``); its instances are the broker's only
     clients. Required."""
-    discovery: DiscoveryReference
+    discovery: pulumi.Input[DiscoveryReference]
     """Consul discovery (``ConsulMesh.discovery``): the broker registers there as ``rabbitmq`` and the apps
     find it by that name. Required with ``broker_mode="container"``."""
     send_image: Required[pulumi.Input[str]]

@@ -1,7 +1,5 @@
 """Network: a VPC with public (and optionally private + NAT) subnets, or an adopted one."""
 
-from __future__ import annotations
-
 from typing import Any, TypedDict
 
 import pulumi

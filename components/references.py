@@ -9,8 +9,6 @@ References are TypedDicts so that other Pulumi languages see them as object
 types in the package schema; in Python they are plain dicts of outputs.
 """
 
-from __future__ import annotations
-
 from typing import Any, TypedDict
 
 import pulumi
@@ -20,44 +18,46 @@ class NetworkReference(TypedDict):
     """Where things go in a VPC."""
 
     vpc_id: pulumi.Input[str]
-    """The VPC id."""
+    """The VPC id. Required."""
     public_subnet_ids: pulumi.Input[list[str]]
-    """Public subnets, one per AZ: internet-facing load balancers go here."""
+    """Public subnets, one per AZ: internet-facing load balancers go here. Required."""
     instance_subnet_ids: pulumi.Input[list[str]]
-    """Subnets for instances and private endpoints: the private ones when there are any, else the public ones."""
+    """Subnets for instances and private endpoints: the private ones when there are any, else the public ones.
+    Required."""
     instances_need_public_ip: pulumi.Input[bool]
-    """True when instances sit in public subnets without NAT and need a public address to reach AWS APIs."""
+    """True when instances sit in public subnets without NAT and need a public address to reach AWS APIs. Required."""
 
 
 class ClusterReference(TypedDict):
     """An ECS cluster with EC2 capacity, and the network it lives in."""
 
     arn: pulumi.Input[str]
-    """ARN of the ECS cluster."""
+    """ARN of the ECS cluster. Required."""
     name: pulumi.Input[str]
-    """Name of the ECS cluster (CloudWatch dimensions, scalable targets)."""
+    """Name of the ECS cluster (CloudWatch dimensions, scalable targets). Required."""
     capacity_provider: pulumi.Input[str]
     """Name of the capacity provider, resolved only once it is associated with the cluster (so services that
-    name it wait for the association)."""
+    name it wait for the association). Required."""
     instance_security_group_id: pulumi.Input[str]
-    """Security group of the container instances; components add the ingress rules they need to it."""
-    network: NetworkReference
-    """The network of the cluster."""
+    """Security group of the container instances; components add the ingress rules they need to it. Required."""
+    network: pulumi.Input[NetworkReference]
+    """The network of the cluster. Required."""
 
 
 class DiscoveryReference(TypedDict):
     """How tasks use Consul: reach the local agent, look services up, register themselves."""
 
     agent_address: pulumi.Input[str]
-    """``consul-agent:8500``: the instance's Consul agent as a bridge-mode container sees it (CONSUL_HTTP_ADDR)."""
+    """``consul-agent:8500``: the instance's Consul agent as a bridge-mode container sees it (CONSUL_HTTP_ADDR).
+    Required."""
     agent_hosts: pulumi.Input[dict[str, str]]
-    """The /etc/hosts entry that resolves the agent's host name inside a container (``extraHosts``)."""
+    """The /etc/hosts entry that resolves the agent's host name inside a container (``extraHosts``). Required."""
     reader_token_secret_arn: pulumi.Input[str]
-    """Secret with the ACL token that may look services up (CONSUL_HTTP_TOKEN of the apps)."""
+    """Secret with the ACL token that may look services up (CONSUL_HTTP_TOKEN of the apps). Required."""
     registrar_image: pulumi.Input[str]
-    """Image (by digest) of the registrar sidecar that registers a container's dynamic host port."""
+    """Image (by digest) of the registrar sidecar that registers a container's dynamic host port. Required."""
     registrar_token_secret_arn: pulumi.Input[str]
-    """Secret with the ACL token that may register services (the registrar's CONSUL_HTTP_TOKEN)."""
+    """Secret with the ACL token that may register services (the registrar's CONSUL_HTTP_TOKEN). Required."""
 
 
 def get(reference: Any, key: str) -> pulumi.Output[Any]:

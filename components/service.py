@@ -1,7 +1,5 @@
 """ContainerService: one ECS service on an EC2 cluster, with its logs, roles and task definition."""
 
-from __future__ import annotations
-
 import json
 import re
 from enum import StrEnum
@@ -100,7 +98,7 @@ class ServiceOptions(TypedDict, total=False):
     """CloudWatch Logs retention, one of the values CloudWatch accepts (1, 3, 5, 7, 14, 30, ...). Default ``30``."""
     family: str
     """Task definition family. Default: ``<project>-<stack>-<name>``."""
-    discovery: DiscoveryReference
+    discovery: pulumi.Input[DiscoveryReference]
     """Consul discovery (``ConsulMesh.discovery``), for ``discovers`` and ``consul_service``. Default: none."""
     discovers: list[str]
     """Consul services the main container looks up: it gets the agent's address, the reader token and the
@@ -111,7 +109,7 @@ class ServiceOptions(TypedDict, total=False):
 
 
 class ContainerServiceArgs(ServiceOptions, total=False):
-    cluster: Required[ClusterReference]
+    cluster: Required[pulumi.Input[ClusterReference]]
     """The cluster to run on (``EcsCluster.reference``). Required."""
     container: Required[Container]
     """The main container (its ``name`` defaults to the component's name). Required."""

@@ -1,7 +1,5 @@
 """ScaledWebService: an internet-facing load balancer + a ContainerService + autoscaling."""
 
-from __future__ import annotations
-
 from typing import Any, Required, TypedDict
 
 import pulumi
@@ -18,7 +16,7 @@ DEFAULTS: dict[str, Any] = {"service": {}, "load_balancer": {}, "autoscaling": {
 
 
 class ScaledWebServiceArgs(TypedDict, total=False):
-    cluster: Required[ClusterReference]
+    cluster: Required[pulumi.Input[ClusterReference]]
     """The cluster to run on (``EcsCluster.reference``): its VPC, public subnets and instances. Required."""
     container: Required[Container]
     """The web container; its ``port`` is what the load balancer sends traffic to. Required."""

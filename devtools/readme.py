@@ -7,8 +7,12 @@ Sections sit between ``<!-- BEGIN generated:<name> -->`` and
 - ``settings``: every key of Pulumi.yaml with type, default, dev and prod values;
 - ``policies``: the rules of the policy pack.
 
-``--check`` exits 1 when the README is stale (the tests run it), so the docs
-can't drift from the code.
+It also writes the components' defaults into Pulumi.yaml (``default:`` of
+every setting that is a component argument): the engine needs them there,
+and the components own them (settings.ARGUMENTS says which is which).
+
+``--check`` exits 1 when the README or Pulumi.yaml is stale (the tests run
+it), so the docs can't drift from the code.
 """
 
 from __future__ import annotations
@@ -20,11 +24,28 @@ import sys
 from pathlib import Path
 
 import yaml
+
 from seaport.tools import diagram
 from seaport.tools.synth import synth
 
 REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
+PROJECT = REPO / "Pulumi.yaml"
+
+
+def project_defaults(text: str) -> str:
+    """Pulumi.yaml with each component argument's default as the component declares it."""
+    import settings
+
+    for key in settings.ARGUMENTS:
+        value = settings.component_default(key)
+        if value is None:
+            continue
+        pattern = re.compile(rf"(\n  {re.escape(key)}:\n(?:    (?!default:).*\n)*    default: ).*\n")
+        if not pattern.search(text):
+            raise SystemExit(f"Pulumi.yaml declares no default for {key}")
+        text = pattern.sub(lambda m, value=value: m.group(1) + json.dumps(value) + "\n", text, count=1)
+    return text
 
 
 def settings_table() -> str:
@@ -83,15 +104,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate README.md's generated sections.")
     parser.add_argument("--check", action="store_true", help="exit 1 if README.md is out of date")
     options = parser.parse_args(argv)
-    current = README.read_text()
-    fresh = render(current)
+    project = PROJECT.read_text()
+    fresh_project = project_defaults(project)
     if options.check:
-        if fresh != current:
-            print("README.md is out of date: run `make docs`", file=sys.stderr)
+        stale = [p.name for p, old, new in ((PROJECT, project, fresh_project),) if old != new]
+        if render(README.read_text()) != README.read_text():
+            stale.append(README.name)
+        if stale:
+            print(f"{', '.join(stale)} out of date: run `make docs`", file=sys.stderr)
             return 1
         return 0
-    README.write_text(fresh)
-    print("README.md regenerated")
+    PROJECT.write_text(fresh_project)
+    README.write_text(render(README.read_text()))
+    print("Pulumi.yaml defaults and README.md regenerated")
     return 0
 
 

@@ -9,6 +9,10 @@ upgrade breaks one of them.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import sys
+import textwrap
 from typing import Any
 
 from pulumi.runtime import mocks as _mocks
@@ -39,6 +43,7 @@ REQUIRED = (
     "reset_options",
     "root_resource",
     "resolve_callbacks",
+    "document_inherited_fields",
 )
 
 
@@ -59,3 +64,48 @@ def is_secret(value: Any) -> bool:
 def as_secret(value: Any) -> Any:
     """``value`` marked secret on the wire, as the engine marks additional secret outputs."""
     return _rpc.wrap_rpc_secret(value)
+
+
+def document_inherited_fields() -> None:
+    """Let the component schema describe fields a TypedDict inherits.
+
+    ``pulumi.provider.experimental`` reads a field's docstring from the source of the class it
+    analyses, not of the base class that declares the field, so ``ContainerServiceArgs`` (which
+    extends ``ServiceOptions``) would reach other languages with undocumented options. This looks
+    the docstring up in the base classes named in the class statement. Idempotent.
+    """
+    from pulumi.provider.experimental import analyzer
+
+    original = analyzer.Analyzer.get_docstring
+    if getattr(original, "seaport_inherited", False):
+        return
+
+    def get_docstring(self: Any, typ: type, name: str) -> str | None:
+        found = original(self, typ, name)
+        if found is not None:
+            return found
+        for base in _declared_bases(typ):
+            found = get_docstring(self, base, name)
+            if found is not None:
+                return found
+        return None
+
+    get_docstring.seaport_inherited = True  # type: ignore[attr-defined]
+    analyzer.Analyzer.get_docstring = get_docstring
+
+
+def _declared_bases(typ: type) -> list[type]:
+    """The classes named as bases in ``typ``'s class statement (a TypedDict's __mro__ forgets them)."""
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(typ)))
+    except (OSError, TypeError, SyntaxError):
+        return []
+    module = sys.modules.get(typ.__module__)
+    bases = []
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == typ.__name__:
+            for base in node.bases:
+                candidate = getattr(module, base.id, None) if isinstance(base, ast.Name) else None
+                if isinstance(candidate, type) and candidate is not typ:
+                    bases.append(candidate)
+    return bases

@@ -1,6 +1,7 @@
 """The offline plan: resources.json format, diagrams, summary, and `make plan` errors."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ import pytest
 
 from tests.unit.conftest import REPO
 
-RECORD_KEYS = {"urn", "type", "name", "parent", "custom", "inputs", "outputs"}
+RECORD_KEYS = {"urn", "type", "name", "parent", "custom", "inputs", "outputs", "dependencies"}
 
 
 def synth_cli(*args, cwd=REPO):
@@ -40,6 +41,7 @@ def test_resources_json_has_the_documented_shape(dev_files):
         assert set(r) == RECORD_KEYS
         assert r["urn"].startswith("urn:pulumi:dev::seaport::")
         assert r["parent"] is None or r["parent"] in urns or r["parent"].endswith("pulumi:pulumi:Stack::seaport-dev")
+        assert set(r["dependencies"]) <= urns and r["urn"] not in r["dependencies"]
     assert document["outputs"]["clusterName"]
 
 
@@ -92,16 +94,35 @@ def test_plan_is_deterministic(dev_plan):
     assert json.dumps(again.to_json(), default=str) == json.dumps(dev_plan.to_json(), default=str)
 
 
-def test_diagrams_are_generated_from_the_graph(dev_files, dev_plan):
+def test_the_diagram_shows_the_system_its_users_know(dev_files):
+    """Internet -> ALB -> portal -> weather and stocks; send -> broker -> receive; agents -> servers."""
     out, _ = dev_files
-    mermaid = (out / "topology.mmd").read_text()
+    mermaid = (out / "system.mmd").read_text()
     assert mermaid.startswith("flowchart LR")
-    for component in ("Network", "EcsCluster"):
-        assert f"<i>{component}</i>" in mermaid
-    assert "-->" in mermaid
-    assert "digraph topology" in (out / "topology.dot").read_text()
-    if shutil.which("dot"):
-        assert (out / "topology.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+    arrows = dict(
+        ((source, target), label)
+        for source, label, target in re.findall(r"^\s*(\w+) -->\|\"([^\"]*)\"\| (\w+)$", mermaid, re.M)
+    )
+    expected = {
+        ("internet", "loadbalancer_portal_alb"): "tcp 80",
+        ("loadbalancer_portal_alb", "service_portal"): "container port 8080",
+        ("service_portal", "service_weather"): "weather found through Consul",
+        ("service_portal", "service_stocks"): "stocks found through Consul",
+        ("service_messaging_send", "service_messaging_broker"): "rabbitmq found through Consul, container port 5672",
+        ("service_messaging_broker", "service_messaging_receive"): "deliveries",
+        ("service_consul_agent", "group_consul_servers"): "tcp 8300",
+    }
+    for arrow, text in expected.items():
+        assert arrow in arrows, f"no arrow {arrow[0]} -> {arrow[1]}"
+        assert text in arrows[arrow], arrows[arrow]
+    assert "sg seaport-instances from sg portal-alb" in arrows[("loadbalancer_portal_alb", "service_portal")]
+    # each component once: one node per ECS service, no resource-graph boxes
+    assert mermaid.count('service_portal["') == 1
+    assert "<i>" not in mermaid
+    assert "digraph system" in (out / "system.dot").read_text()
+    # The test environment installs Graphviz (make sysdeps, .ci/run): the SVG must be there.
+    assert shutil.which("dot"), "Graphviz is missing: run `make sysdeps`"
+    assert (out / "system.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
 
 
 def test_summary_lists_counts_and_exports(dev_files):

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from seaport.tools.testing import run_program
 
 MAIN = Path(__file__).resolve().parents[1] / "__main__.py"
@@ -18,6 +19,21 @@ def test_builds_network_cluster_and_web_service(plan):
     kinds = {r["type"] for r in plan.resources if not r["custom"]}
     assert {"seaport:index:Network", "seaport:index:EcsCluster", "seaport:index:ScaledWebService"} <= kinds
     assert plan.outputs["url"].startswith("http://")
+
+
+def test_the_cluster_reference_wires_the_service_to_the_network(plan):
+    """Nothing copied by hand: the load balancer sits in the network's public subnets, the service on the
+    cluster's capacity provider, the ingress rule on the cluster's instance group."""
+    public = [s["outputs"]["id"] for s in plan.of_type("aws:ec2/subnet:Subnet")]
+    assert plan.one("aws:lb/loadBalancer:LoadBalancer")["inputs"]["subnets"] == public
+    provider = plan.one("aws:ecs/capacityProvider:CapacityProvider")["outputs"]["name"]
+    service = plan.one("aws:ecs/service:Service")
+    assert service["inputs"]["capacityProviderStrategies"][0]["capacityProvider"] == provider
+    association = plan.one("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders")
+    assert plan.depends_on(service, association)
+    instances = plan.within("seaport:index:EcsCluster", "aws:ec2/securityGroup:SecurityGroup")["outputs"]["id"]
+    rules = plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    assert any(r["inputs"]["securityGroupId"] == instances and r["name"] == "web-from-alb" for r in rules)
 
 
 def test_the_image_is_pinned_by_digest_and_served_on_dynamic_ports(plan):

@@ -65,4 +65,7 @@ def test_make_plan_prints_the_reaction_times(dev_plan):
 
     text = summary(dev_plan, [])
     assert "Worst-case scaling reaction" in text
-    assert "(step): scale-out 180 s, scale-in 1020 s" in text
+    assert "leaves out about a minute of metric delay" in text
+    # 180 s of alarm and cooldown; + 60 s metric delay + 60 s task start (+ 180 s for a new instance)
+    assert "(step): scale-out 180 s (end to end about 300 s, 480 s when a new instance is needed)" in text
+    assert "scale-in 1020 s" in text

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+
 from seaport.tools.synth import synth
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,20 +1,23 @@
 """ContainerImage: ECR repository settings and the image pushed by digest."""
 
 import json
+from unittest import mock
 
 import pytest
+
 from seaport import ContainerImage, InvalidArgument
 from seaport.images import pinned_image
+from seaport.tools.mocks import SeaportMocks
 from seaport.tools.testing import run
 
 
 def image_plan(**args):
-    return run(lambda: ContainerImage("app", {"context": "apps", "dockerfile": "apps/portal/Dockerfile", **args}))
+    return run(lambda: ContainerImage("app", {"context": "apps", "dockerfile": "apps/Dockerfile", **args}))
 
 
 @pytest.fixture(scope="module")
 def plan():
-    return image_plan(retain_count=5, platform="linux/arm64")
+    return image_plan(retain_count=5, platform="linux/arm64", target="portal", tags={"team": "web"})
 
 
 def test_repository_scans_on_push_and_encrypts(plan):
@@ -22,13 +25,22 @@ def test_repository_scans_on_push_and_encrypts(plan):
     assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
     assert repository["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
     assert repository["forceDelete"] is False
+    assert repository["tags"] == {"team": "web", "Name": "app"}
 
 
 def test_lifecycle_keeps_the_newest_images(plan):
-    policy = json.loads(plan.one("aws:ecr/lifecyclePolicy:LifecyclePolicy")["inputs"]["policy"])
-    (rule,) = policy["rules"]
+    lifecycle = plan.one("aws:ecr/lifecyclePolicy:LifecyclePolicy")["inputs"]
+    assert lifecycle["repository"] == plan.one("aws:ecr/repository:Repository")["outputs"]["name"]
+    (rule,) = json.loads(lifecycle["policy"])["rules"]
     assert rule["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 5}
     assert rule["action"] == {"type": "expire"}
+
+
+def test_defaults_keep_ten_images_for_amd64():
+    plan = run(lambda: ContainerImage("app", {"context": "apps"}))
+    (rule,) = json.loads(plan.one("aws:ecr/lifecyclePolicy:LifecyclePolicy")["inputs"]["policy"])["rules"]
+    assert rule["selection"]["countNumber"] == 10
+    assert plan.one("docker:index/image:Image")["inputs"]["build"]["platform"] == "linux/amd64"
 
 
 def test_force_delete_switch():
@@ -39,11 +51,19 @@ def test_image_is_built_for_the_platform_and_pushed_with_a_secret_token(plan):
     image = plan.one("docker:index/image:Image")["inputs"]
     repository = plan.one("aws:ecr/repository:Repository")["outputs"]
     assert image["build"]["platform"] == "linux/arm64"
-    assert (image["build"]["context"], image["build"]["dockerfile"]) == ("apps", "apps/portal/Dockerfile")
+    assert (image["build"]["context"], image["build"]["dockerfile"]) == ("apps", "apps/Dockerfile")
+    assert image["build"]["target"] == "portal"
     assert image["imageName"] == f"{repository['repositoryUrl']}:test"
     # The password is secret, so the engine receives the whole registry block as a secret.
     registry = image["registry"]
     assert registry == "[secret]" or registry["password"] == "[secret]"
+
+
+def test_builds_reuse_the_layers_of_the_last_push(plan):
+    build = plan.one("docker:index/image:Image")["inputs"]["build"]
+    repository = plan.one("aws:ecr/repository:Repository")["outputs"]
+    assert build["args"] == {"BUILDKIT_INLINE_CACHE": "1"}
+    assert build["cacheFrom"] == {"images": [f"{repository['repositoryUrl']}:test"]}
 
 
 def test_consumers_get_a_digest_never_a_tag(plan):
@@ -51,6 +71,10 @@ def test_consumers_get_a_digest_never_a_tag(plan):
     repository = plan.one("aws:ecr/repository:Repository")["outputs"]
     assert outputs["repo_digest"].startswith(repository["repositoryUrl"] + "@sha256:")
     assert len(outputs["repo_digest"].split("@sha256:")[1]) == 64
+    assert (outputs["repository_url"], outputs["repository_name"]) == (
+        repository["repositoryUrl"],
+        repository["name"],
+    )
 
 
 def test_pinned_third_party_images_resolve_to_digests():
@@ -63,26 +87,36 @@ def test_pinned_third_party_images_resolve_to_digests():
 
     run(program)
     assert seen["tag"].startswith("rabbitmq:4.1.4-management@sha256:")
+    assert len(seen["tag"].split("@sha256:")[1]) == 64
     assert seen["frozen"] == "rabbitmq:4.1.4-management@sha256:" + "c" * 64
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "path", "message"),
     [
-        ({"platform": "linux/386"}, "platform='linux/386' must be one of linux/amd64, linux/arm64"),
-        ({"retain_count": 0}, "retain_count=0 must be between 1 and 1000"),
-        ({"context": ""}, "context is required"),
+        ({"platform": "linux/386"}, "platform", "platform='linux/386' must be one of linux/amd64, linux/arm64"),
+        ({"retain_count": 0}, "retain_count", "retain_count=0 must be between 1 and 1000"),
+        ({"context": None}, "context", "context is required"),
+        # An empty build context is no directory either (the old API refused it too).
+        ({"context": ""}, "context", "context is required"),
+        ({"tags": {"aws:x": "y"}}, "tags", "has tag key 'aws:x'"),
     ],
 )
-def test_bad_arguments_fail_before_anything_is_registered(args, message):
-    seen = {}
+def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
+    with mock.patch.object(
+        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
+    ) as registered:
+        error = run(lambda: ContainerImage("app", {"context": "apps", **args}), expect=InvalidArgument)
+    registered.assert_not_called()
+    assert [str(p) for p in error.problems if p.path == path and message in str(p)], str(error)
 
-    def program():
-        try:
-            ContainerImage("app", {"context": "apps", **args})
-        except InvalidArgument as error:
-            seen["error"] = str(error)
 
-    plan = run(program)
-    assert message in seen["error"]
-    assert plan.resources == []
+def test_every_bad_argument_is_reported_at_once():
+    args = {"platform": "linux/386", "retain_count": 0, "tags": {"aws:x": "y"}}
+    with mock.patch.object(
+        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
+    ) as registered:
+        error = run(lambda: ContainerImage("app", args), expect=InvalidArgument)
+    registered.assert_not_called()
+    assert sorted(p.path for p in error.problems) == ["context", "platform", "retain_count", "tags"]
+    assert all(p.path in str(error) for p in error.problems)

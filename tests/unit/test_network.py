@@ -1,30 +1,49 @@
-"""Network: new VPC (public only, public + private with NAT) and adopt mode."""
+"""Network: new VPC (public only, public + private with NAT), adopt mode, the reference, tags and bad arguments."""
 
+import inspect
 import ipaddress
+from unittest import mock
 
+import pulumi_aws as aws
 import pytest
-from seaport import InvalidArgument, Network
-from seaport.tools.testing import run
 
-PUBLIC = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
-PRIVATE = ["subnet-0123456789abcdef2", "subnet-0123456789abcdef3"]
+from seaport import InvalidArgument, Network
+from seaport.tools.mocks import SeaportMocks
+from seaport.tools.testing import run
+from tests.unit.references import PRIVATE_SUBNETS, PUBLIC_SUBNETS, VPC_ID
+
+# What a Network creates that AWS can tag, and what it creates that AWS can't.
+TAGGABLE = {
+    "aws:ec2/vpc:Vpc",
+    "aws:ec2/subnet:Subnet",
+    "aws:ec2/internetGateway:InternetGateway",
+    "aws:ec2/routeTable:RouteTable",
+    "aws:ec2/eip:Eip",
+    "aws:ec2/natGateway:NatGateway",
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+}
+UNTAGGABLE = {"aws:ec2/routeTableAssociation:RouteTableAssociation"}
 
 
 def plan_of(**args):
     return run(lambda: Network("net", args))
 
 
-def route_targets(plan, table):
+def route_targets(table):
     return [(r["cidrBlock"], r.get("gatewayId") or r.get("natGatewayId")) for r in table["inputs"]["routes"]]
 
 
+def private_tables(plan):
+    return [t for t in plan.of_type("aws:ec2/routeTable:RouteTable") if "private" in t["name"]]
+
+
 def test_public_only_network_spans_distinct_azs_with_carved_cidrs():
-    plan = plan_of(cidr_block="10.1.0.0/16", az_count=3)
+    plan = plan_of(vpc_cidr="10.1.0.0/16", az_count=3)
     vpc = plan.one("aws:ec2/vpc:Vpc")
     assert vpc["inputs"]["cidrBlock"] == "10.1.0.0/16"
     assert vpc["inputs"]["enableDnsHostnames"] and vpc["inputs"]["enableDnsSupport"]
     subnets = plan.of_type("aws:ec2/subnet:Subnet")
-    assert [s["inputs"]["cidrBlock"] for s in subnets] == ["10.1.0.0/24", "10.1.1.0/24", "10.1.2.0/24"]
+    assert sorted(s["inputs"]["cidrBlock"] for s in subnets) == ["10.1.0.0/24", "10.1.1.0/24", "10.1.2.0/24"]
     assert len({s["inputs"]["availabilityZone"] for s in subnets}) == 3
     assert all(s["inputs"]["vpcId"] == vpc["outputs"]["id"] for s in subnets)
     assert not any(s["inputs"]["mapPublicIpOnLaunch"] for s in subnets)
@@ -32,11 +51,19 @@ def test_public_only_network_spans_distinct_azs_with_carved_cidrs():
     assert not plan.of_type("aws:ec2/eip:Eip")
 
 
+def test_defaults_give_two_azs_of_slash_24_in_10_0():
+    plan = plan_of()
+    assert plan.one("aws:ec2/vpc:Vpc")["inputs"]["cidrBlock"] == "10.0.0.0/16"
+    subnets = plan.of_type("aws:ec2/subnet:Subnet")
+    assert sorted(s["inputs"]["cidrBlock"] for s in subnets) == ["10.0.0.0/24", "10.0.1.0/24"]
+
+
 def test_public_subnets_route_to_the_internet_gateway():
     plan = plan_of(az_count=2)
     gateway = plan.one("aws:ec2/internetGateway:InternetGateway")
     table = plan.one("aws:ec2/routeTable:RouteTable")
-    assert route_targets(plan, table) == [("0.0.0.0/0", gateway["outputs"]["id"])]
+    assert route_targets(table) == [("0.0.0.0/0", gateway["outputs"]["id"])]
+    assert gateway["inputs"]["vpcId"] == plan.one("aws:ec2/vpc:Vpc")["outputs"]["id"]
     associations = plan.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation")
     subnet_ids = {s["outputs"]["id"] for s in plan.of_type("aws:ec2/subnet:Subnet")}
     assert {a["inputs"]["subnetId"] for a in associations} == subnet_ids
@@ -47,10 +74,11 @@ def test_default_security_group_is_emptied():
     plan = plan_of()
     default = plan.one("aws:ec2/defaultSecurityGroup:DefaultSecurityGroup")
     assert not default["inputs"].get("ingress") and not default["inputs"].get("egress")
+    assert default["inputs"]["vpcId"] == plan.one("aws:ec2/vpc:Vpc")["outputs"]["id"]
 
 
 def test_private_subnets_get_one_nat_gateway_per_az():
-    plan = plan_of(cidr_block="10.2.0.0/16", az_count=3, private_subnets=True)
+    plan = plan_of(vpc_cidr="10.2.0.0/16", az_count=3, private_subnets=True)
     subnets = plan.of_type("aws:ec2/subnet:Subnet")
     public = [s for s in subnets if s["inputs"]["tags"]["seaport:tier"] == "public"]
     private = [s for s in subnets if s["inputs"]["tags"]["seaport:tier"] == "private"]
@@ -64,18 +92,38 @@ def test_private_subnets_get_one_nat_gateway_per_az():
     eips = {e["outputs"]["id"] for e in plan.of_type("aws:ec2/eip:Eip")}
     assert {n["inputs"]["allocationId"] for n in nats} == eips
     nat_ids = {n["outputs"]["id"] for n in nats}
-    private_tables = [t for t in plan.of_type("aws:ec2/routeTable:RouteTable") if "private" in t["name"]]
-    assert {route_targets(plan, t)[0][1] for t in private_tables} == nat_ids
+    assert {route_targets(t)[0][1] for t in private_tables(plan)} == nat_ids
     network = plan.one("seaport:index:Network")
-    assert network["outputs"]["instance_subnet_ids"] == [s["outputs"]["id"] for s in private]
+    private_by_name = sorted(private, key=lambda s: s["name"])
+    assert network["outputs"]["instance_subnet_ids"] == [s["outputs"]["id"] for s in private_by_name]
+    assert network["outputs"]["private_subnet_ids"] == network["outputs"]["instance_subnet_ids"]
+
+
+def test_each_private_subnet_routes_through_the_nat_gateway_of_its_own_az():
+    plan = plan_of(az_count=3, private_subnets=True)
+    subnets = {s["outputs"]["id"]: s for s in plan.of_type("aws:ec2/subnet:Subnet")}
+    nats = {n["outputs"]["id"]: n for n in plan.of_type("aws:ec2/natGateway:NatGateway")}
+    tables = {t["outputs"]["id"]: t for t in private_tables(plan)}
+    for association in plan.of_type("aws:ec2/routeTableAssociation:RouteTableAssociation"):
+        subnet = subnets[association["inputs"]["subnetId"]]
+        if association["inputs"]["routeTableId"] not in tables:
+            continue  # a public subnet
+        nat = nats[route_targets(tables[association["inputs"]["routeTableId"]])[0][1]]
+        nat_subnet = subnets[nat["inputs"]["subnetId"]]
+        assert nat_subnet["inputs"]["availabilityZone"] == subnet["inputs"]["availabilityZone"]
+
+
+def test_nat_gateways_wait_for_the_internet_gateway():
+    plan = plan_of(private_subnets=True)
+    gateway = plan.one("aws:ec2/internetGateway:InternetGateway")
+    assert all(plan.depends_on(n, gateway) for n in plan.of_type("aws:ec2/natGateway:NatGateway"))
 
 
 def test_single_nat_gateway_is_shared():
     plan = plan_of(az_count=3, private_subnets=True, single_nat_gateway=True)
     nat = plan.one("aws:ec2/natGateway:NatGateway")
-    private_tables = [t for t in plan.of_type("aws:ec2/routeTable:RouteTable") if "private" in t["name"]]
-    assert len(private_tables) == 3
-    assert {route_targets(plan, t)[0][1] for t in private_tables} == {nat["outputs"]["id"]}
+    assert len(private_tables(plan)) == 3
+    assert {route_targets(t)[0][1] for t in private_tables(plan)} == {nat["outputs"]["id"]}
 
 
 def test_instances_use_public_subnets_without_private_ones():
@@ -85,45 +133,105 @@ def test_instances_use_public_subnets_without_private_ones():
     assert network["outputs"]["private_subnet_ids"] == []
 
 
+@pytest.mark.parametrize(("private", "public_ip"), [(False, True), (True, False)])
+def test_the_reference_says_where_instances_go_and_whether_they_need_a_public_ip(private, public_ip):
+    plan = plan_of(private_subnets=private)
+    outputs = plan.one("seaport:index:Network")["outputs"]
+    assert outputs["reference"] == {
+        "vpc_id": plan.one("aws:ec2/vpc:Vpc")["outputs"]["id"],
+        "public_subnet_ids": outputs["public_subnet_ids"],
+        "instance_subnet_ids": outputs["private_subnet_ids" if private else "public_subnet_ids"],
+        "instances_need_public_ip": public_ip,
+    }
+
+
 def test_adopt_mode_creates_nothing_and_passes_ids_on():
     plan = plan_of(
-        vpc_id="vpc-0123456789abcdef0", public_subnet_ids=PUBLIC, private_subnet_ids=PRIVATE, private_subnets=True
+        existing_vpc_id=VPC_ID,
+        existing_public_subnet_ids=PUBLIC_SUBNETS,
+        existing_private_subnet_ids=PRIVATE_SUBNETS,
+        private_subnets=True,
     )
     assert [r for r in plan.resources if r["custom"]] == []
     outputs = plan.one("seaport:index:Network")["outputs"]
-    assert outputs["vpc_id"] == "vpc-0123456789abcdef0"
-    assert outputs["public_subnet_ids"] == PUBLIC
-    assert outputs["instance_subnet_ids"] == PRIVATE
+    assert outputs["vpc_id"] == VPC_ID
+    assert outputs["public_subnet_ids"] == PUBLIC_SUBNETS
+    assert outputs["instance_subnet_ids"] == PRIVATE_SUBNETS
+    assert outputs["reference"]["instances_need_public_ip"] is False
+
+
+def test_adopt_mode_without_private_subnets_puts_instances_in_the_public_ones():
+    plan = plan_of(existing_vpc_id=VPC_ID, existing_public_subnet_ids=PUBLIC_SUBNETS)
+    outputs = plan.one("seaport:index:Network")["outputs"]
+    assert outputs["instance_subnet_ids"] == PUBLIC_SUBNETS and outputs["private_subnet_ids"] == []
+    assert outputs["reference"]["instances_need_public_ip"] is True
 
 
 def test_tags_reach_every_taggable_resource():
+    """Every resource AWS can tag carries the tags and a Name; a type this test doesn't know fails it."""
     plan = plan_of(private_subnets=True, tags={"team": "platform"})
-    taggable = [r for r in plan.resources if r["custom"] and "tags" in r["inputs"]]
-    assert len(taggable) >= 10
-    assert all(r["inputs"]["tags"]["team"] == "platform" and r["inputs"]["tags"]["Name"] for r in taggable)
+    created = {r["type"] for r in plan.resources if r["custom"]}
+    checked = created - UNTAGGABLE
+    assert checked == TAGGABLE, "a new resource type: add it to TAGGABLE (and tag it) or to UNTAGGABLE"
+    for resource in plan.resources:
+        if resource["type"] in checked:
+            tags = resource["inputs"].get("tags") or {}
+            assert tags.get("team") == "platform" and tags.get("Name"), f"{resource['type']} {resource['name']}"
+
+
+def test_untaggable_types_are_really_untaggable():
+    """The exclusions above are what the AWS provider can't tag, not resources someone forgot to tag."""
+
+    def arguments(token):
+        module, kind = token.split(":")[1].split("/")[0], token.split(":")[2]
+        return inspect.signature(getattr(getattr(aws, module), f"{kind}Args")).parameters
+
+    assert all("tags" not in arguments(token) for token in UNTAGGABLE)
+    assert all("tags" in arguments(token) for token in TAGGABLE)
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "path", "message"),
     [
-        ({"az_count": 1}, "az_count=1 must be between 2 and 6"),
-        ({"cidr_block": "10.0.0.0/33"}, "cidr_block='10.0.0.0/33' is not a valid IPv4 CIDR block"),
-        ({"cidr_block": "10.0.0.0/24", "az_count": 3}, "subnet_prefix_length=24 gives room for 1 subnets"),
-        ({"single_nat_gateway": True}, "single_nat_gateway=True is only used with private_subnets=True"),
-        ({"vpc_id": "vpc-1", "public_subnet_ids": PUBLIC}, "vpc_id='vpc-1' is not a VPC id"),
-        ({"vpc_id": "vpc-0123456789abcdef0", "public_subnet_ids": PUBLIC[:1]}, "needs at least 2 subnet ids"),
-        ({"tags": {"aws:x": "y"}}, "has tag key 'aws:x'"),
+        ({"az_count": 1}, "az_count", "az_count=1 must be between 2 and 6"),
+        ({"vpc_cidr": "10.0.0.0/33"}, "vpc_cidr", "vpc_cidr='10.0.0.0/33' is not a valid IPv4 CIDR block"),
+        ({"vpc_cidr": "10.0.0.0/12"}, "vpc_cidr", "must have a prefix length between /16 and /28"),
+        ({"vpc_cidr": "10.0.0.0/24", "az_count": 3}, "subnet_prefix_length", "=24 gives room for 1 subnets"),
+        ({"single_nat_gateway": True}, "single_nat_gateway", "is only used with private_subnets=True"),
+        (
+            {"existing_vpc_id": "vpc-1", "existing_public_subnet_ids": PUBLIC_SUBNETS},
+            "existing_vpc_id",
+            "existing_vpc_id='vpc-1' is not a VPC id",
+        ),
+        (
+            {"existing_vpc_id": VPC_ID, "existing_public_subnet_ids": PUBLIC_SUBNETS[:1]},
+            "existing_public_subnet_ids",
+            "needs at least 2 subnet ids",
+        ),
+        (
+            {"existing_vpc_id": VPC_ID, "existing_public_subnet_ids": PUBLIC_SUBNETS, "private_subnets": True},
+            "existing_private_subnet_ids",
+            "needs at least 1 subnet ids",
+        ),
+        ({"existing_public_subnet_ids": PUBLIC_SUBNETS}, "existing_public_subnet_ids", "only used with existing_vpc"),
+        ({"tags": {"aws:x": "y"}}, "tags", "has tag key 'aws:x'"),
     ],
 )
-def test_bad_arguments_fail_before_anything_is_registered(args, message):
-    seen = {}
+def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
+    with mock.patch.object(
+        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
+    ) as registered:
+        error = run(lambda: Network("net", args), expect=InvalidArgument)
+    registered.assert_not_called()
+    assert [str(p) for p in error.problems if p.path == path and message in str(p)], str(error)
 
-    def program():
-        try:
-            Network("net", args)
-        except InvalidArgument as error:
-            seen["error"] = str(error)
 
-    plan = run(program)
-    assert message in seen["error"]
-    assert plan.resources == []
+def test_every_bad_argument_is_reported_at_once():
+    args = {"az_count": 1, "vpc_cidr": "10.0.0.0/33", "single_nat_gateway": True, "tags": {"aws:x": "y"}}
+    with mock.patch.object(
+        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
+    ) as registered:
+        error = run(lambda: Network("net", args), expect=InvalidArgument)
+    registered.assert_not_called()
+    assert sorted(p.path for p in error.problems) == ["az_count", "single_nat_gateway", "tags", "vpc_cidr"]
+    assert all(p.path in str(error) for p in error.problems)

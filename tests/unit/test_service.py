@@ -1,22 +1,22 @@
-"""ContainerService: logs, least-privilege roles, task definition, service placement and deployment."""
+"""ContainerService: logs, least-privilege roles, task definition, service placement, deployment and ordering."""
 
 import json
+from unittest import mock
 
 import pytest
-from seaport import ContainerService, InvalidArgument
-from seaport.tools.testing import run
 
-CLUSTER = "arn:aws:ecs:us-east-1:123456789012:cluster/main-1234567"
-ECR_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app-1234567@sha256:" + "a" * 64
+from seaport import ContainerService, EcsCluster, InvalidArgument
+from seaport.tools.mocks import ACCOUNT, SeaportMocks, ecr_registry
+from seaport.tools.testing import run
+from tests.unit.references import CLUSTER, CLUSTER_ARN, DISCOVERY, NETWORK
+
+ECR_IMAGE = f"{ecr_registry(ACCOUNT, 'us-east-1')}/app-1234567@sha256:" + "a" * 64
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+CONTAINER = {"image": ECR_IMAGE, "port": 8080, "cpu": 128, "memory_mib": 192}
 
 
 def service_plan(name="app", **args):
-    base = {
-        "cluster_arn": CLUSTER,
-        "capacity_provider_name": "main-capacity-1234567",
-        "container": {"image": ECR_IMAGE, "port": 8080, "cpu": 128, "memory_mib": 192},
-    }
+    base = {"cluster": CLUSTER, "container": CONTAINER}
     return run(lambda: ContainerService(name, {**base, **args}))
 
 
@@ -28,14 +28,15 @@ def policy(plan, name):
     return json.loads(plan.named(name, "aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])
 
 
+def ecs_service(plan):
+    return plan.one("aws:ecs/service:Service")["inputs"]
+
+
 @pytest.fixture(scope="module")
 def plan():
     return service_plan(
         container={
-            "image": ECR_IMAGE,
-            "port": 8080,
-            "cpu": 128,
-            "memory_mib": 192,
+            **CONTAINER,
             "environment": {"MODE": "fast"},
             "secrets": {"DB_PASSWORD": SECRET + ":password::"},
             "health_check": {"command": ["CMD", "python", "-m", "apps.common.healthcheck"]},
@@ -43,7 +44,7 @@ def plan():
         sidecars=[{"name": "helper", "image": "busybox:1.36", "command": ["sleep", "infinity"]}],
         stop_timeout_seconds=45,
         log_retention_days=14,
-        desired_count=3,
+        desired_tasks=3,
     )
 
 
@@ -107,11 +108,11 @@ def test_task_role_gets_no_policy_unless_asked(plan):
     assert policy(with_policy, "app-task")["Statement"] == statements
 
 
-def test_service_runs_on_the_capacity_provider_with_circuit_breaker_and_az_spread(plan):
-    service = plan.one("aws:ecs/service:Service")["inputs"]
-    assert service["cluster"] == CLUSTER
+def test_replicas_run_on_the_capacity_provider_with_circuit_breaker_and_az_spread(plan):
+    service = ecs_service(plan)
+    assert service["cluster"] == CLUSTER_ARN
     assert service["capacityProviderStrategies"] == [
-        {"capacityProvider": "main-capacity-1234567", "weight": 1, "base": 0}
+        {"capacityProvider": CLUSTER["capacity_provider"], "weight": 1, "base": 0}
     ]
     assert "launchType" not in service
     assert service["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
@@ -122,26 +123,67 @@ def test_service_runs_on_the_capacity_provider_with_circuit_breaker_and_az_sprea
     ]
     assert service["desiredCount"] == 3 and service["schedulingStrategy"] == "REPLICA"
     assert service["taskDefinition"] == plan.one("aws:ecs/taskDefinition:TaskDefinition")["outputs"]["arn"]
-    assert "loadBalancers" not in service
+    assert "loadBalancers" not in service and "healthCheckGracePeriodSeconds" not in service
 
 
-def test_load_balancer_attachment_uses_the_main_container_port():
-    target_group = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg/0123456789abcdef"
-    plan = service_plan(load_balancer={"target_group_arn": target_group})
-    service = plan.one("aws:ecs/service:Service")["inputs"]
-    assert service["loadBalancers"] == [{"targetGroupArn": target_group, "containerName": "app", "containerPort": 8080}]
-    assert service["healthCheckGracePeriodSeconds"] == 60
+def test_replicas_use_the_capacity_provider_of_a_cluster_in_the_same_program():
+    def program():
+        cluster = EcsCluster("main", {"network": NETWORK})
+        ContainerService("app", {"cluster": cluster.reference, "container": CONTAINER})
+
+    plan = run(program)
+    (strategy,) = ecs_service(plan)["capacityProviderStrategies"]
+    assert strategy["capacityProvider"] == plan.one("aws:ecs/capacityProvider:CapacityProvider")["outputs"]["name"]
+    assert ecs_service(plan)["cluster"] == plan.one("aws:ecs/cluster:Cluster")["outputs"]["arn"]
+
+
+def test_the_service_waits_for_the_capacity_provider_association():
+    """ECS refuses a strategy naming a provider not yet associated with the cluster (deploy-day issue 1)."""
+
+    def program():
+        cluster = EcsCluster("main", {"network": NETWORK})
+        ContainerService("app", {"cluster": cluster.reference, "container": CONTAINER})
+
+    plan = run(program)
+    association = plan.one("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders")
+    assert plan.depends_on(plan.one("aws:ecs/service:Service"), association)
+
+
+def test_a_daemon_has_no_circuit_breaker_and_no_capacity_provider_strategy():
+    service = ecs_service(service_plan(scheduling="DAEMON"))
+    assert service["schedulingStrategy"] == "DAEMON" and service["launchType"] == "EC2"
+    assert "deploymentCircuitBreaker" not in service  # ECS never trips it without a desired count
+    assert "capacityProviderStrategies" not in service  # ECS refuses a strategy on a DAEMON service
+    assert "desiredCount" not in service and "orderedPlacementStrategies" not in service
 
 
 def test_daemon_in_host_mode_runs_everywhere_with_fixed_ports():
-    plan = service_plan(scheduling="DAEMON", network_mode="host", capacity_provider_name=None)
-    service = plan.one("aws:ecs/service:Service")["inputs"]
-    assert service["schedulingStrategy"] == "DAEMON" and service["launchType"] == "EC2"
-    assert "desiredCount" not in service and "orderedPlacementStrategies" not in service
+    plan = service_plan(scheduling="DAEMON", network_mode="host")
+    service = ecs_service(plan)
     assert (service["deploymentMinimumHealthyPercent"], service["deploymentMaximumPercent"]) == (0, 100)
     task = plan.one("aws:ecs/taskDefinition:TaskDefinition")["inputs"]
     assert task["networkMode"] == "host"
     assert definitions(plan)[0]["portMappings"][0]["hostPort"] == 8080
+
+
+def test_explicit_deployment_percentages_win_over_the_daemon_defaults():
+    service = ecs_service(service_plan(scheduling="DAEMON", min_healthy_percent=50, max_percent=150))
+    assert (service["deploymentMinimumHealthyPercent"], service["deploymentMaximumPercent"]) == (50, 150)
+
+
+def test_load_balancer_attachment_uses_the_main_container_port():
+    target_group = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/tg/0123456789abcdef"
+    service = ecs_service(service_plan(target_group_arn=target_group))
+    assert service["loadBalancers"] == [{"targetGroupArn": target_group, "containerName": "app", "containerPort": 8080}]
+    assert service["healthCheckGracePeriodSeconds"] == 60
+    later = ecs_service(service_plan(target_group_arn=target_group, health_check_grace_period_seconds=300))
+    assert later["healthCheckGracePeriodSeconds"] == 300
+
+
+def test_placement_constraints_pass_through():
+    constraints = [{"type": "distinctInstance"}, {"type": "memberOf", "expression": "attribute:seaport.broker == true"}]
+    service = ecs_service(service_plan(placement_constraints=constraints))
+    assert service["placementConstraints"] == constraints
 
 
 def test_docker_volume_and_mount_points():
@@ -156,45 +198,152 @@ def test_docker_volume_and_mount_points():
     ]
 
 
+def test_a_volume_without_docker_volume_is_a_host_path():
+    plan = service_plan(
+        volumes=[{"name": "data", "host_path": "/srv/data"}],
+        container={"image": ECR_IMAGE, "mount_points": [{"source_volume": "data", "container_path": "/data"}]},
+    )
+    (volume,) = plan.one("aws:ecs/taskDefinition:TaskDefinition")["inputs"]["volumes"]
+    assert volume == {"name": "data", "hostPath": "/srv/data"}
+
+
 def test_family_names_project_stack_and_component(plan):
     assert plan.one("aws:ecs/taskDefinition:TaskDefinition")["inputs"]["family"] == "seaport-test-app"
+    assert service_plan(family="custom").one("aws:ecs/taskDefinition:TaskDefinition")["inputs"]["family"] == "custom"
+
+
+def test_an_autoscaled_service_is_still_created_with_its_first_count():
+    assert ecs_service(service_plan(autoscaled=True, desired_tasks=2))["desiredCount"] == 2
+
+
+def test_tags_name_every_resource_and_say_how_the_service_is_wired():
+    plan = service_plan(
+        tags={"team": "platform"}, discovery=DISCOVERY, discovers=["weather", "stocks"], consul_service={"name": "web"}
+    )
+    tags = ecs_service(plan)["tags"]
+    assert tags == {
+        "team": "platform",
+        "seaport:discovers": "stocks weather",
+        "seaport:consul-service": "web",
+        "Name": "app",
+    }
+    assert ecs_service(plan)["propagateTags"] == "SERVICE" and ecs_service(plan)["enableEcsManagedTags"] is True
+    for resource in plan.resources:
+        if resource["custom"] and resource["type"] != "aws:iam/rolePolicy:RolePolicy":  # inline policies have none
+            assert resource["inputs"]["tags"]["team"] == "platform", resource["type"]
+
+
+def test_outputs_name_the_created_resources(plan):
+    outputs = plan.one("seaport:index:ContainerService")["outputs"]
+    service = plan.one("aws:ecs/service:Service")["outputs"]
+    roles = {r["name"]: r["outputs"] for r in plan.of_type("aws:iam/role:Role")}
+    assert outputs["service_name"] == service["name"] and outputs["service_arn"] == service["id"]
+    assert outputs["task_definition_arn"] == plan.one("aws:ecs/taskDefinition:TaskDefinition")["outputs"]["arn"]
+    assert outputs["log_group_name"] == plan.one("aws:cloudwatch/logGroup:LogGroup")["outputs"]["name"]
+    assert outputs["execution_role_arn"] == roles["app-execution"]["arn"]
+    assert (outputs["task_role_arn"], outputs["task_role_name"]) == (
+        roles["app-task"]["arn"],
+        roles["app-task"]["name"],
+    )
+
+
+def test_every_child_is_parented_to_the_component(plan):
+    component = plan.one("seaport:index:ContainerService")
+    custom = [r for r in plan.resources if r["custom"]]
+    assert custom and all(r["parent"] == component["urn"] for r in custom)
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "path", "message"),
     [
-        ({"cluster_arn": None}, "cluster_arn is required"),
-        ({"container": {"port": 80}}, "container.image is required"),
-        ({"container": {"image": "x", "environment": {"DB_PASSWORD": "hunter2"}}}, "looks like a secret"),
-        ({"container": {"image": "x", "environment": {"API_TOKEN": "t"}}}, "pass it in secrets"),
-        ({"container": {"image": "x", "environment": {"1BAD": "v"}}}, "is not a valid variable name"),
-        ({"container": {"image": "x", "secrets": {"PASSWORD": "plain-text"}}}, "is not a Secrets Manager"),
-        ({"container": {"image": "x", "port": 70000}}, "port=70000 must be between 1 and 65535"),
+        ({"cluster": None}, "cluster", "is required"),
+        ({"container": {"port": 80}}, "container.image", "is required"),
         (
-            {"container": {"image": "x"}, "load_balancer": {"target_group_arn": "arn"}},
-            "load_balancer needs container.port",
+            {"container": {"image": "x", "environment": {"DB_PASSWORD": "hunter2"}}},
+            "container.environment.DB_PASSWORD",
+            "looks like a secret",
         ),
-        ({"scheduling": "ONCE"}, "scheduling='ONCE' must be one of REPLICA, DAEMON"),
-        ({"network_mode": "awsvpc"}, "network_mode='awsvpc' must be one of bridge, host"),
-        ({"log_retention_days": 2}, "log_retention_days=2 must be one of 1, 3, 5"),
-        ({"stop_timeout_seconds": 600}, "stop_timeout_seconds=600 must be between 2 and 120"),
-        ({"sidecars": [{"name": "app", "image": "x"}]}, "container names must be unique"),
+        (
+            {"container": {"image": "x", "environment": {"API_TOKEN": "t"}}},
+            "container.environment.API_TOKEN",
+            "pass it in secrets",
+        ),
+        (
+            {"container": {"image": "x", "environment": {"1BAD": "v"}}},
+            "container.environment.1BAD",
+            "is not a valid variable name",
+        ),
+        (
+            {"container": {"image": "x", "secrets": {"PASSWORD": "plain-text"}}},
+            "container.secrets.PASSWORD",
+            "is not a Secrets Manager",
+        ),
+        (
+            {"container": {"image": "x", "port": 70000}},
+            "container.port",
+            "container.port=70000 must be between 1 and 65535",
+        ),
+        (
+            {"container": {"image": "x"}, "target_group_arn": "arn"},
+            "container.port",
+            "is required with a load balancer",
+        ),
+        ({"scheduling": "ONCE"}, "scheduling", "scheduling='ONCE' must be one of REPLICA, DAEMON"),
+        ({"network_mode": "awsvpc"}, "network_mode", "network_mode='awsvpc' must be one of bridge, host"),
+        ({"log_retention_days": 2}, "log_retention_days", "log_retention_days=2 must be one of 1, 3, 5"),
+        ({"stop_timeout_seconds": 600}, "stop_timeout_seconds", "stop_timeout_seconds=600 must be between 2 and 120"),
+        ({"desired_tasks": -1}, "desired_tasks", "desired_tasks=-1 must be between 0 and 1000"),
+        ({"max_percent": 50}, "max_percent", "max_percent=50 must be between 100 and 400"),
+        ({"placement_constraints": [{"type": "anywhere"}]}, "placement_constraints[0].type", "must be one of"),
+        ({"sidecars": [{"name": "app", "image": "x"}]}, "sidecars", "need a name each, unique in the task"),
         (
             {"container": {"image": "x", "mount_points": [{"source_volume": "nope", "container_path": "/d"}]}},
-            "mount of unknown volume 'nope'",
+            "container.mount_points[0].source_volume",
+            "'nope' is not one of volumes",
         ),
+        ({"discovers": ["weather"]}, "discovery", "is required with discovers or consul_service"),
+        (
+            {"consul_service": {"name": "web"}, "discovery": DISCOVERY},
+            "container.port",
+            "is required with consul_service",
+        ),
+        ({"consul_service": {"name": "a b"}, "discovery": DISCOVERY}, "consul_service.name", "a DNS label"),
+        ({"tags": {"aws:x": "y"}}, "tags", "has tag key 'aws:x'"),
     ],
 )
-def test_bad_arguments_fail_before_anything_is_registered(args, message):
-    seen = {}
-    base = {"cluster_arn": CLUSTER, "container": {"image": ECR_IMAGE}}
+def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
+    base = {"cluster": CLUSTER, "container": {"image": ECR_IMAGE}}
+    with mock.patch.object(
+        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
+    ) as registered:
+        error = run(lambda: ContainerService("app", {**base, **args}), expect=InvalidArgument)
+    registered.assert_not_called()
+    assert [str(p) for p in error.problems if p.path == path and message in str(p)], str(error)
 
-    def program():
-        try:
-            ContainerService("app", {**base, **args})
-        except InvalidArgument as error:
-            seen["error"] = str(error)
 
-    plan = run(program)
-    assert message in seen["error"]
-    assert plan.resources == []
+def test_every_bad_argument_is_reported_at_once():
+    args = {
+        "cluster": CLUSTER,
+        "container": {"image": "x", "port": 70000, "cpu": -1, "environment": {"DB_PASSWORD": "p"}},
+        "sidecars": [{"name": "helper", "image": "y", "memory_mib": 1}],
+        "scheduling": "ONCE",
+        "log_retention_days": 2,
+        "stop_timeout_seconds": 600,
+        "consul_service": {"name": "web"},
+    }
+    with mock.patch.object(
+        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
+    ) as registered:
+        error = run(lambda: ContainerService("app", args), expect=InvalidArgument)
+    registered.assert_not_called()
+    assert {p.path for p in error.problems} == {
+        "container.port",
+        "container.cpu",
+        "container.environment.DB_PASSWORD",
+        "sidecars[0].memory_mib",
+        "scheduling",
+        "log_retention_days",
+        "stop_timeout_seconds",
+        "discovery",
+    }
+    assert all(p.path in str(error) for p in error.problems)

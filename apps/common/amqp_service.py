@@ -110,6 +110,12 @@ class ReconnectingService:
         """After a lost connection, whether to connect again (False ends the run with exit 0)."""
         return True
 
+    def on_blocked(self, reason: str) -> None:
+        """The broker stopped reading what this connection publishes (a memory or disk alarm)."""
+
+    def on_unblocked(self) -> None:
+        """The alarm is over: the broker reads publishes again."""
+
     def progress(self) -> dict:
         """The counters of the periodic ``progress`` record."""
         return {}
@@ -164,6 +170,8 @@ class ReconnectingService:
             on_open_error_callback=self._on_connection_open_error,
             on_close_callback=self._on_connection_closed,
         )
+        self.connection.add_on_connection_blocked_callback(self._on_blocked)
+        self.connection.add_on_connection_unblocked_callback(self._on_unblocked)
         self.connection.ioloop.call_later(self.tick_seconds, self._tick)
         self.connection.ioloop.start()  # returns once the connection is closed
         self.connection = None
@@ -238,6 +246,12 @@ class ReconnectingService:
         if not self._closing and self._lost_reason is None:
             self._lost_reason = describe_connection_error(reason)[0]
         connection.ioloop.stop()
+
+    def _on_blocked(self, _connection, frame) -> None:
+        self.on_blocked(str(getattr(frame.method, "reason", "") or "unknown"))
+
+    def _on_unblocked(self, _connection, _frame) -> None:
+        self.on_unblocked()
 
     def _on_channel_open(self, channel) -> None:
         self.channel = channel

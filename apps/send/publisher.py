@@ -10,6 +10,13 @@ before the confirm all put the message back in line to be published again, so
 every message is confirmed at least once (duplicates are possible: consumers
 must tolerate them, as with any at-least-once delivery).
 
+While the broker blocks the connection (``connection.blocked``: a memory or
+disk alarm), nothing new is published: the broker would not read it, and
+pika would buffer it without limit. What is unconfirmed stays in the window;
+publishing resumes at ``connection.unblocked``. Should pika give up on a
+blocked connection (``blocked_connection_timeout``), the reconnection
+publishes the window again: at most ``window`` duplicates, nothing lost.
+
 A nack means the broker did not take the message: typically a full queue
 (the policy's ``overflow: reject-publish``) or an internal error. Publishing
 then pauses, for a wait that doubles while nacks go on (up to 2 s), instead
@@ -55,6 +62,8 @@ class Publisher(ReconnectingService):
         self._redeclaring = False
         self._paused_until = 0.0  # after nacks: no publishing before this time.monotonic()
         self._nack_streak = 0  # confirms in a row that were nacks
+        self._blocked_since: float | None = None  # while the broker blocks the connection
+        self.blocked_seconds = 0.0
         self.clock = time.monotonic
         self.confirmed = 0
         self.republished = 0
@@ -88,7 +97,33 @@ class Publisher(ReconnectingService):
         if self.ready and (self.source.rate is not None or self.to_resend):
             self._pump()  # paced sending, or resending after a pause
 
+    def on_blocked(self, reason: str) -> None:
+        if self._blocked_since is None:
+            self._blocked_since = time.monotonic()
+            self.log.warning(
+                "the broker blocked publishing, pausing",
+                extra={"fields": {"reason": reason, "unconfirmed": len(self.unconfirmed)}},
+            )
+
+    def on_unblocked(self) -> None:
+        if self._blocked_since is not None:
+            seconds = self._end_blocked()
+            self.log.info("the broker unblocked publishing, resuming", extra={"fields": {"blocked_s": seconds}})
+            self._pump()
+
+    def _end_blocked(self) -> float:
+        seconds = time.monotonic() - self._blocked_since
+        self.blocked_seconds += seconds
+        self._blocked_since = None
+        return round(seconds, 3)
+
+    @property
+    def blocked(self) -> bool:
+        return self._blocked_since is not None
+
     def on_connection_lost(self) -> None:
+        if self.blocked:
+            self._end_blocked()  # a new connection starts unblocked
         # Unconfirmed messages may or may not have reached the broker: send them again,
         # before anything new and in their original order.
         lost = list(self.unconfirmed.values())
@@ -128,6 +163,7 @@ class Publisher(ReconnectingService):
             "republished": self.republished,
             "nacked": self.nacked,
             "returned": self.returned_count,
+            "blocked_s": round(self.blocked_seconds, 3),
             "seconds": round(seconds, 3),
             "msgs_per_s": round(self.confirmed / seconds, 1) if seconds else 0.0,
         }
@@ -140,6 +176,7 @@ class Publisher(ReconnectingService):
             "republished": self.republished,
             "nacked": self.nacked,
             "returned": self.returned_count,
+            "blocked": self.blocked,
         }
 
     def log_summary(self) -> None:
@@ -149,7 +186,7 @@ class Publisher(ReconnectingService):
 
     def _pump(self) -> None:
         """Publish until the window is full or there is nothing to send right now."""
-        if not self.ready or self._redeclaring or self.clock() < self._paused_until:
+        if not self.ready or self._redeclaring or self.blocked or self.clock() < self._paused_until:
             return
         channel = self.channel
         routing_key = self.queue.name

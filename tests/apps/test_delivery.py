@@ -224,6 +224,39 @@ def test_sigterm_both_exit_zero_and_nothing_is_lost(messaging, tmp_path):
     assert messaging.depth() == 0
 
 
+def test_send_blocked_by_a_memory_alarm_pauses_and_resumes(messaging, broker, tmp_path):
+    window = 300
+    record = tmp_path / "received.txt"
+    receiver = start_receiver(messaging, record)
+    sender = messaging.send("--rate", "1000", "--window", str(window), "--run-id", "blk")  # until SIGTERM
+    wait_until(lambda: len(read_ids(record)) >= 500, 30, "500 messages received")
+    try:
+        # A watermark far below what the node uses: a memory alarm, publishers blocked at once.
+        broker.ctl("set_vm_memory_high_watermark", "absolute", "10MB")
+        messaging.wait_logged(sender, "the broker blocked publishing, pausing")
+        # receive drains what the queue holds (consumers are not blocked), then nothing more comes.
+        wait_until(lambda: messaging.depth() == 0, 30, "receive to drain the queue")
+        drained = len(read_ids(record))
+        time.sleep(1.0)
+        assert len(read_ids(record)) <= drained + window, "messages kept flowing while blocked"
+        assert sender.process.poll() is None, sender.output()
+    finally:
+        broker.ctl("set_vm_memory_high_watermark", "0.4")  # the default: lift the alarm
+    messaging.wait_logged(sender, "the broker unblocked publishing, resuming")
+    wait_until(lambda: len(read_ids(record)) >= drained + 1000, 30, "messages to flow again")
+
+    sender.signal(signal.SIGTERM)
+    assert messaging.wait_exit(sender, 30) == 0, sender.output()
+    summary = messaging.summary(sender)
+    assert summary["confirmed"] >= summary["published"] and summary["blocked_s"] >= 1.0
+    every_id = expected_ids("blk", summary["published"])
+    wait_until(lambda: every_id <= set(read_ids(record)), 30, "every published id to be received")  # 0 lost
+    assert receiver.stop() == 0
+    received = read_ids(record)
+    assert set(received) == every_id
+    assert len(received) - len(every_id) <= window  # duplicates, if any, within the unconfirmed window
+
+
 def test_broker_found_through_consul(messaging, broker, fake_consul, tmp_path):
     fake_consul.add("rabbitmq", broker.amqp_port)
     env = messaging.env(RABBITMQ_URL="", RABBITMQ_SERVICE="rabbitmq", CONSUL_HTTP_ADDR=fake_consul.address)

@@ -335,6 +335,19 @@ def test_publisher_resends_unconfirmed_after_connection_loss_in_order():
     assert publisher.channel.published[4:] == ["r-5"]
 
 
+def test_publisher_pauses_while_the_broker_blocks_it():
+    publisher, channel = ready_publisher(count=10, window=4)
+    publisher._pump()
+    publisher.on_blocked("low on memory")  # connection.blocked
+    confirm(publisher, Basic.Ack(delivery_tag=2, multiple=True))  # confirms still arrive
+    publisher.on_tick()
+    assert channel.published == ["r-0", "r-1", "r-2", "r-3"]  # but nothing new goes out
+    assert publisher.confirmed == 2 and publisher.progress()["blocked"]
+    publisher.on_unblocked()  # connection.unblocked
+    assert channel.published[4:] == ["r-4", "r-5"]  # the window refills
+    assert not publisher.progress()["blocked"]
+
+
 def test_publisher_stops_taking_new_work_on_sigterm():
     publisher = Publisher(BROKER, QueueSettings("q"), MessageSource(MessageFactory("r"), rate=1e9), window=3)
     open_channel(publisher)

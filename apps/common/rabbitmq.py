@@ -272,8 +272,7 @@ class BrokerLocator:
         """Raises ConfigError for a bad URL, DiscoveryError when Consul has no answer."""
         if self.settings.url:
             return self.settings.url_address()
-        avoid = Endpoint(self._last.host, self._last.port) if self._last is not None else None
-        endpoint = self._discovery.pick(self.settings.service, avoid=avoid)
+        endpoint = self._discovery.pick(self.settings.service, avoid=self._failed_endpoint())
         return BrokerAddress(
             host=endpoint.host,
             port=endpoint.port,
@@ -283,6 +282,18 @@ class BrokerLocator:
             tls=self.settings.tls,
             source=f"Consul service {self.settings.service!r}",
         )
+
+    def _failed_endpoint(self) -> Endpoint | None:
+        """The discovered instance at the address that just failed, as ``pick(avoid=...)`` compares it.
+
+        Matched by host and port: discovered endpoints also carry their Consul
+        service id, which a BrokerAddress does not have, so an Endpoint built
+        from the address would never equal one of them and nothing would be avoided.
+        """
+        if self._last is None:
+            return None
+        failed = (self._last.host, self._last.port)
+        return next((e for e in self._discovery.healthy(self.settings.service) if (e.host, e.port) == failed), None)
 
     def failed(self, address: BrokerAddress) -> None:
         """The address did not work: ask Consul afresh next time and prefer another instance."""

@@ -14,10 +14,12 @@ from pika.adapters.utils import io_services_utils as transports
 from pika.spec import Basic
 
 from apps.common.config import ConfigError
+from apps.common.discovery import ConsulDiscovery
 from apps.common.pika_tuning import coalesce_writes
 from apps.common.rabbitmq import (
     POISON_HEADER,
     Backoff,
+    BrokerLocator,
     BrokerSettings,
     QueueSettings,
     connection_parameters,
@@ -125,6 +127,27 @@ def test_connection_errors_are_described_in_one_line():
     assert "login refused" in reason and permanent
     reason, permanent = describe_connection_error(socket.gaierror(-2, "Name or service not known"))
     assert "cannot resolve" in reason and not permanent
+
+
+def test_fail_over_prefers_another_broker_instance(fake_consul):
+    # Consul answers with service ids (rabbitmq-5001, ...) that a broker address does not carry.
+    for port in (5001, 5002):
+        fake_consul.add("rabbitmq", port)
+    locator = BrokerLocator(BrokerSettings(service="rabbitmq"), ConsulDiscovery(fake_consul.address))
+    address = locator.next_address()
+    for _ in range(20):  # the choice is random: a preference that does not apply fails ~1 in 2 each round
+        locator.failed(address)
+        replacement = locator.next_address()
+        assert replacement.port != address.port
+        address = replacement
+
+
+def test_fail_over_retries_the_only_instance(fake_consul):
+    fake_consul.add("rabbitmq", 5001)
+    locator = BrokerLocator(BrokerSettings(service="rabbitmq"), ConsulDiscovery(fake_consul.address))
+    address = locator.next_address()
+    locator.failed(address)
+    assert locator.next_address().port == 5001
 
 
 # -- backoff -------------------------------------------------------------------------

@@ -97,8 +97,8 @@ def run_service(
     # pika reports every failed attempt itself, some with tracebacks; the apps say
     # what happened in their own words.
     logging.getLogger("pika").setLevel(logging.CRITICAL)
-    coalesce_writes()
     try:
+        coalesce_writes()  # PIKA_COALESCE_WRITES
         service = build(log)
     except ConfigError as error:
         log.error(str(error))

@@ -7,34 +7,62 @@ of its CPU on a small machine and takes CPU from the broker on the same host.
 ``coalesce_writes()`` makes the plaintext transport join what is buffered (up
 to 256 KiB) into one chunk before sending. The bytes on the wire are the same.
 
-It patches a private method, so it checks that pika still has the shape it
-expects and otherwise does nothing (pika keeps working, only slower). TLS
-transports are left alone: OpenSSL wants a retried write to repeat the same
-buffer.
+It replaces a private method, so it is pinned: by default it is installed only
+on the pika releases in ``TESTED_PIKA_VERSIONS`` (the transport code is the same
+in both; tests/apps/test_units.py checks the patched method against the
+installed pika). On any other release the apps run on stock pika, correct and
+slower, and say so once. ``PIKA_COALESCE_WRITES``: ``auto`` (default),
+``on`` (install on any release that still has the expected shape) or ``off``.
+TLS transports are never patched: OpenSSL wants a retried write to repeat the
+same buffer.
 """
 
 from __future__ import annotations
 
 import logging
 
+from apps.common.config import ConfigError, env_str
+
 log = logging.getLogger(__name__)
 
 MAX_COALESCED_BYTES = 256 * 1024
+# Releases whose _AsyncTransportBase._produce / _tx_buffers this patch was run against.
+TESTED_PIKA_VERSIONS = frozenset({"1.3.2", "1.4.4"})
+MODES = ("auto", "on", "off")
 
 
-def coalesce_writes() -> bool:
-    """Install the patch once; whether it is active."""
+def coalesce_writes(mode: str | None = None) -> bool:
+    """Install the patch (once) if ``mode`` allows it; whether it is active.
+
+    ``mode``: ``auto`` (only on TESTED_PIKA_VERSIONS), ``on`` or ``off`` (removes
+    it if installed); default: ``PIKA_COALESCE_WRITES`` or ``auto``.
+    """
+    mode = (mode or env_str("PIKA_COALESCE_WRITES", "auto")).lower()
+    if mode not in MODES:
+        raise ConfigError(f"PIKA_COALESCE_WRITES={mode!r}: use one of {', '.join(MODES)}")
     try:
+        import pika
         from pika.adapters.utils import io_services_utils as transports
 
         base = transports._AsyncTransportBase
         plaintext = transports._AsyncPlaintextTransport
-        original = base._produce
+        current = base._produce
     except (ImportError, AttributeError):
         log.warning("pika internals changed: writes are not coalesced")
         return False
-    if getattr(original, "coalescing", False):
-        return True
+    original = getattr(current, "original", current)
+    if mode == "off":
+        base._produce = original
+        return False
+    if mode == "auto" and pika.__version__ not in TESTED_PIKA_VERSIONS:
+        base._produce = original
+        log.info(
+            "writes are not coalesced: the patch was not tested on this pika release",
+            extra={"fields": {"pika": pika.__version__, "tested": sorted(TESTED_PIKA_VERSIONS)}},
+        )
+        return False
+    if current is not original:
+        return True  # installed already
 
     def _produce(self) -> None:
         buffers = getattr(self, "_tx_buffers", None)
@@ -47,6 +75,6 @@ def coalesce_writes() -> bool:
             buffers.appendleft(b"".join(chunks))
         original(self)
 
-    _produce.coalescing = True
+    _produce.original = original
     base._produce = _produce
     return True

@@ -15,7 +15,7 @@ from pika.spec import Basic
 
 from apps.common.config import ConfigError
 from apps.common.discovery import ConsulDiscovery
-from apps.common.pika_tuning import coalesce_writes
+from apps.common.pika_tuning import TESTED_PIKA_VERSIONS, coalesce_writes
 from apps.common.rabbitmq import (
     POISON_HEADER,
     Backoff,
@@ -582,12 +582,40 @@ class RecordingSocket:
         return len(data)
 
 
-def test_coalesced_writes_send_buffered_frames_in_one_call():
-    assert coalesce_writes()
+@pytest.fixture
+def stock_pika():
+    """Leaves pika's transport as it found it."""
+    yield
+    coalesce_writes("off")
+
+
+def sent_chunks(frames: list[bytes]) -> list[bytes]:
+    """What one write-ready event of a plaintext transport sends, with ``frames`` buffered."""
     transport = object.__new__(transports._AsyncPlaintextTransport)
     transport._sock = RecordingSocket()
-    transport._tx_buffers = deque([b"method", b"header", b"body"])
-    transport._tx_buffered_byte_count = 16
+    transport._tx_buffers = deque(frames)
+    transport._tx_buffered_byte_count = sum(map(len, frames))
     transport._produce()
-    assert transport._sock.sent == [b"methodheaderbody"]
     assert transport._tx_buffered_byte_count == 0 and not transport._tx_buffers
+    return transport._sock.sent
+
+
+def test_coalesced_writes_send_buffered_frames_in_one_call(stock_pika):
+    # "on" patches whatever pika is installed, so this checks the patch against it.
+    assert coalesce_writes("on")
+    assert sent_chunks([b"method", b"header", b"body"]) == [b"methodheaderbody"]
+    assert coalesce_writes("on")  # installing twice does not wrap twice
+    assert sent_chunks([b"a", b"b"]) == [b"ab"]
+
+
+def test_coalescing_is_pinned_to_tested_pika_releases(monkeypatch, stock_pika):
+    assert coalesce_writes() == (pika.__version__ in TESTED_PIKA_VERSIONS)
+    monkeypatch.setattr(pika, "__version__", "1.99.0")  # a release the patch was never run on
+    assert not coalesce_writes()
+    assert sent_chunks([b"method", b"header", b"body"]) == [b"method", b"header", b"body"]  # stock pika
+    monkeypatch.setenv("PIKA_COALESCE_WRITES", "on")  # the operator's choice
+    assert coalesce_writes()
+    assert not coalesce_writes("off")
+    assert sent_chunks([b"a", b"b"]) == [b"a", b"b"]
+    with pytest.raises(ConfigError, match="PIKA_COALESCE_WRITES"):
+        coalesce_writes("sometimes")

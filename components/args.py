@@ -56,10 +56,14 @@ class Problems(list[Problem]):
             self.append(Problem(self.prefix + path, value, message))
 
     def require(self, args: Mapping[str, Any], *keys: str, why: str = "") -> None:
-        """Each key must be present (and not None)."""
+        """Each key must be present, not None and not empty."""
         for key in keys:
-            if args.get(key) is None:
+            if args.get(key) is None or args.get(key) == "":
                 self.append(Problem(self.prefix + key, MISSING, "is required" + (f" {why}" if why else "")))
+
+    def missing(self, path: str, why: str) -> None:
+        """An argument that is required in this situation, e.g. ``missing("container.port", "with ...")``."""
+        self.append(Problem(self.prefix + path, MISSING, f"is required {why}"))
 
     def extend_under(self, prefix: str, problems: Iterable[Problem]) -> None:
         """Add problems of a nested argument (``container`` -> ``container.cpu``)."""

@@ -6,6 +6,7 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from . import references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .references import ClusterReference, get
@@ -179,6 +180,7 @@ class ServiceAutoscaling(pulumi.ComponentResource):
 def problems(args: ServiceAutoscalingArgs) -> list[Problem]:
     found = Problems()
     found.require(args or {}, "cluster", "service_name")
+    found.extend_under("cluster", references.problems((args or {}).get("cluster"), ClusterReference))
     found.extend(options_problems(args))
     return found
 

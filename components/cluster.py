@@ -5,7 +5,7 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from . import iam, instances, rules
+from . import iam, instances, references, rules
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .references import ClusterReference, NetworkReference, get
@@ -145,10 +145,12 @@ class EcsCluster(pulumi.ComponentResource):
             f"{name}-instance", [iam.ECS_INSTANCE_POLICY, iam.SSM_INSTANCE_POLICY], a["tags"], child
         )
         # The AMI id is public: read the parameter's insecure value, so a previewed change stays readable.
-        ami = aws.ssm.get_parameter_output(
-            name=AMI_PARAMETERS[check.instance_architecture(a["instance_type"])],
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        ).insecure_value
+        ami = pulumi.Output.unsecret(
+            aws.ssm.get_parameter_output(
+                name=AMI_PARAMETERS[check.instance_architecture(a["instance_type"])],
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).insecure_value
+        )
         template = instances.hardened_launch_template(
             f"{name}-instances",
             image_id=ami,
@@ -239,6 +241,7 @@ def problems(args: EcsClusterArgs, name: str = "cluster") -> list[Problem]:
     a = with_defaults(args, DEFAULTS)
     found = Problems()
     found.require(a, "network")
+    found.extend_under("network", references.problems(a.get("network"), NetworkReference))
     found.check("instance_type", a["instance_type"], check.instance_type(a["instance_type"]))
     low, high = a["min_instances"], a["max_instances"]
     found.check("min_instances", low, check.int_between(low, 0, 100))

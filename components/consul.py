@@ -8,7 +8,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from . import consul_config as cfg
-from . import iam, instances
+from . import iam, instances, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .discovery import AGENT_ADDRESS, AGENT_HOSTS
@@ -155,10 +155,12 @@ class ConsulMesh(pulumi.ComponentResource):
             iam.statement(["secretsmanager:GetSecretValue"], [s.arn for s in secrets.values()]),
         ]
         aws.iam.RolePolicy(f"{name}-server", role=role.name, policy=iam.policy_document(statements), opts=child)
-        ami = aws.ssm.get_parameter_output(
-            name=SERVER_AMI_PARAMETERS[check.instance_architecture(a["instance_type"])],
-            opts=pulumi.InvokeOutputOptions(parent=self),
-        ).insecure_value
+        ami = pulumi.Output.unsecret(
+            aws.ssm.get_parameter_output(
+                name=SERVER_AMI_PARAMETERS[check.instance_architecture(a["instance_type"])],
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).insecure_value
+        )
         config = retry_join.apply(lambda join: cfg.server_config(a["servers"], a["datacenter"], join))
         script = pulumi.Output.all(config, {k: s.arn for k, s in secrets.items()}).apply(
             lambda v: cfg.server_user_data(a["version"], v[0], v[1])
@@ -303,6 +305,7 @@ def problems(args: ConsulMeshArgs) -> list[Problem]:
     a = with_defaults(args, DEFAULTS)
     found = Problems()
     found.require(a, "cluster", "registrar_image")
+    found.extend_under("cluster", references.problems(a.get("cluster"), ClusterReference))
     found.check("servers", a["servers"], check.one_of(a["servers"], (1, 3, 5)))
     found.check("version", a["version"], check.semver(a["version"]))
     found.check("instance_type", a["instance_type"], check.instance_type(a["instance_type"]))

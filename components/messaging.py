@@ -6,7 +6,7 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_random as random
 
-from . import broker
+from . import broker, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .references import ClusterReference, DiscoveryReference
@@ -183,6 +183,8 @@ def problems(args: RabbitMessagingArgs) -> list[Problem]:
     a = with_defaults(args, DEFAULTS)
     found = Problems()
     found.require(a, "cluster", "send_image", "receive_image")
+    found.extend_under("cluster", references.problems(a.get("cluster"), ClusterReference))
+    found.extend_under("discovery", references.problems(a.get("discovery"), DiscoveryReference))
     mode = a["broker_mode"]
     found.check("broker_mode", mode, check.one_of(mode, BrokerMode))
     if mode == BrokerMode.CONTAINER:

@@ -13,6 +13,8 @@ from typing import Any, TypedDict
 
 import pulumi
 
+from .args import MISSING, Problem
+
 
 class NetworkReference(TypedDict):
     """Where things go in a VPC."""
@@ -44,6 +46,9 @@ class ClusterReference(TypedDict):
     """The network of the cluster. Required."""
 
 
+NETWORK_FIELD = ClusterReference.__annotations__["network"]
+
+
 class DiscoveryReference(TypedDict):
     """How tasks use Consul: reach the local agent, look services up, register themselves."""
 
@@ -58,6 +63,23 @@ class DiscoveryReference(TypedDict):
     """Image (by digest) of the registrar sidecar that registers a container's dynamic host port. Required."""
     registrar_token_secret_arn: pulumi.Input[str]
     """Secret with the ACL token that may register services (the registrar's CONSUL_HTTP_TOKEN). Required."""
+
+
+def problems(reference: Any, kind: type) -> list[Problem]:
+    """Missing keys of a reference given as a dict (an output from another language is checked by its type).
+
+    Paths are relative to the reference: ``network.vpc_id``."""
+    found: list[Problem] = []
+    if not isinstance(reference, dict):
+        return found
+    for key, annotation in kind.__annotations__.items():
+        if reference.get(key) is None or reference.get(key) == "":
+            found.append(Problem(key, MISSING, f"is required in a {kind.__name__}"))
+        elif annotation is NETWORK_FIELD:
+            found += [
+                Problem(f"{key}.{p.path}", p.value, p.message) for p in problems(reference[key], NetworkReference)
+            ]
+    return found
 
 
 def get(reference: Any, key: str) -> pulumi.Output[Any]:

@@ -8,7 +8,7 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from . import containers, discovery, iam
+from . import containers, discovery, iam, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .containers import Container
@@ -165,7 +165,10 @@ class ContainerService(pulumi.ComponentResource):
         execution_role, task_role = self._roles(name, a, task, logs.arn)
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         network_mode = a["network_mode"]
-        guards = [containers.refuse_secret_values(f"{name}.{c['name']}", c["environment"]) for c in task]
+        labels = ["container", *(f"sidecars[{i}]" for i in range(len(task) - 1))]
+        guards = [
+            containers.refuse_secret_values(label, c["environment"]) for label, c in zip(labels, task, strict=True)
+        ]
         definitions = pulumi.Output.all(
             [containers.definition(c, network_mode, logs.name, region, name, a["stop_timeout_seconds"]) for c in task],
             *guards,
@@ -314,6 +317,7 @@ def problems(args: ContainerServiceArgs, name: str = "service") -> list[Problem]
     """Every bad argument of a ContainerService."""
     found = Problems()
     found.require(args or {}, "cluster", "container")
+    found.extend_under("cluster", references.problems((args or {}).get("cluster"), ClusterReference))
     a = resolve(args)
     found.extend(options_problems(a, (args or {}).get("container") or {}, name))
     return found
@@ -336,13 +340,14 @@ def options_problems(a: dict[str, Any], container: dict[str, Any], name: str) ->
         kind = constraint.get("type")
         found.check(f"placement_constraints[{index}].type", kind, check.one_of(kind, ("distinctInstance", "memberOf")))
     if (a["discovers"] or a.get("consul_service")) and not a.get("discovery"):
-        found.check("discovery", None, "is required with discovers or consul_service")
+        found.missing("discovery", "with discovers or consul_service")
+    found.extend_under("discovery", references.problems(a.get("discovery"), DiscoveryReference))
     if a.get("consul_service"):
         found.extend_under("consul_service", discovery.problems(a["consul_service"]))
         if not container.get("port"):
-            found.check("container.port", None, "is required with consul_service: it is the port registered")
+            found.missing("container.port", "with consul_service: it is the port registered")
     if a.get("target_group_arn") and not container.get("port"):
-        found.check("container.port", None, "is required with a load balancer: it is the port it sends traffic to")
+        found.missing("container.port", "with a load balancer: it is the port it sends traffic to")
     volumes = {v["name"] for v in a["volumes"]}
     main = with_defaults(container, {**containers.CONTAINER_DEFAULTS, "name": name})
     found.extend_under("container", containers.problems(main, volumes))

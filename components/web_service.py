@@ -4,7 +4,8 @@ from typing import Any, Required, TypedDict
 
 import pulumi
 
-from . import autoscaling, load_balancer, service
+from . import autoscaling, load_balancer, references, service
+from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .autoscaling import AutoscalingOptions, ServiceAutoscaling
 from .containers import Container
@@ -112,11 +113,13 @@ def problems(args: ScaledWebServiceArgs, name: str = "web") -> list[Problem]:
     a = with_defaults(args, DEFAULTS)
     found = Problems()
     found.require(a, "cluster", "container")
+    found.extend_under("cluster", references.problems(a.get("cluster"), ClusterReference))
+    found.check("tags", a["tags"], check.tags(a["tags"]))
     container = a.get("container") or {}
     if not container.get("port"):
-        found.check("container.port", None, "is required: the load balancer sends traffic to it")
+        found.missing("container.port", "(the load balancer sends traffic to it)")
     scaling = with_defaults(a["autoscaling"], autoscaling.DEFAULTS)
-    options = service.resolve({"desired_tasks": scaling["min_tasks"], **a["service"], "tags": a["tags"]})
+    options = service.resolve({"desired_tasks": scaling["min_tasks"], **a["service"]})
     for p in service.options_problems(options, container, name):
         found.append(p if p.path.startswith("container") else Problem(f"service.{p.path}", p.value, p.message))
     found.extend_under("load_balancer", load_balancer.problems(a["load_balancer"]))

@@ -5,10 +5,9 @@ registrar (the sidecar that registers them), so both read the same settings
 the Consul CLI reads:
 
 - ``CONSUL_HTTP_ADDR``: ``host:port`` or ``http(s)://host:port`` (default
-  ``127.0.0.1:8500``). The host ``host-gateway`` stands for this container's
-  default gateway, which in ECS bridge network mode is the EC2 host where the
-  Consul agent runs (the name Docker uses for the same idea in ``--add-host``);
-  it keeps the host's IP address out of images and task definitions.
+  ``127.0.0.1:8500``). On ECS it is ``consul-agent:8500``: the task definition
+  maps that host name to the instance (the Docker bridge gateway), so no
+  address is written into an image or an environment.
 - ``CONSUL_HTTP_SSL``: ``true`` makes a bare ``host:port`` use https;
   ``CONSUL_CACERT``: the CA bundle that signs the agent's certificate.
 - ``CONSUL_HTTP_TOKEN`` or ``CONSUL_HTTP_TOKEN_FILE``: ACL token sent as the
@@ -19,8 +18,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import struct
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,8 +26,6 @@ import requests
 from apps.common.config import ConfigError
 
 DEFAULT_AGENT = "127.0.0.1:8500"
-HOST_GATEWAY = "host-gateway"
-ROUTE_TABLE = Path("/proc/net/route")
 # Consul service names are DNS labels, so that <name>.service.consul resolves.
 SERVICE_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
@@ -42,21 +37,7 @@ def service_name(setting: str, value: str | None) -> str:
     return value
 
 
-def default_gateway(route_table: Path = ROUTE_TABLE) -> str:
-    """The IPv4 default gateway from the kernel's routing table (``/proc/net/route``)."""
-    try:
-        lines = route_table.read_text().splitlines()[1:]
-    except OSError as error:
-        raise ConfigError(f"cannot read {route_table} to resolve {HOST_GATEWAY}: {error}") from None
-    for line in lines:
-        fields = line.split()
-        # Destination 00000000 is the default route; the gateway is little-endian hex.
-        if len(fields) > 2 and fields[1] == "00000000" and fields[2] != "00000000":
-            return socket.inet_ntoa(struct.pack("<L", int(fields[2], 16)))
-    raise ConfigError(f"no default route in {route_table} to resolve {HOST_GATEWAY}")
-
-
-def agent_url(address: str | None = None, route_table: Path = ROUTE_TABLE) -> str:
+def agent_url(address: str | None = None) -> str:
     """Normalise an agent address (default ``CONSUL_HTTP_ADDR``) to ``scheme://host:port``.
 
     Raises ConfigError naming the value when it is not a usable address.
@@ -76,9 +57,7 @@ def agent_url(address: str | None = None, route_table: Path = ROUTE_TABLE) -> st
             f"CONSUL_HTTP_ADDR={raw!r} is not a Consul agent address: use host:port or http(s)://host:port"
         )
     host = parts.hostname
-    if host == HOST_GATEWAY:
-        host = default_gateway(route_table)
-    elif ":" in host:
+    if ":" in host:
         host = f"[{host}]"  # IPv6 literal
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 from collections.abc import Callable
 
 import pulumi
+
+from . import sdk
 
 ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
@@ -88,7 +89,6 @@ AUTONAMED = {
     "aws:ecs/service:Service",
     "aws:iam/role:Role",
     "aws:iam/instanceProfile:InstanceProfile",
-    "aws:iam/policy:Policy",
     "aws:iam/rolePolicy:RolePolicy",
     "aws:ec2/securityGroup:SecurityGroup",
     "aws:ec2/launchTemplate:LaunchTemplate",
@@ -176,7 +176,7 @@ def _iam(kind: str) -> Callable:
     def shape(m, out, name, h):
         out["arn"] = m.arn("iam", f"{kind}/{name}", regional=False)
         out.setdefault("uniqueId", "AROA" + h[:17].upper())
-        return name if kind != "policy" else out["arn"]
+        return name
 
     return shape
 
@@ -210,11 +210,6 @@ def _target_group(m, out, name, h):
 
 def _listener(m, out, name, h):
     out["arn"] = m.arn("elasticloadbalancing", f"listener/app/{name[:32]}/{h[:16]}/{h[16:32]}")
-    return out["arn"]
-
-
-def _listener_rule(m, out, name, h):
-    out["arn"] = m.arn("elasticloadbalancing", f"listener-rule/app/{name[:32]}/{h[:16]}/{h[16:32]}")
     return out["arn"]
 
 
@@ -315,13 +310,11 @@ RESOURCE_SHAPES: dict[str, Callable[[SeaportMocks, dict, str, str], str]] = {
     "aws:ecs/service:Service": _ecs_service,
     "aws:iam/role:Role": _iam("role"),
     "aws:iam/instanceProfile:InstanceProfile": _iam("instance-profile"),
-    "aws:iam/policy:Policy": _iam("policy"),
     "aws:iam/rolePolicy:RolePolicy": _role_policy,
     "aws:cloudwatch/logGroup:LogGroup": _log_group,
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:lb/targetGroup:TargetGroup": _target_group,
     "aws:lb/listener:Listener": _listener,
-    "aws:lb/listenerRule:ListenerRule": _listener_rule,
     "aws:appautoscaling/target:Target": _scalable_target,
     "aws:appautoscaling/policy:Policy": _scaling_policy,
     "aws:cloudwatch/metricAlarm:MetricAlarm": _alarm,
@@ -332,7 +325,6 @@ RESOURCE_SHAPES: dict[str, Callable[[SeaportMocks, dict, str, str], str]] = {
     "random:index/randomPassword:RandomPassword": _random_password,
     "random:index/randomBytes:RandomBytes": _random_bytes,
     "random:index/randomUuid4:RandomUuid4": _random_uuid,
-    "random:index/randomUuid:RandomUuid": _random_uuid,
     "aws:mq/broker:Broker": _mq_broker,
 }
 
@@ -348,7 +340,8 @@ def _ssm_parameter(m: SeaportMocks, args: dict) -> dict:
         "name": name,
         "arn": m.arn("ssm", f"parameter{name}"),
         "type": "String",
-        "value": value,
+        # The provider marks the parameter's value sensitive, which makes the whole result secret.
+        "value": sdk.as_secret(value),
         "insecureValue": value,
         "version": 1,
         "withDecryption": True,
@@ -385,15 +378,6 @@ def _region(m: SeaportMocks, args: dict) -> dict:
     }
 
 
-def _partition(m: SeaportMocks, args: dict) -> dict:
-    return {
-        "id": "aws",
-        "partition": "aws",
-        "dnsSuffix": "amazonaws.com",
-        "reverseDnsPrefix": "com.amazonaws",
-    }
-
-
 def _ecr_token(m: SeaportMocks, args: dict) -> dict:
     password = "mock-ecr-password"  # noqa: S105 - a mock value
     return {
@@ -405,23 +389,6 @@ def _ecr_token(m: SeaportMocks, args: dict) -> dict:
         "expiresAt": "2030-01-01T00:00:00Z",
         "registryId": args.get("registryId") or m.account,
     }
-
-
-def _policy_document(m: SeaportMocks, args: dict) -> dict:
-    """Render aws.iam.get_policy_document's statements into the JSON AWS would get."""
-    statements = []
-    for s in args.get("statements") or []:
-        statement = {"Effect": s.get("effect", "Allow")}
-        for key, name in (("actions", "Action"), ("resources", "Resource"), ("sid", "Sid")):
-            if s.get(key):
-                statement[name] = s[key]
-        for p in s.get("principals") or []:
-            statement.setdefault("Principal", {})[p["type"]] = p["identifiers"]
-        for c in s.get("conditions") or []:
-            statement.setdefault("Condition", {}).setdefault(c["test"], {})[c["variable"]] = c["values"]
-        statements.append(statement)
-    document = json.dumps({"Version": "2012-10-17", "Statement": statements})
-    return {"id": _digest(document)[:10], "json": document, "minifiedJson": document}
 
 
 def _registry_image(m: SeaportMocks, args: dict) -> dict:
@@ -440,7 +407,5 @@ CALLS: dict[str, Callable[[SeaportMocks, dict], dict]] = {
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,
     "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
     "aws:index/getRegion:getRegion": _region,
-    "aws:index/getPartition:getPartition": _partition,
     "aws:ecr/getAuthorizationToken:getAuthorizationToken": _ecr_token,
-    "aws:iam/getPolicyDocument:getPolicyDocument": _policy_document,
 }

@@ -204,8 +204,14 @@ def run(
     if expect is not None:
         try:
             run(program, project=project, stack=stack, config=config, mocks=mocks)
-        except expect as error:
-            return error
+        except Exception as error:
+            # An error raised while outputs resolve reaches us wrapped by the SDK ("While processing input ...").
+            cause: BaseException | None = error
+            while cause is not None:
+                if isinstance(cause, expect):
+                    return cause
+                cause = cause.__cause__ or cause.__context__
+            raise
         raise AssertionError(f"the program did not raise {expect.__name__}")
     config = dict(config or {})
     mocks = mocks or SeaportMocks(region=config.get("aws:region", DEFAULT_REGION))

@@ -7,8 +7,6 @@ import time
 
 import pytest
 
-from apps.common import consul
-from apps.common.config import ConfigError
 from apps.common.discovery import (
     ConsulDiscovery,
     DiscoveryError,
@@ -176,20 +174,6 @@ def test_agent_address_from_the_environment(monkeypatch):
     monkeypatch.delenv("CONSUL_HTTP_ADDR")
     monkeypatch.delenv("CONSUL_HTTP_SSL")
     assert ConsulDiscovery().base_url == "http://127.0.0.1:8500"
-
-
-def test_host_gateway_is_the_default_route_of_the_container(tmp_path):
-    # /proc/net/route of a container in ECS bridge mode: the default route goes via docker0 (172.17.0.1).
-    table = tmp_path / "route"
-    table.write_text(
-        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
-        "eth0\t00000000\t010011AC\t0003\t0\t0\t0\t00000000\t0\t0\t0\n"
-        "eth0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n"
-    )
-    assert consul.agent_url("host-gateway:8500", route_table=table) == "http://172.17.0.1:8500"
-    table.write_text(table.read_text().splitlines()[0] + "\n")
-    with pytest.raises(ConfigError, match="no default route"):
-        consul.agent_url("host-gateway:8500", route_table=table)
 
 
 def test_endpoint_urls_bracket_ipv6():

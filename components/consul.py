@@ -155,28 +155,7 @@ class ConsulMesh(pulumi.ComponentResource):
             iam.statement(["secretsmanager:GetSecretValue"], [s.arn for s in secrets.values()]),
         ]
         aws.iam.RolePolicy(f"{name}-server", role=role.name, policy=iam.policy_document(statements), opts=child)
-        ami = pulumi.Output.unsecret(
-            aws.ssm.get_parameter_output(
-                name=SERVER_AMI_PARAMETERS[check.instance_architecture(a["instance_type"])],
-                opts=pulumi.InvokeOutputOptions(parent=self),
-            ).insecure_value
-        )
-        config = retry_join.apply(lambda join: cfg.server_config(a["servers"], a["datacenter"], join))
-        script = pulumi.Output.all(config, {k: s.arn for k, s in secrets.items()}).apply(
-            lambda v: cfg.server_user_data(a["version"], v[0], v[1])
-        )
-        template = instances.hardened_launch_template(
-            f"{name}-server",
-            image_id=ami,
-            instance_type=a["instance_type"],
-            profile_arn=profile.arn,
-            security_group_id=group,
-            user_data=script,
-            volume_gib=20,
-            public_ip=network.apply(lambda n: n["instances_need_public_ip"]),
-            tags=tags,
-            opts=child,
-        )
+        template = self._launch_template(name, a, retry_join, secrets, group, profile.arn, network)
         ui_target_group = self._ui(name, network, group, cluster_group, tags)
         servers = aws.autoscaling.Group(
             f"{name}-servers",
@@ -196,6 +175,40 @@ class ConsulMesh(pulumi.ComponentResource):
             opts=child,
         )
         return group, servers
+
+    def _launch_template(
+        self,
+        name: str,
+        a: dict[str, Any],
+        retry_join: pulumi.Output[list[str]],
+        secrets: dict[str, StoredSecret],
+        group: pulumi.Output[str],
+        profile_arn: pulumi.Output[str],
+        network: pulumi.Output[Any],
+    ) -> aws.ec2.LaunchTemplate:
+        """The servers' hardened launch template with the boot script rendered from the template file."""
+        ami = pulumi.Output.unsecret(
+            aws.ssm.get_parameter_output(
+                name=SERVER_AMI_PARAMETERS[check.instance_architecture(a["instance_type"])],
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).insecure_value
+        )
+        config = retry_join.apply(lambda join: cfg.server_config(a["servers"], a["datacenter"], join))
+        script = pulumi.Output.all(config, {k: s.arn for k, s in secrets.items()}).apply(
+            lambda v: cfg.server_user_data(a["version"], v[0], v[1])
+        )
+        return instances.hardened_launch_template(
+            f"{name}-server",
+            image_id=ami,
+            instance_type=a["instance_type"],
+            profile_arn=profile_arn,
+            security_group_id=group,
+            user_data=script,
+            volume_gib=20,
+            public_ip=network.apply(lambda n: n["instances_need_public_ip"]),
+            tags=a["tags"],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
 
     def _agents(
         self, name: str, a: dict[str, Any], retry_join: pulumi.Output[list[str]], secrets: dict[str, StoredSecret]

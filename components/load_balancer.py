@@ -65,38 +65,8 @@ def internet_facing(
     o = with_defaults(options, DEFAULTS)
     child = pulumi.ResourceOptions(parent=parent)
     secure = bool(o.get("certificate_arn"))
-    instances_group = get(cluster, "instance_security_group_id")
     vpc_id = get(cluster, "network").apply(lambda n: n["vpc_id"])
-    alb_group = security_group(
-        f"{name}-alb", vpc_id, f"load balancer of {name}: the world on the listener ports only", tags, child
-    )
-    for port in [HTTP, HTTPS] if secure else [HTTP]:
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-alb-{port}",
-            security_group_id=alb_group.id,
-            ip_protocol="tcp",
-            from_port=port,
-            to_port=port,
-            cidr_ipv4=rules.WORLD_CIDRS[0],
-            description=f"listener port {port}",
-            opts=child,
-        )
-    allow_egress_range(
-        f"{name}-alb-to-tasks",
-        alb_group.id,
-        rules.EPHEMERAL_PORTS,
-        instances_group,
-        "to the tasks' dynamic host ports",
-        child,
-    )
-    admit_range(
-        f"{name}-from-alb",
-        instances_group,
-        rules.EPHEMERAL_PORTS,
-        alb_group.id,
-        f"{name} load balancer to the tasks' dynamic host ports",
-        child,
-    )
+    alb_group = _security_group(name, cluster, vpc_id, [HTTP, HTTPS] if secure else [HTTP], tags, child)
     balancer = aws.lb.LoadBalancer(
         f"{name}-alb",
         load_balancer_type="application",
@@ -131,6 +101,50 @@ def internet_facing(
     )
     listeners = _listeners(name, balancer, target_group, o, tags, child)
     return WebEndpoint(balancer, target_group, listeners, alb_group.id, secure)
+
+
+def _security_group(
+    name: str,
+    cluster: Any,
+    vpc_id: pulumi.Output[str],
+    listener_ports: list[int],
+    tags: dict[str, str],
+    child: pulumi.ResourceOptions,
+) -> aws.ec2.SecurityGroup:
+    """The load balancer's group: the world on the listener ports in, the tasks' dynamic host ports out; and the
+    one rule on the instances' group that lets the load balancer in."""
+    instances_group = get(cluster, "instance_security_group_id")
+    alb_group = security_group(
+        f"{name}-alb", vpc_id, f"load balancer of {name}: the world on the listener ports only", tags, child
+    )
+    for port in listener_ports:
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-alb-{port}",
+            security_group_id=alb_group.id,
+            ip_protocol="tcp",
+            from_port=port,
+            to_port=port,
+            cidr_ipv4=rules.WORLD_CIDRS[0],
+            description=f"listener port {port}",
+            opts=child,
+        )
+    allow_egress_range(
+        f"{name}-alb-to-tasks",
+        alb_group.id,
+        rules.EPHEMERAL_PORTS,
+        instances_group,
+        "to the tasks' dynamic host ports",
+        child,
+    )
+    admit_range(
+        f"{name}-from-alb",
+        instances_group,
+        rules.EPHEMERAL_PORTS,
+        alb_group.id,
+        f"{name} load balancer to the tasks' dynamic host ports",
+        child,
+    )
+    return alb_group
 
 
 def _listeners(

@@ -37,7 +37,8 @@ class ContainerImageArgs(TypedDict, total=False):
     """``linux/amd64`` or ``linux/arm64``: what the cluster's instances run, whatever the build machine is. Default
     ``"linux/amd64"``."""
     retain_count: int
-    """Images the repository keeps; older ones expire. Default ``10``."""
+    """Earlier images the repository keeps besides the deployed one (which never expires); older ones expire.
+    Default ``10``."""
     force_delete: bool
     """Let ``pulumi destroy`` delete the repository while it holds images (dev stacks). Default ``False``."""
     tags: dict[str, str]
@@ -48,7 +49,9 @@ class ContainerImage(pulumi.ComponentResource):
     """An image built by the program and pushed to its own private ECR repository.
 
     The repository scans every push for vulnerabilities, encrypts at rest and
-    expires all but the newest ``retain_count`` images. The image is built for
+    expires earlier images beyond the newest ``retain_count``, never the one the
+    stack's tag points at (the deployed image) nor the one before it (what a
+    circuit-breaker rollback starts again). The image is built for
     ``platform`` and pushed with a short-lived ECR token (kept secret in the
     state). Consumers get ``repo_digest`` (``repo@sha256:...``), never a tag: a
     changed image changes the task definition and rolls the service, an
@@ -124,13 +127,20 @@ class ContainerImage(pulumi.ComponentResource):
 
 
 def lifecycle_policy(retain_count: int) -> dict:
-    """ECR lifecycle policy that expires all but the newest ``retain_count`` images."""
+    """ECR lifecycle policy: expire untagged images beyond the newest ``retain_count``.
+
+    Every deployment pushes the stack's tag (``:<stack>``) to the new image, so the deployed image is the
+    tagged one and earlier images are untagged, newest first. Only untagged images expire, so the image the
+    current task definition runs is never touched, and the newest earlier ones, the images previous task
+    definitions (and so a circuit-breaker rollback) use, are the last to go.
+    """
     return {
         "rules": [
             {
                 "rulePriority": 1,
-                "description": f"keep the newest {retain_count} images",
-                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": retain_count},
+                "description": f"expire earlier (untagged) images beyond the newest {retain_count}; "
+                "the deployed image keeps the stack's tag and never expires",
+                "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": retain_count},
                 "action": {"type": "expire"},
             }
         ]

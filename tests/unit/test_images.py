@@ -28,12 +28,16 @@ def test_repository_scans_on_push_and_encrypts(plan):
     assert repository["tags"] == {"team": "web", "Name": "app"}
 
 
-def test_lifecycle_keeps_the_newest_images(plan):
+def test_lifecycle_never_expires_the_deployed_image_nor_the_rollback_target(plan):
+    """The deployed image carries the stack's tag; a rollback needs the newest untagged one. Only untagged
+    images beyond the newest retain_count expire (a rule on "any" could expire both)."""
     lifecycle = plan.one("aws:ecr/lifecyclePolicy:LifecyclePolicy")["inputs"]
     assert lifecycle["repository"] == plan.one("aws:ecr/repository:Repository")["outputs"]["name"]
     (rule,) = json.loads(lifecycle["policy"])["rules"]
-    assert rule["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 5}
+    assert rule["selection"] == {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 5}
     assert rule["action"] == {"type": "expire"}
+    pushed = plan.one("docker:index/image:Image")["inputs"]["imageName"]
+    assert pushed.endswith(":test"), "each deployment moves the stack's tag to the new image"
 
 
 def test_defaults_keep_ten_images_for_amd64():

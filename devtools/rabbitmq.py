@@ -238,14 +238,15 @@ class RabbitMQNode:
             )
         return result.stdout
 
-    def import_definitions(self, document: dict, timeout: float = 30.0) -> None:
-        """Load a definitions document (queues, policies, ...) and wait until its policies are in force.
+    def import_definitions(self, document: dict, timeout: float = 30.0, wait: bool = True) -> None:
+        """Load a definitions document (queues, policies, ...) and wait until its policies are listed.
 
         ``rabbitmqctl import_definitions`` returns before the import is done; this
-        polls ``list_policies`` until every policy of the document is listed.
+        polls ``list_policies`` until every policy of the document is there
+        (``wait=False``: return at once, for a caller that checks something else).
         """
         self.ctl("import_definitions", stdin=json.dumps(document))
-        wanted = {(policy["vhost"], policy["name"]) for policy in document.get("policies", [])}
+        wanted = {(policy["vhost"], policy["name"]) for policy in document.get("policies", [])} if wait else set()
         deadline = time.monotonic() + timeout
         while wanted:
             listed = set()

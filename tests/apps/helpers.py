@@ -124,8 +124,9 @@ class Messaging:
     def load_definitions(self, max_length: int | None = None) -> dict:
         """Load the queues and the broker policy the infrastructure loads (contract.broker); the policy."""
         settings = self.queue_settings()
-        self.broker.import_definitions(settings.definitions(max_length=max_length))
+        self.broker.import_definitions(settings.definitions(max_length=max_length), wait=False)
         policy = settings.policy(max_length=max_length)
+        # The import is asynchronous: wait until the queue exists and the policy applies to it.
         applies = lambda: self.broker.queue_policies().get(self.queue) == policy["name"]  # noqa: E731
         wait_until(applies, 20, f"policy {policy['name']} to apply to the queue", interval=0.2)
         return policy

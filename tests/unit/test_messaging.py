@@ -3,20 +3,18 @@
 import json
 
 import pytest
+
 from seaport import InvalidArgument, RabbitMessaging
 from seaport.tools.testing import run
+from tests.unit.references import CLUSTER, DISCOVERY, INSTANCE_SG, PRIVATE_SUBNETS, REGISTRAR_IMAGE
+from tests.unit.test_consul import RecordingMocks
 
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 BASE = {
-    "cluster_arn": "arn:aws:ecs:us-east-1:123456789012:cluster/main-1234567",
-    "capacity_provider_name": "main-capacity-1234567",
-    "instance_security_group_id": "sg-0123456789abcdef0",
+    "cluster": CLUSTER,
+    "discovery": DISCOVERY,
     "send_image": f"{ECR}/send@sha256:" + "1" * 64,
     "receive_image": f"{ECR}/receive@sha256:" + "2" * 64,
-    "consul_agent_address": "consul-agent:8500",
-    "consul_agent_hosts": {"consul-agent": "172.17.0.1"},
-    "consul_token_secret_arn": "arn:aws:secretsmanager:us-east-1:123456789012:secret:reader-AbCdEf",
-    "broker_registrar": {"name": "rabbitmq-registrar", "image": f"{ECR}/registrar@sha256:" + "3" * 64},
 }
 
 
@@ -25,8 +23,20 @@ def messaging_plan(**args):
 
 
 @pytest.fixture(scope="module")
-def plan():
-    return messaging_plan(send_count=2, receive_count=3, send_rate=20, queue_name="orders")
+def recorded():
+    mocks = RecordingMocks()
+    args = {**BASE, "send_tasks": 2, "receive_tasks": 3, "send_rate": 20, "queue_name": "orders"}
+    return run(lambda: RabbitMessaging("mq", args), mocks=mocks), mocks
+
+
+@pytest.fixture(scope="module")
+def plan(recorded):
+    return recorded[0]
+
+
+@pytest.fixture(scope="module")
+def amazonmq_plan():
+    return run(lambda: RabbitMessaging("mq", {**BASE, "discovery": None, "broker_mode": "amazonmq"}))
 
 
 def definitions(plan, task_name):
@@ -34,33 +44,56 @@ def definitions(plan, task_name):
     return {d["name"]: d for d in json.loads(task["inputs"]["containerDefinitions"])}
 
 
+def credentials_arn(plan):
+    (secret,) = plan.of_type("aws:secretsmanager/secret:Secret")
+    return secret["outputs"]["arn"]
+
+
 def test_broker_runs_the_pinned_image_with_a_fixed_node_name_and_a_persistent_volume(plan):
-    broker = definitions(plan, "mq-broker-task")["rabbitmq"]
+    containers = definitions(plan, "mq-broker-task")
+    broker = containers["rabbitmq"]
     assert broker["image"].startswith("rabbitmq:4.1.4-management@sha256:")
     assert broker["hostname"] == "rabbitmq"
-    assert {"name": "RABBITMQ_NODENAME", "value": "rabbit@rabbitmq"} in broker["environment"]
+    assert broker["environment"] == [{"name": "RABBITMQ_NODENAME", "value": "rabbit@rabbitmq"}]
     assert broker["mountPoints"] == [
         {"sourceVolume": "rabbitmq-data", "containerPath": "/var/lib/rabbitmq", "readOnly": False}
     ]
     (volume,) = plan.named("mq-broker-task", "aws:ecs/taskDefinition:TaskDefinition")["inputs"]["volumes"]
+    assert volume["name"] == "rabbitmq-data"
     assert volume["dockerVolumeConfiguration"]["scope"] == "shared"  # outlives the task on its instance
     assert broker["portMappings"] == [{"containerPort": 5672, "hostPort": 0, "protocol": "tcp"}]
-    assert "rabbitmq-registrar" in definitions(plan, "mq-broker-task")
+    assert broker["healthCheck"]["command"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
 
 
-def test_broker_credentials_are_generated_stored_and_injected_never_guest(plan):
-    password = plan.one("random:index/randomPassword:RandomPassword")["inputs"]
-    assert password["length"] >= 32 and password["special"] is False
-    (secret,) = plan.of_type("aws:secretsmanager/secret:Secret")
+def test_broker_registers_in_consul_as_rabbitmq_with_a_tcp_check(plan):
+    registrar = definitions(plan, "mq-broker-task")["rabbitmq-registrar"]
+    assert registrar["image"] == REGISTRAR_IMAGE and registrar["essential"] is True
+    variables = {e["name"]: e["value"] for e in registrar["environment"]}
+    assert variables == {
+        "REGISTRAR_SERVICE": "rabbitmq",
+        "REGISTRAR_CONTAINER": "rabbitmq",
+        "REGISTRAR_CONTAINER_PORT": "5672",
+        "REGISTRAR_CHECK": "tcp",
+        "CONSUL_HTTP_ADDR": "consul-agent:8500",
+    }
+    assert registrar["secrets"] == [{"name": "CONSUL_HTTP_TOKEN", "valueFrom": DISCOVERY["registrar_token_secret_arn"]}]
+
+
+def test_broker_credentials_are_generated_stored_and_injected_never_guest(recorded):
+    plan, mocks = recorded
+    password = plan.one("random:index/randomPassword:RandomPassword")
+    assert password["inputs"]["length"] >= 32 and password["inputs"]["special"] is False
+    assert password["outputs"]["result"] == "[secret]"
     assert plan.one("aws:secretsmanager/secretVersion:SecretVersion")["inputs"]["secretString"] == "[secret]"
-    broker = definitions(plan, "mq-broker-task")["rabbitmq"]
-    arn = secret["outputs"]["arn"]
-    assert broker["secrets"] == [
+    arn = credentials_arn(plan)
+    assert definitions(plan, "mq-broker-task")["rabbitmq"]["secrets"] == [
         {"name": "RABBITMQ_DEFAULT_PASS", "valueFrom": f"{arn}:password::"},
         {"name": "RABBITMQ_DEFAULT_USER", "valueFrom": f"{arn}:username::"},
     ]
     text = json.dumps(plan.to_json())
     assert "guest" not in text
+    (value,) = [v for k, v in mocks.generated.items() if k == "mq-broker-password.result"]
+    assert len(value) == 32 and value not in text
 
 
 def test_only_one_broker_at_a_time(plan):
@@ -73,6 +106,8 @@ def test_send_and_receive_settings(plan):
     send = definitions(plan, "mq-send-task")["send"]
     receive = definitions(plan, "mq-receive-task")["receive"]
     assert send["command"] == ["--rate", "20"]
+    assert "command" not in receive
+    arn = credentials_arn(plan)
     for app in (send, receive):
         variables = {e["name"]: e["value"] for e in app["environment"]}
         assert variables == {
@@ -81,48 +116,85 @@ def test_send_and_receive_settings(plan):
             "RABBITMQ_QUEUE": "orders",
             "RABBITMQ_QUEUE_TYPE": "quorum",
         }
+        assert app["secrets"] == [
+            {"name": "CONSUL_HTTP_TOKEN", "valueFrom": DISCOVERY["reader_token_secret_arn"]},
+            {"name": "RABBITMQ_PASSWORD", "valueFrom": f"{arn}:password::"},
+            {"name": "RABBITMQ_USERNAME", "valueFrom": f"{arn}:username::"},
+        ]
+        assert app["extraHosts"] == [{"hostname": "consul-agent", "ipAddress": "172.17.0.1"}]
         assert app["stopTimeout"] == 60
     counts = {s["name"]: s["inputs"]["desiredCount"] for s in plan.of_type("aws:ecs/service:Service")}
     assert counts == {"mq-broker": 1, "mq-send": 2, "mq-receive": 3}
 
 
-def test_amazonmq_broker_is_private_single_subnet_and_tls():
-    plan = messaging_plan(
-        broker_mode="amazonmq",
-        vpc_id="vpc-0123456789abcdef0",
-        subnet_ids=["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
-    )
+def test_services_wait_for_the_credentials_value(plan):
+    version = plan.one("aws:secretsmanager/secretVersion:SecretVersion")
+    for app in ("broker", "send", "receive"):
+        task = plan.named(f"mq-{app}-task", "aws:ecs/taskDefinition:TaskDefinition")
+        assert plan.depends_on(task, version), app
+        assert plan.depends_on(plan.named(f"mq-{app}", "aws:ecs/service:Service"), task), app
+
+
+def test_amazonmq_broker_is_private_single_subnet_and_tls(amazonmq_plan):
+    plan = amazonmq_plan
     broker = plan.one("aws:mq/broker:Broker")
     assert broker["inputs"]["publiclyAccessible"] is False
-    assert broker["inputs"]["subnetIds"] == ["subnet-0123456789abcdef0"]
+    assert broker["inputs"]["subnetIds"] == PRIVATE_SUBNETS[:1]
     assert broker["inputs"]["deploymentMode"] == "SINGLE_INSTANCE"
+    assert broker["inputs"]["engineType"] == "RabbitMQ"
     assert not [s for s in plan.of_type("aws:ecs/service:Service") if s["name"] == "mq-broker"]
     send = definitions(plan, "mq-send-task")["send"]
-    url = {e["name"]: e["value"] for e in send["environment"]}["RABBITMQ_URL"]
-    assert url == broker["outputs"]["instances"][0]["endpoints"][0] and url.startswith("amqps://")
-    assert plan.one("seaport:index:RabbitMessaging")["outputs"]["broker_endpoint"] == url
+    variables = {e["name"]: e["value"] for e in send["environment"]}
+    assert variables == {
+        "RABBITMQ_URL": broker["outputs"]["instances"][0]["endpoints"][0],
+        "RABBITMQ_QUEUE": "messages",
+        "RABBITMQ_QUEUE_TYPE": "quorum",
+    }
+    assert variables["RABBITMQ_URL"].startswith("amqps://")
+    assert plan.one("seaport:index:RabbitMessaging")["outputs"]["broker_endpoint"] == variables["RABBITMQ_URL"]
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        ({"broker_mode": "kafka"}, "broker_mode='kafka' must be one of container, amazonmq"),
-        ({"broker_registrar": None}, "broker_registrar is required"),
-        ({"broker_mode": "amazonmq"}, "vpc_id is required with broker_mode='amazonmq'"),
-        ({"rabbitmq_image": "rabbitmq:latest"}, "must be a pinned management image"),
-        ({"queue_type": "stream"}, "queue_type='stream' must be one of quorum, classic"),
-        ({"send_rate": 0}, "send_rate=0 must be between 1 and 10000"),
-    ],
-)
-def test_bad_arguments_fail_before_anything_is_registered(args, message):
-    seen = {}
+def test_amazonmq_broker_admits_amqps_from_the_cluster_only(amazonmq_plan):
+    plan = amazonmq_plan
+    group = plan.named("mq-broker", "aws:ec2/securityGroup:SecurityGroup")["outputs"]["id"]
+    assert plan.one("aws:mq/broker:Broker")["inputs"]["securityGroups"] == [group]
+    rules = [
+        r["inputs"]
+        for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r["inputs"]["securityGroupId"] == group
+    ]
+    assert [(r["ipProtocol"], r["fromPort"], r["toPort"], r.get("referencedSecurityGroupId")) for r in rules] == [
+        ("tcp", 5671, 5671, INSTANCE_SG)
+    ]
+    assert all("cidrIpv4" not in r and "cidrIpv6" not in r for r in rules)
 
-    def program():
-        try:
-            RabbitMessaging("mq", {**BASE, **args})
-        except InvalidArgument as error:
-            seen["error"] = str(error)
 
-    plan = run(program)
-    assert message in seen["error"]
-    assert plan.resources == []
+def test_bad_arguments_are_all_reported_before_anything_is_registered():
+    mocks = RecordingMocks()
+    args = {
+        **BASE,
+        "discovery": None,
+        "rabbitmq_image": "rabbitmq:latest",
+        "queue_type": "stream",
+        "send_rate": 0,
+        "send_tasks": 51,
+    }
+    error = run(lambda: RabbitMessaging("mq", args), mocks=mocks, expect=InvalidArgument)
+    assert [p.path for p in error.problems] == ["discovery", "rabbitmq_image", "queue_type", "send_tasks", "send_rate"]
+    text = str(error)
+    for message in (
+        "discovery is required with broker_mode='container'",
+        "rabbitmq_image='rabbitmq:latest' must be a pinned management image",
+        "queue_type='stream' must be one of quorum, classic",
+        "send_tasks=51 must be between 0 and 50",
+        "send_rate=0 must be between 1 and 10000",
+    ):
+        assert message in text
+    assert mocks.registered == []
+
+
+def test_unknown_broker_mode_and_missing_images_are_refused():
+    args = {"cluster": CLUSTER, "broker_mode": "kafka"}
+    error = run(lambda: RabbitMessaging("mq", args), expect=InvalidArgument)
+    assert {p.path for p in error.problems} == {"send_image", "receive_image", "broker_mode"}
+    assert "broker_mode='kafka' must be one of container, amazonmq" in str(error)

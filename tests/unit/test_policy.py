@@ -1,6 +1,7 @@
 """The policy pack: the real stacks pass every rule; a violating resource fails each rule by name."""
 
 import json
+import re
 
 import pytest
 
@@ -91,14 +92,20 @@ VIOLATIONS = {
     "log-retention": [resource("aws:cloudwatch/logGroup:LogGroup", "forever", {})],
     "ecs-circuit-breaker": [
         resource(
-            "aws:ecs/service:Service", "no-breaker", {"deploymentCircuitBreaker": {"enable": True, "rollback": False}}
+            "aws:ecs/service:Service",
+            "no-breaker",
+            {"schedulingStrategy": "REPLICA", "deploymentCircuitBreaker": {"enable": True, "rollback": False}},
         )
     ],
     "images-by-digest": [task("tagged", {"name": "web", "image": "nginx:latest", "environment": []})],
     "no-plaintext-secrets": [
         task(
             "leaky",
-            {"name": "web", "image": "web" + DIGEST, "environment": [{"name": "DB_PASSWORD", "value": "hunter2"}]},
+            {
+                "name": "broker",
+                "image": "rabbitmq" + DIGEST,
+                "environment": [{"name": "RABBITMQ_DEFAULT_PASS", "value": "hunter2"}],
+            },
         )
     ],
     "nonzero-step-adjustments": [scaling_policy("never-scales", 0, SCALE_OUT_ARN)],
@@ -192,3 +199,77 @@ def test_the_original_designs_scaling_fails_both_scaling_rules():
         ),
     ]
     assert {v.policy for v in check(resources)} == {"nonzero-step-adjustments", "scale-out-alarms-within-5-minutes"}
+
+
+# -- no-plaintext-secrets: by name and by value, from seaport.rules ----------------------------------
+
+GENERATED_PASSWORD = "Zq8vR2mT5kLp9wXa3cYe7uNb4hJd6sFg"
+
+
+def generated_password(result=GENERATED_PASSWORD):
+    return resource("random:index/randomPassword:RandomPassword", "broker-password", {"length": 32}, {"result": result})
+
+
+def app_task(name, environment):
+    return task(
+        name,
+        {
+            "name": "app",
+            "image": "app" + DIGEST,
+            "environment": [{"name": k, "value": v} for k, v in environment.items()],
+        },
+    )
+
+
+def secret_violations(resources):
+    return [v for v in check(resources) if v.policy == "no-plaintext-secrets"]
+
+
+@pytest.mark.parametrize(
+    ("environment", "refused"),
+    [
+        ({"RABBITMQ_DEFAULT_PASS": "hunter2"}, ["RABBITMQ_DEFAULT_PASS"]),
+        ({"DB_PASSWD": "hunter2", "API_KEY": "k"}, ["API_KEY", "DB_PASSWD"]),
+        ({"BROKER_LOGIN": GENERATED_PASSWORD}, ["BROKER_LOGIN"]),  # a generated credential's value, any name
+        ({"KEYCLOAK_URL": "https://id.example.com", "RABBITMQ_QUEUE": "messages"}, []),
+        ({"NOTE": "not the password " + GENERATED_PASSWORD}, []),  # whole values only
+    ],
+)
+def test_no_plaintext_secrets_by_name_and_by_value(environment, refused):
+    found = secret_violations([generated_password(), app_task("app-task", environment)])
+    assert sorted(re.search(r"puts (\w+) of container", v.message).group(1) for v in found) == refused
+    for violation in found:
+        assert "app-task" in violation.message and "Fix:" in violation.message
+        assert violation.urn.endswith("::app-task")
+
+
+def test_the_secret_placeholder_of_a_plan_is_no_value_to_look_for():
+    # In an offline plan every generated value reads "[secret]": that must not match ordinary values.
+    resources = [generated_password("[secret]"), app_task("app-task", {"RABBITMQ_QUEUE": "messages"})]
+    assert secret_violations(resources) == []
+
+
+# -- ecs-circuit-breaker: replicas need one, daemons can't use one ------------------------------------
+
+
+def ecs_service(name, strategy, breaker=None):
+    inputs = {"schedulingStrategy": strategy}
+    if breaker is not None:
+        inputs["deploymentCircuitBreaker"] = breaker
+    return resource("aws:ecs/service:Service", name, inputs)
+
+
+@pytest.mark.parametrize(
+    ("service", "ok"),
+    [
+        (ecs_service("agent", "DAEMON"), True),
+        (ecs_service("agent-off", "DAEMON", {"enable": False, "rollback": False}), True),
+        (ecs_service("web", "REPLICA"), False),
+        (ecs_service("web-no-rollback", "REPLICA", {"enable": True, "rollback": False}), False),
+        (ecs_service("web-ok", "REPLICA", {"enable": True, "rollback": True}), True),
+        (resource("aws:ecs/service:Service", "default-strategy", {}), False),  # REPLICA is ECS's default
+    ],
+)
+def test_circuit_breaker_cases(service, ok):
+    found = [v for v in check([service]) if v.policy == "ecs-circuit-breaker"]
+    assert (found == []) is ok, found

@@ -1,22 +1,48 @@
 """The whole program, both stacks: images, secrets, reachability, discovery wiring, broker modes."""
 
+import base64
 import ipaddress
 import json
 import re
+import runpy
 
 import pytest
-from seaport.consul import SERVER_PORTS
+
+from seaport import rules
+from seaport.tools.testing import run, stack_config
+from tests.unit.conftest import REPO
+from tests.unit.test_consul import RecordingMocks, server_data
 
 STACKS = ["dev_plan", "prod_plan"]
+APPS = {"send", "receive", "portal", "weather", "stocks", "registrar"}
 PINNED_THIRD_PARTY = re.compile(
     r"^(rabbitmq:\d+\.\d+\.\d+-management|hashicorp/consul:\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}$"
 )
-IP_LITERAL = re.compile(r"\b\d{1,3}(\.\d{1,3}){3}\b")
+# Candidates for address literals; ipaddress decides which really are addresses.
+IPV4_CANDIDATE = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")
+IPV6_CANDIDATE = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:.])")
+# The one documented address: the docker0 gateway through which bridge-mode containers reach the
+# instance's Consul agent, as an /etc/hosts entry (extraHosts), never in environment or commands.
+DOCKER0_GATEWAY = "172.17.0.1"
 
 
 @pytest.fixture(params=STACKS)
 def plan(request):
     return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="module", params=["dev", "prod"])
+def recorded(request):
+    """(plan, generated credential values) of a stack: the program run under recording mocks."""
+    mocks = RecordingMocks()
+    config = stack_config(REPO, request.param)
+    plan = run(
+        lambda: runpy.run_path(str(REPO / "__main__.py"), run_name="__main__"),
+        stack=request.param,
+        config=config,
+        mocks=mocks,
+    )
+    return plan, mocks.generated
 
 
 def containers(plan):
@@ -48,15 +74,35 @@ def readable_secrets(statements):
     return {r for s in statements if "secretsmanager:GetSecretValue" in s["Action"] for r in s["Resource"]}
 
 
-def test_six_images_built_for_the_stack_platform(plan):
+def secret_arn_of(value_from):
+    """The secret's ARN in an ECS valueFrom (``<arn>`` or ``<arn>:<json-key>::``)."""
+    return ":".join(value_from.split(":")[:7])
+
+
+def ip_literals(text):
+    """Every IPv4 or IPv6 address written in ``text``."""
+    found = []
+    for pattern in (IPV4_CANDIDATE, IPV6_CANDIDATE):
+        for candidate in pattern.findall(text):
+            try:
+                ipaddress.ip_address(candidate)
+            except ValueError:
+                continue
+            found.append(candidate)
+    return found
+
+
+# -- images ---------------------------------------------------------------------------------------
+
+
+def test_six_images_built_from_one_dockerfile_for_the_stack_platform(plan):
     images = plan.of_type("docker:index/image:Image")
     assert len(images) == 6
-    assert {i["inputs"]["build"]["platform"] for i in images} == {"linux/amd64"}
-    dockerfiles = sorted(i["inputs"]["build"]["dockerfile"] for i in images)
-    assert dockerfiles == [
-        f"apps/{a}/Dockerfile" for a in sorted(["portal", "receive", "registrar", "send", "stocks", "weather"])
-    ]
-    assert {i["inputs"]["build"]["context"] for i in images} == {"apps"}
+    builds = [i["inputs"]["build"] for i in images]
+    assert {b["platform"] for b in builds} == {"linux/amd64"}
+    assert {b["dockerfile"] for b in builds} == {"apps/Dockerfile"}
+    assert {b["context"] for b in builds} == {"apps"}
+    assert sorted(b["target"] for b in builds) == sorted(APPS)
 
 
 def test_every_image_is_an_ecr_digest_except_the_pinned_broker_and_consul(plan):
@@ -71,14 +117,51 @@ def test_every_image_is_an_ecr_digest_except_the_pinned_broker_and_consul(plan):
     assert third_party == {"rabbitmq", "hashicorp/consul"}
 
 
-def test_no_environment_holds_a_password_or_an_ip_address(plan):
-    for _, definition in containers(plan):
+# -- secrets ----------------------------------------------------------------------------------------
+
+
+def test_no_environment_holds_a_secret_by_name_or_by_value(recorded):
+    plan, generated = recorded
+    assert generated, "the recording mocks saw no generated credential"
+    values = set(generated.values())
+    for task, definition in containers(plan):
+        leaked = rules.plaintext_secrets(env(definition), values)
+        assert leaked == [], f"{task['name']}/{definition['name']}: {leaked}"
+
+
+def test_no_generated_credential_appears_in_clear_in_resources_json(recorded):
+    plan, generated = recorded
+    text = json.dumps(plan.to_json())
+    leaked = sorted(name for name, value in generated.items() if value in text)
+    assert leaked == [], f"in clear in resources.json (and in the state): {leaked}"
+
+
+def test_recorded_run_is_the_planned_program(recorded, dev_plan, prod_plan):
+    plan, _ = recorded
+    planned = dev_plan if plan.stack == "dev" else prod_plan
+    assert [r["urn"] for r in plan.resources] == [r["urn"] for r in planned.resources]
+
+
+def test_no_ip_address_in_any_environment_or_command(plan):
+    for task, definition in containers(plan):
+        where = f"{task['name']}/{definition['name']}"
         for name, value in env(definition).items():
-            assert not re.search(r"PASSWORD|SECRET|TOKEN|KEY", name), f"{definition['name']}: {name}"
-            for candidate in IP_LITERAL.finditer(value):
-                with pytest.raises(ValueError):
-                    ipaddress.ip_address(candidate.group(0))
-                pytest.fail(f"{definition['name']}: {name} holds {candidate.group(0)}")
+            assert ip_literals(value) == [], f"{where}: {name}={value}"
+        for argument in definition.get("command", []) + definition.get("entryPoint", []):
+            assert ip_literals(argument) == [], f"{where}: command {argument}"
+        for argument in (definition.get("healthCheck") or {}).get("command", []):
+            # a health check asks its own container, on loopback
+            assert all(ipaddress.ip_address(a).is_loopback for a in ip_literals(argument)), f"{where}: {argument}"
+        for host in definition.get("extraHosts", []):
+            assert host == {"hostname": "consul-agent", "ipAddress": DOCKER0_GATEWAY}, where
+
+
+def test_ip_literals_finds_addresses_and_only_addresses():
+    assert ip_literals("amqp://10.0.1.5:5672/") == ["10.0.1.5"]
+    assert ip_literals("http://[fd00::1]:8500") == ["fd00::1"]
+    assert ip_literals("--bind 0.0.0.0") == ["0.0.0.0"]
+    assert ip_literals("consul-agent:8500 hashicorp/consul:1.21.5 rabbitmq:4.1.4-management 1.2.3.4.5") == []
+    assert ip_literals("10:30 a::b::c 999.1.1.1 2026-11-30T06:50:37") == []
 
 
 def test_every_secret_is_a_stored_secret_the_execution_role_may_read_and_no_more(plan):
@@ -87,7 +170,7 @@ def test_every_secret_is_a_stored_secret_the_execution_role_may_read_and_no_more
         referenced = set()
         for definition in json.loads(task["inputs"]["containerDefinitions"]):
             for secret in definition["secrets"]:
-                arn = ":".join(secret["valueFrom"].split(":")[:7])
+                arn = secret_arn_of(secret["valueFrom"])
                 assert arn in secret_arns, f"{definition['name']} reads {secret['valueFrom']}"
                 referenced.add(arn)
         allowed = readable_secrets(policy_statements(plan, task["inputs"]["executionRoleArn"]))
@@ -102,12 +185,49 @@ def test_no_role_may_read_secrets_by_wildcard(plan):
                 assert all("*" not in r for r in statement["Resource"]), policy["name"]
 
 
-def test_one_secret_for_the_broker_credentials_and_one_for_the_gossip_key(plan):
-    names = [s["name"] for s in plan.of_type("aws:secretsmanager/secret:Secret")]
-    assert names.count("messaging-broker-credentials") == 1
-    assert names.count("consul-gossip-key") == 1
+def test_one_secret_per_generated_credential(plan):
+    names = sorted(s["name"] for s in plan.of_type("aws:secretsmanager/secret:Secret"))
+    assert names == [
+        "consul-agent-token",
+        "consul-gossip-key",
+        "consul-management-token",
+        "consul-reader-token",
+        "consul-registrar-token",
+        "messaging-broker-credentials",
+    ]
     values = [v["inputs"]["secretString"] for v in plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")]
-    assert values and set(values) == {"[secret]"}  # generated values are secrets end to end
+    assert len(values) == len(names) and set(values) == {"[secret]"}  # generated values are secrets end to end
+
+
+def test_tasks_launch_templates_and_services_wait_for_the_secret_values_they_use(plan):
+    """A secret exists before it has a value: whatever reads one waits for its SecretVersion."""
+    versions = {v["outputs"]["secretId"]: v for v in plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")}
+    tasks = {t["outputs"]["arn"]: t for t in plan.of_type("aws:ecs/taskDefinition:TaskDefinition")}
+    for task in tasks.values():
+        for definition in json.loads(task["inputs"]["containerDefinitions"]):
+            for secret in definition["secrets"]:
+                version = versions[secret_arn_of(secret["valueFrom"])]
+                assert plan.depends_on(task, version), f"{task['name']} does not wait for {version['name']}"
+    for service in plan.of_type("aws:ecs/service:Service"):
+        assert plan.depends_on(service, tasks[service["inputs"]["taskDefinition"]]), service["name"]
+    read_at_boot = {}
+    for template in plan.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        script = base64.b64decode(template["inputs"]["userData"]).decode()
+        read_at_boot[template["name"]] = {arn for arn in versions if arn in script}
+        for arn in read_at_boot[template["name"]]:
+            assert plan.depends_on(template, versions[arn]), f"{template['name']} does not wait for {arn}'s value"
+    assert read_at_boot == {"consul-server": set(server_data(plan)["secrets"].values()), "seaport-instances": set()}
+    assert len(read_at_boot["consul-server"]) == 5
+
+
+def test_ami_ids_are_readable_in_the_plan(plan):
+    templates = plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
+    assert len(templates) == 2
+    for template in templates:
+        assert re.fullmatch(r"ami-[0-9a-f]{17}", template["inputs"]["imageId"]), template["name"]
+
+
+# -- reachability ---------------------------------------------------------------------------------
 
 
 def _group_of(plan, name):
@@ -119,31 +239,31 @@ def test_consul_and_broker_ports_are_reachable_only_from_the_cluster_and_server_
     servers = _group_of(plan, "consul-servers")
     ui = _group_of(plan, "consul-ui")
     alb = _group_of(plan, "portal-alb")
-    rules = [r["inputs"] for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")]
-    consul_ports = {p for p, _, _ in SERVER_PORTS}
-    for rule in rules:
-        ports = set(range(rule["fromPort"], rule["toPort"] + 1))
-        if rule["securityGroupId"] == servers:
-            assert ports <= consul_ports
-            allowed = {cluster, servers} | ({ui} if ports == {8500} else set())
-            assert rule.get("referencedSecurityGroupId") in allowed, rule
-        if rule["securityGroupId"] == cluster:
-            # the dynamic host ports (the broker's among them) from the cluster itself and the ALB; gossip
-            assert rule.get("referencedSecurityGroupId") in {cluster, servers, alb}, rule
-            assert "cidrIpv4" not in rule and "cidrIpv6" not in rule
-    broker_port_sources = {
-        r["referencedSecurityGroupId"]
-        for r in rules
-        if r["securityGroupId"] == cluster and r["fromPort"] <= 32768 and r["toPort"] >= 65535
+    ingress = [r["inputs"] for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")]
+
+    def admitted(group):
+        return {
+            (r["fromPort"], r["toPort"], r["ipProtocol"], r.get("referencedSecurityGroupId") or r.get("cidrIpv4"))
+            for r in ingress
+            if r["securityGroupId"] == group
+        }
+
+    consul_ports = [(8300, "tcp"), (8301, "tcp"), (8301, "udp"), (8500, "tcp"), (8600, "tcp"), (8600, "udp")]
+    assert admitted(servers) == (
+        {(port, port, protocol, source) for port, protocol in consul_ports for source in (cluster, servers)}
+        | {(8302, 8302, "tcp", servers), (8302, 8302, "udp", servers)}  # WAN gossip between servers only
+        | {(8500, 8500, "tcp", ui)}
+    )
+    assert admitted(cluster) == {
+        # the dynamic host ports (the broker's among them), from the cluster itself and the portal's ALB
+        (32768, 65535, "tcp", cluster),
+        (32768, 65535, "tcp", alb),
+        # LAN gossip with the agents
+        (8301, 8301, "tcp", cluster),
+        (8301, 8301, "udp", cluster),
+        (8301, 8301, "tcp", servers),
+        (8301, 8301, "udp", servers),
     }
-    assert broker_port_sources == {cluster, alb}
-    server_sources = {
-        (r["fromPort"], r["ipProtocol"], r["referencedSecurityGroupId"])
-        for r in rules
-        if r["securityGroupId"] == servers
-    }
-    for port, protocol, _ in SERVER_PORTS:
-        assert {(port, protocol, cluster), (port, protocol, servers)} <= server_sources
 
 
 def test_only_the_portal_listener_is_open_to_the_world(plan):
@@ -156,29 +276,35 @@ def test_only_the_portal_listener_is_open_to_the_world(plan):
     assert [(r["securityGroupId"], r["fromPort"], r["toPort"]) for r in world] == [(alb, 80, 80)]
 
 
+# -- discovery ---------------------------------------------------------------------------------------
+
+
 def test_send_and_receive_find_the_broker_through_consul(plan):
+    reader = plan.named("consul-reader-token", "aws:secretsmanager/secret:Secret")["outputs"]["arn"]
     for app in ("send", "receive"):
         definition = container(plan, app)
         variables = env(definition)
         assert variables["RABBITMQ_SERVICE"] == "rabbitmq"
         assert variables["CONSUL_HTTP_ADDR"] == "consul-agent:8500"
         assert "RABBITMQ_URL" not in variables
-        assert {s["name"] for s in definition["secrets"]} == {
-            "RABBITMQ_USERNAME",
-            "RABBITMQ_PASSWORD",
-            "CONSUL_HTTP_TOKEN",
-        }
-        assert definition["extraHosts"] == [{"hostname": "consul-agent", "ipAddress": "172.17.0.1"}]
+        secrets = {s["name"]: s["valueFrom"] for s in definition["secrets"]}
+        assert set(secrets) == {"RABBITMQ_USERNAME", "RABBITMQ_PASSWORD", "CONSUL_HTTP_TOKEN"}
+        assert secrets["CONSUL_HTTP_TOKEN"] == reader
+        assert definition["extraHosts"] == [{"hostname": "consul-agent", "ipAddress": DOCKER0_GATEWAY}]
 
 
 def test_portal_finds_weather_and_stocks_through_consul(plan):
     portal = container(plan, "portal")
     assert env(portal)["CONSUL_HTTP_ADDR"] == "consul-agent:8500"
+    assert (env(portal)["WEATHER_SERVICE"], env(portal)["STOCKS_SERVICE"]) == ("weather", "stocks")
     assert "WEATHER_URL" not in env(portal) and "STOCKS_URL" not in env(portal)
+    registrar_token = plan.named("consul-registrar-token", "aws:secretsmanager/secret:Secret")["outputs"]["arn"]
     for backend in ("weather", "stocks"):
-        registrar = env(container(plan, f"{backend}-registrar"))
-        assert (registrar["REGISTRAR_SERVICE"], registrar["REGISTRAR_CONTAINER"]) == (backend, backend)
-        assert registrar["REGISTRAR_CONTAINER_PORT"] == "8080"
+        registrar = container(plan, f"{backend}-registrar")
+        variables = env(registrar)
+        assert (variables["REGISTRAR_SERVICE"], variables["REGISTRAR_CONTAINER"]) == (backend, backend)
+        assert (variables["REGISTRAR_CONTAINER_PORT"], variables["REGISTRAR_CHECK"]) == ("8080", "http:/health")
+        assert registrar["secrets"] == [{"name": "CONSUL_HTTP_TOKEN", "valueFrom": registrar_token}]
     broker = env(container(plan, "rabbitmq-registrar"))
     assert (broker["REGISTRAR_SERVICE"], broker["REGISTRAR_CONTAINER_PORT"], broker["REGISTRAR_CHECK"]) == (
         "rabbitmq",
@@ -187,19 +313,30 @@ def test_portal_finds_weather_and_stocks_through_consul(plan):
     )
 
 
-def test_the_agent_daemon_uses_host_networking_on_every_instance(plan):
+def test_the_agent_daemon_uses_host_networking_on_every_instance_without_a_breaker(plan):
     (task,) = [t for t, d in containers(plan) if d["name"] == "consul-agent"]
     assert task["inputs"]["networkMode"] == "host"
-    service = [
+    services = [
         s for s in plan.of_type("aws:ecs/service:Service") if s["inputs"]["taskDefinition"] == task["outputs"]["arn"]
     ]
-    assert [s["inputs"]["schedulingStrategy"] for s in service] == ["DAEMON"]
+    assert [s["inputs"]["schedulingStrategy"] for s in services] == ["DAEMON"]
+    assert "deploymentCircuitBreaker" not in services[0]["inputs"]
 
 
-def test_consul_servers_follow_the_stack(dev_plan, prod_plan):
-    for plan, count in ((dev_plan, 1), (prod_plan, 3)):
+def test_every_replica_service_rolls_back_failed_deployments(plan):
+    replicas = [s for s in plan.of_type("aws:ecs/service:Service") if s["inputs"]["schedulingStrategy"] == "REPLICA"]
+    assert len(replicas) == 6
+    for service in replicas:
+        assert service["inputs"]["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}, service["name"]
+
+
+def test_consul_servers_and_portal_tasks_follow_the_stack(dev_plan, prod_plan):
+    for plan, servers, min_tasks in ((dev_plan, 1, 1), (prod_plan, 3, 3)):
         group = plan.within("seaport:index:ConsulMesh", "aws:autoscaling/group:Group")["inputs"]
-        assert group["minSize"] == group["maxSize"] == group["desiredCapacity"] == count
+        assert group["minSize"] == group["maxSize"] == group["desiredCapacity"] == servers
+        assert server_data(plan)["config"]["bootstrap_expect"] == servers
+        # the portal starts minTasks tasks; autoscaling owns the count after that
+        assert plan.named("portal", "aws:ecs/service:Service")["inputs"]["desiredCount"] == min_tasks
 
 
 def test_exports(plan):
@@ -208,8 +345,12 @@ def test_exports(plan):
     assert outputs["consulUiUrl"].endswith("/ui/")
     assert outputs["brokerEndpoint"] == "consul:rabbitmq"
     assert outputs["clusterName"]
-    assert set(outputs["imageDigests"]) == {"send", "receive", "portal", "weather", "stocks", "registrar"}
+    assert outputs["vpcId"].startswith("vpc-")
+    assert set(outputs["imageDigests"]) == APPS
     assert all("@sha256:" in d for d in outputs["imageDigests"].values())
+
+
+# -- broker modes -------------------------------------------------------------------------------
 
 
 def _by_name(plan):
@@ -228,10 +369,16 @@ def test_amazonmq_mode_replaces_only_the_broker(dev_plan, dev_amazonmq_plan):
     for name, definition in after.items():
         old = before[name]
         if name in ("send", "receive"):
-            assert env(definition).pop("RABBITMQ_URL").startswith("amqps://")
+            assert env(definition)["RABBITMQ_URL"].startswith("amqps://")
             changed = {k for k in set(env(definition)) | set(env(old)) if env(definition).get(k) != env(old).get(k)}
-            assert changed == {"RABBITMQ_URL", "RABBITMQ_SERVICE"}
-            definition, old = dict(definition, environment=[]), dict(old, environment=[])
+            # without the broker in Consul, the apps need neither the agent nor the reader token
+            assert changed == {"RABBITMQ_URL", "RABBITMQ_SERVICE", "CONSUL_HTTP_ADDR"}
+            assert {s["name"] for s in old["secrets"]} - {s["name"] for s in definition["secrets"]} == {
+                "CONSUL_HTTP_TOKEN"
+            }
+            keep = ("environment", "secrets", "extraHosts")
+            definition = {k: v for k, v in definition.items() if k not in keep}
+            old = {k: v for k, v in old.items() if k not in keep}
         assert definition == old, name
     assert dev_amazonmq_plan.outputs["brokerEndpoint"].startswith("amqps://")
 
@@ -239,18 +386,12 @@ def test_amazonmq_mode_replaces_only_the_broker(dev_plan, dev_amazonmq_plan):
 def test_amazonmq_broker_admits_only_the_cluster(dev_amazonmq_plan):
     cluster = _group_of(dev_amazonmq_plan, "seaport-instances")
     broker_group = _group_of(dev_amazonmq_plan, "messaging-broker")
-    rules = [
+    ingress = [
         r["inputs"]
         for r in dev_amazonmq_plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r["inputs"]["securityGroupId"] == broker_group
     ]
-    assert rules == [
-        {
-            "securityGroupId": broker_group,
-            "referencedSecurityGroupId": cluster,
-            "ipProtocol": "tcp",
-            "fromPort": 5671,
-            "toPort": 5671,
-            "description": "AMQPS from the cluster's instances",
-        }
+    assert [(r["ipProtocol"], r["fromPort"], r["toPort"], r.get("referencedSecurityGroupId")) for r in ingress] == [
+        ("tcp", 5671, 5671, cluster)
     ]
+    assert all("cidrIpv4" not in r and "cidrIpv6" not in r for r in ingress)

@@ -1,17 +1,21 @@
-"""Stack settings: typed reading, defaults from Pulumi.yaml, and every validation rule."""
+"""Stack settings: typed reading, one vocabulary with the components, their defaults and their rules."""
 
-from dataclasses import fields
+import re
+import typing
 
 import pulumi
 import pytest
-from seaport.tools import testing
 
+import seaport
 import settings
+from seaport.tools import testing
 
 VALID_ADOPT = {
     "existingVpcId": "vpc-0123456789abcdef0",
     "existingPublicSubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
 }
+# Settings the program reads itself instead of handing them to a component.
+PROGRAM_SETTINGS = {"tags", "tempScale"}
 
 
 def problems(**values):
@@ -23,41 +27,6 @@ def problems(**values):
     return []
 
 
-def test_defaults_are_valid_and_come_from_pulumi_yaml():
-    s = settings.from_values({}, "test")
-    schema = settings.schema()
-    assert s.network.az_count == schema["azCount"]["default"]
-    assert s.cluster.instance_type == schema["instanceType"]["default"]
-    assert s.web.scaling_mode == schema["scalingMode"]["default"]
-
-
-def test_every_pulumi_yaml_setting_is_a_typed_field_and_back():
-    keys = set()
-    for cls in [*settings.SECTIONS.values(), settings.Settings]:
-        keys |= {f.metadata["key"] for f in fields(cls) if "key" in f.metadata}
-    schema = settings.schema()
-    assert keys == set(schema)
-    for key, spec in schema.items():
-        assert spec.get("description"), f"{key} has no description"
-        assert spec["type"] in ("string", "integer", "boolean", "array"), key
-        assert "default" in spec, f"{key} has no default"
-
-
-@pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_stack_files_are_valid(stack):
-    config = testing.stack_config(settings.PROJECT_FILE.parent, stack)
-    assert _load(config, stack).stack == stack
-
-
-def test_stacks_differ_as_designed():
-    dev = _load(testing.stack_config(settings.PROJECT_FILE.parent, "dev"))
-    prod = _load(testing.stack_config(settings.PROJECT_FILE.parent, "prod"))
-    assert (dev.web.scaling_mode, prod.web.scaling_mode) == ("step", "target-tracking")
-    assert (dev.network.az_count, prod.network.az_count) == (2, 3)
-    assert (dev.network.private_subnets, prod.network.private_subnets) == (False, True)
-    assert (dev.consul.servers, prod.consul.servers) == (1, 3)
-
-
 def _load(config, stack="test"):
     """settings.load() as the program calls it, with config set as the engine would."""
     result = {}
@@ -65,9 +34,140 @@ def _load(config, stack="test"):
     return result["s"]
 
 
+def _stack(stack):
+    return _load(testing.stack_config(settings.PROJECT_FILE.parent, stack), stack)
+
+
+# -- the vocabulary -------------------------------------------------------------------------------
+
+
+def test_every_pulumi_yaml_setting_is_a_component_argument_or_read_by_the_program():
+    schema = settings.schema()
+    assert set(settings.ARGUMENTS) | PROGRAM_SETTINGS == set(schema)
+    assert not set(settings.ARGUMENTS) & PROGRAM_SETTINGS
+    for key, spec in schema.items():
+        assert spec.get("description"), f"{key} has no description"
+        assert spec["type"] in ("string", "integer", "boolean", "array"), key
+        assert "default" in spec, f"{key} has no default"
+
+
+def test_renamed_and_removed_settings_are_gone():
+    schema = settings.schema()
+    assert {"backendTasks", "forceDeleteImages", "desiredTasks"} & set(schema) == set()
+    assert {"backendDesiredTasks", "imageForceDelete"} <= set(schema)
+
+
+def _camel(snake):
+    first, *rest = snake.split("_")
+    return first + "".join(part.title() for part in rest)
+
+
+def test_every_key_is_a_prefix_and_the_arguments_own_name():
+    """One vocabulary: ``minTasks`` is ``autoscaling.min_tasks``, ``consulVersion`` is ConsulMesh's ``version``."""
+    for key, targets in settings.ARGUMENTS.items():
+        assert targets, key
+        for component, path in targets:
+            assert component in settings.VALIDATORS, (key, component)
+            name = _camel(path.rsplit(".", 1)[-1])
+            spellings = {(prefix + name[:1].upper() + name[1:]) if prefix else name for prefix in settings.KEY_PREFIXES}
+            assert key.lower() in {s.lower() for s in spellings}, f"{key} is not a prefix + {name} ({component}.{path})"
+
+
+def test_the_vocabulary_check_refuses_an_old_name(monkeypatch):
+    monkeypatch.setitem(settings.ARGUMENTS, "backendTasks", [("backends", "desired_tasks")])
+    with pytest.raises(AssertionError, match="backendTasks is not a prefix"):
+        test_every_key_is_a_prefix_and_the_arguments_own_name()
+
+
+COMPONENT_ARGS = {
+    "network": seaport.NetworkArgs,
+    "cluster": seaport.EcsClusterArgs,
+    "portal": seaport.ScaledWebServiceArgs,
+    "backends": seaport.ContainerServiceArgs,
+    "images": seaport.ContainerImageArgs,
+    "consul": seaport.ConsulMeshArgs,
+    "messaging": seaport.RabbitMessagingArgs,
+}
+
+
+def test_every_argument_path_is_a_field_of_the_components_args():
+    """A mapped argument that its component does not declare would be silently ignored."""
+    assert set(COMPONENT_ARGS) == set(settings.VALIDATORS)
+    for key, targets in settings.ARGUMENTS.items():
+        for component, path in targets:
+            fields = COMPONENT_ARGS[component]
+            for part in path.split("."):
+                assert part in fields.__annotations__, f"{key}: {component}.{path} has no {part}"
+                fields = fields.__annotations__[part]
+                if typing.get_origin(fields) is typing.Required:
+                    (fields,) = typing.get_args(fields)
+
+
+def test_pulumi_yaml_defaults_are_the_components_defaults():
+    """Components own the defaults (``make docs`` writes them into Pulumi.yaml); "" means "not set"."""
+    schema = settings.schema()
+    differ = {}
+    for key in settings.ARGUMENTS:
+        documented = schema[key].get("default")
+        own = settings.component_default(key)
+        if documented == "" and own is None:
+            continue
+        if documented != own:
+            differ[key] = (documented, own)
+    assert differ == {}, "Pulumi.yaml default != component default: " + ", ".join(
+        f"{k} {d!r} != {o!r}" for k, (d, o) in differ.items()
+    )
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def test_defaults_are_valid_and_become_component_arguments():
+    s = settings.from_values({}, "test")
+    schema = settings.schema()
+    assert s["network"]["az_count"] == schema["azCount"]["default"]
+    assert s["cluster"]["instance_type"] == schema["instanceType"]["default"]
+    assert s["portal"]["autoscaling"]["scaling_mode"] == schema["scalingMode"]["default"]
+    assert s["portal"]["container"]["memory_mib"] == schema["webMemoryMiB"]["default"]
+    assert s["backends"]["desired_tasks"] == schema["backendDesiredTasks"]["default"]
+    assert s["images"]["force_delete"] == schema["imageForceDelete"]["default"]
+    assert "existing_vpc_id" not in s["network"]  # "" is "not set"
+    assert "certificate_arn" not in s["portal"]["load_balancer"]
+
+
+def test_one_setting_feeds_every_component_that_has_the_argument():
+    s = settings.from_values({"logRetentionDays": 90}, "test")
+    assert s["portal"]["service"]["log_retention_days"] == 90
+    assert s["backends"]["log_retention_days"] == 90
+    assert s["consul"]["log_retention_days"] == 90
+    assert s["messaging"]["log_retention_days"] == 90
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_stack_files_are_valid(stack):
+    assert _stack(stack).stack == stack
+
+
+def test_stacks_differ_as_designed():
+    dev, prod = _stack("dev"), _stack("prod")
+    assert (dev["portal"]["autoscaling"]["scaling_mode"], prod["portal"]["autoscaling"]["scaling_mode"]) == (
+        "step",
+        "target-tracking",
+    )
+    assert (dev["network"]["az_count"], prod["network"]["az_count"]) == (2, 3)
+    assert (dev["network"]["private_subnets"], prod["network"]["private_subnets"]) == (False, True)
+    assert (dev["consul"]["servers"], prod["consul"]["servers"]) == (1, 3)
+    assert (dev["images"]["force_delete"], prod["images"]["force_delete"]) == (True, False)
+    assert (dev["backends"]["desired_tasks"], prod["backends"]["desired_tasks"]) == (1, 2)
+    assert (dev.tags, prod.tags) == (
+        {"environment": "dev", "owner": "platform"},
+        {"environment": "prod", "owner": "platform"},
+    )
+
+
 def test_load_reads_typed_values_from_config():
     s = _load({"seaport:azCount": "3", "seaport:privateSubnets": "true", "seaport:tags": '["team=a", "cost=b"]'})
-    assert s.network.az_count == 3 and s.network.private_subnets is True
+    assert s["network"]["az_count"] == 3 and s["network"]["private_subnets"] is True
     assert s.tags == {"team": "a", "cost": "b"}
 
 
@@ -85,13 +185,53 @@ def test_badly_typed_values_name_the_key(key, raw, message):
     assert message in str(error.value)
 
 
+def test_badly_typed_values_are_reported_together():
+    with pytest.raises(settings.SettingsError) as error:
+        _load({"seaport:azCount": "two", "seaport:privateSubnets": "yes"})
+    assert error.value.problems == [
+        "seaport:azCount='two' is not a whole number",
+        "seaport:privateSubnets='yes' must be true or false",
+    ]
+
+
 def test_settings_error_is_a_run_error_so_pulumi_prints_no_traceback():
     assert issubclass(settings.SettingsError, pulumi.RunError)
 
 
-def test_all_problems_are_reported_together():
-    found = problems(azCount=1, minTasks=5, maxTasks=3, logRetentionDays=10)
-    assert len(found) >= 3
+# -- rules: the components', reported under the settings' names --------------------------------------
+
+
+def test_all_problems_are_reported_together_under_setting_names():
+    found = problems(azCount=1, minTasks=5, maxTasks=3, logRetentionDays=10, consulServers=2, sendRate=0)
+    assert sorted(found) == sorted(
+        [
+            "seaport:azCount=1 must be between 2 and 6",
+            "seaport:minTasks=5 must be <= seaport:maxTasks=3",
+            "seaport:logRetentionDays=10 must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, "
+            "731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+            "seaport:consulServers=2 must be one of 1, 3, 5",
+            "seaport:sendRate=0 must be between 1 and 10000",
+        ]
+    )
+
+
+def test_no_problem_speaks_of_component_arguments():
+    found = problems(
+        azCount=1,
+        minTasks=5,
+        maxTasks=3,
+        scaleInCpuPercent=80,
+        minInstances=5,
+        maxInstances=3,
+        singleNatGateway=True,
+        existingPublicSubnetIds=["subnet-0123456789abcdef0"],
+        webCpu=20000,
+        backendDesiredTasks=1001,
+    )
+    assert len(found) >= 8
+    for problem in found:
+        assert problem.startswith("seaport:"), problem
+        assert not re.search(r"\b[a-z]+_[a-z_]+\b", problem), f"names an argument, not a setting: {problem}"
 
 
 @pytest.mark.parametrize(
@@ -110,11 +250,9 @@ def test_all_problems_are_reported_together():
         ({"minInstances": -1}, "seaport:minInstances=-1 must be between 0 and 100"),
         ({"rootVolumeSizeGiB": 8}, "seaport:rootVolumeSizeGiB=8 must be between 30 and 16384"),
         ({"capacityTargetPercent": 0}, "seaport:capacityTargetPercent=0 must be between 1 and 100"),
-        # task counts: min <= desired <= max
+        # task counts: min <= max (the portal starts minTasks tasks; autoscaling owns the count)
         ({"minTasks": 5, "maxTasks": 3}, "seaport:minTasks=5 must be <= seaport:maxTasks=3"),
-        ({"desiredTasks": 5, "maxTasks": 3}, "seaport:desiredTasks=5 must be <= seaport:maxTasks=3"),
-        ({"minTasks": 3, "desiredTasks": 2}, "seaport:minTasks=3 must be <= seaport:desiredTasks=2"),
-        ({"minTasks": 0}, "seaport:minTasks=0 must be between 1 and 100"),
+        ({"minTasks": 0}, "seaport:minTasks=0 must be between 1 and"),
         # scaling thresholds: 0 < in < out <= 100
         ({"scaleInCpuPercent": 80}, "seaport:scaleInCpuPercent=80 must be < seaport:scaleOutCpuPercent=75"),
         ({"scaleInCpuPercent": 75}, "seaport:scaleInCpuPercent=75 must be < seaport:scaleOutCpuPercent=75"),
@@ -138,10 +276,7 @@ def test_all_problems_are_reported_together():
             {"subnetPrefixLength": 12},
             "seaport:subnetPrefixLength=12 must be between 16 (the VPC's own prefix) and 28",
         ),
-        (
-            {"singleNatGateway": True},
-            "seaport:singleNatGateway=True is only used with seaport:privateSubnets=true",
-        ),
+        ({"singleNatGateway": True}, "seaport:singleNatGateway=True is only used with seaport:privateSubnets"),
         # adopt mode
         ({"existingVpcId": "vpc-123"}, "seaport:existingVpcId='vpc-123' is not a VPC id"),
         (
@@ -179,9 +314,9 @@ def test_all_problems_are_reported_together():
             {"healthCheckPath": "health"},
             "seaport:healthCheckPath='health' must be a URL path starting with /",
         ),
-        ({"webCpu": 10}, "seaport:webCpu=10 must be between 64 and 10240"),
-        ({"webMemoryMiB": 16}, "seaport:webMemoryMiB=16 must be between 64 and 122880"),
-        ({"backendTasks": 0}, "seaport:backendTasks=0 must be between 1 and 50"),
+        ({"webCpu": 20000}, "seaport:webCpu=20000 must be between 0 and 10240"),
+        ({"webMemoryMiB": 200000}, "seaport:webMemoryMiB=200000 must be between 6 and 122880"),
+        ({"backendDesiredTasks": -1}, "seaport:backendDesiredTasks=-1 must be between 0 and"),
         ({"tempScale": "K"}, "seaport:tempScale='K' must be one of C, F"),
         ({"imageRetainCount": 0}, "seaport:imageRetainCount=0 must be between 1 and 1000"),
         # consul and messaging
@@ -208,4 +343,5 @@ def test_adopt_mode_with_valid_ids_passes():
     s = settings.from_values(
         {**VALID_ADOPT, "privateSubnets": True, "existingPrivateSubnetIds": ["subnet-0123456789abcdef2"]}, "t"
     )
-    assert s.network.adopt
+    assert s["network"]["existing_vpc_id"] == VALID_ADOPT["existingVpcId"]
+    assert s["network"]["existing_private_subnet_ids"] == ["subnet-0123456789abcdef2"]

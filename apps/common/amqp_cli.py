@@ -19,8 +19,8 @@ from apps.common.pika_tuning import coalesce_writes
 from apps.common.rabbitmq import QUEUE_TYPES, BrokerSettings, QueueSettings
 
 EXIT_CODES_HELP = """\
-Every METRICS_INTERVAL_SECONDS (default 60; 0: never) the app logs a "progress"
-record with its counters.
+Every METRICS_INTERVAL_SECONDS (default 60; 0: never) and at exit the app logs a
+"progress" record: its counters, and CloudWatch Embedded Metric Format metrics.
 
 exit codes: 0 done (or stopped by SIGTERM/SIGINT with nothing left in flight),
 1 stopped with work unfinished, 2 bad setting, 3 broker unusable (unreachable for

@@ -11,8 +11,10 @@ retry budget spent end the run with one error line and a non-zero exit code.
 Signals only set a flag (``request_stop``); a timer on the ioloop (every
 ``tick_seconds``) notices it and starts the app's graceful stop, so no pika
 call ever runs inside a signal handler. The same timer logs a ``progress``
-record (the app's counters) every ``progress_interval`` seconds, connected or
-not, so a person or a log query can see messages flow.
+record every ``progress_interval`` seconds, connected or not, and one at the
+end: the app's counters for people, and a CloudWatch Embedded Metric Format
+record (apps.common.contract.telemetry) with what happened since the previous
+one and, measured just before when connected, the queue depths.
 """
 
 from __future__ import annotations
@@ -25,22 +27,27 @@ import pika
 import pika.exceptions
 
 from apps.common.config import ConfigError
+from apps.common.contract import telemetry
 from apps.common.discovery import DiscoveryError
 from apps.common.rabbitmq import (
     Backoff,
     BrokerAddress,
     BrokerLocator,
     BrokerSettings,
+    QueueDepths,
     QueueSettings,
     connection_parameters,
     declare_queues,
     describe_connection_error,
+    measure_queues,
 )
 
 EXIT_OK = 0
 EXIT_INCOMPLETE = 1  # stopped with work unfinished (e.g. messages never confirmed)
 EXIT_CONFIG = 2  # a setting is wrong (argparse uses 2 for bad flags too)
 EXIT_BROKER = 3  # no usable broker within the retry budget, or login refused
+
+MEASURE_TIMEOUT = 5.0  # seconds to wait for the queue depths before a progress record goes without them
 
 # Channel close codes that mean "your request is wrong", not "try again".
 _PERMANENT_CHANNEL_ERRORS = {403: "ACCESS_REFUSED", 406: "PRECONDITION_FAILED"}
@@ -58,6 +65,7 @@ class ReconnectingService:
     """
 
     tick_seconds = 0.05
+    metrics_service: str | None = None  # the Service dimension of the metrics (telemetry.SEND, ...)
 
     def __init__(
         self,
@@ -84,8 +92,12 @@ class ReconnectingService:
         self._ready = False
         self._open_error: BaseException | None = None
         self._lost_reason: str | None = None
+        self.clock = time.monotonic  # for timers of the app's own (tests replace it)
         self.progress_interval = progress_interval or None  # None or 0: no progress records
-        self._progress_due = time.monotonic() + (self.progress_interval or 0)
+        self._progress_due = self.clock() + (self.progress_interval or 0)
+        self._measuring: object | None = None  # the measurement whose answer the next record waits for
+        self._measuring_since = 0.0
+        self._reported_totals: dict[str, int] = {}
 
     # -- hooks for subclasses -------------------------------------------------
 
@@ -117,7 +129,11 @@ class ReconnectingService:
         """The alarm is over: the broker reads publishes again."""
 
     def progress(self) -> dict:
-        """The counters of the periodic ``progress`` record."""
+        """The counters of the periodic ``progress`` record, for people (totals so far)."""
+        return {}
+
+    def metric_totals(self) -> dict[str, int]:
+        """Counters by telemetry metric name, totals so far; each record carries their increase."""
         return {}
 
     # -- control -----------------------------------------------------------------
@@ -154,6 +170,8 @@ class ReconnectingService:
                 self._retry_later(f"cannot find the broker: {error}")
                 continue
             self._connect_and_serve()
+        if self.progress_interval is not None:
+            self._write_progress(None)  # the last counts, so the metrics add up to the totals
         return self.exit_code
 
     # -- connection lifecycle -------------------------------------------------------
@@ -333,7 +351,40 @@ class ReconnectingService:
         connection.ioloop.call_later(self.tick_seconds, self._tick)
 
     def _report_progress_if_due(self) -> None:
-        if self.progress_interval is None or time.monotonic() < self._progress_due:
+        if self.progress_interval is None:
             return
-        self._progress_due = time.monotonic() + self.progress_interval
-        self.log.info("progress", extra={"fields": self.progress()})
+        now = self.clock()
+        if self._measuring is not None:
+            if now - self._measuring_since > MEASURE_TIMEOUT:
+                self._measuring = None  # no answer (the channel went): report without the depths
+                self._write_progress(None)
+            return
+        if now < self._progress_due:
+            return
+        self._progress_due = now + self.progress_interval
+        if not self.ready:
+            self._write_progress(None)
+            return
+        measurement = self._measuring = object()
+        self._measuring_since = now
+        measure_queues(self.channel, self.queue, lambda depths: self._on_measured(measurement, depths))
+
+    def _on_measured(self, measurement: object, depths: QueueDepths) -> None:
+        if measurement is self._measuring:  # not one that timed out
+            self._measuring = None
+            self._write_progress(depths)
+
+    def _write_progress(self, depths: QueueDepths | None) -> None:
+        fields = self.progress()
+        if self.metrics_service is not None:
+            totals = self.metric_totals()
+            values: dict[str, float | None] = {
+                name: total - self._reported_totals.get(name, 0) for name, total in totals.items()
+            }
+            self._reported_totals = totals
+            if depths is not None:
+                values[telemetry.QUEUE_DEPTH] = depths.messages
+                values[telemetry.DEAD_LETTER_DEPTH] = depths.dead_letters
+                values[telemetry.CONSUMERS] = depths.consumers
+            fields.update(telemetry.emf_record(self.metrics_service, self.queue.name, values))
+        self.log.info("progress", extra={"fields": fields})

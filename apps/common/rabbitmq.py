@@ -363,6 +363,32 @@ def declare_queues(channel, queue: QueueSettings, on_done: Callable[[], None]) -
     )
 
 
+@dataclass(frozen=True)
+class QueueDepths:
+    """What passive declares tell about the work queue and its dead-letter queue."""
+
+    messages: int  # ready in the work queue (not counting delivered, unacknowledged ones)
+    consumers: int  # consumers of the work queue
+    dead_letters: int  # in <queue>.dead
+
+
+def measure_queues(channel, queue: QueueSettings, on_done: Callable[[QueueDepths], None]) -> None:
+    """Passive declares of both queues on an asynchronous channel, then ``on_done(depths)``.
+
+    A passive declare of a queue that does not exist closes the channel
+    (NOT_FOUND), which the apps treat like any lost channel: they reconnect and
+    declare the queues again. ``on_done`` is not called then.
+    """
+
+    def work_queue_declared(work):
+        def dead_letter_queue_declared(dead):
+            on_done(QueueDepths(work.method.message_count, work.method.consumer_count, dead.method.message_count))
+
+        channel.queue_declare(queue.dead_letter_queue, passive=True, callback=dead_letter_queue_declared)
+
+    channel.queue_declare(queue.name, passive=True, callback=work_queue_declared)
+
+
 def declare_queues_blocking(channel, queue: QueueSettings) -> None:
     """The same declarations on a pika BlockingChannel (tests, benchmarks, tools)."""
     channel.queue_declare(queue.dead_letter_queue, durable=True, arguments=queue.dead_letter_arguments())

@@ -30,6 +30,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 from apps.common.amqp_service import EXIT_OK, ReconnectingService
+from apps.common.contract import telemetry
 from apps.common.rabbitmq import POISON_HEADER
 
 FAILURE_MEMORY = 10_000  # message ids whose failures are remembered (classic queues)
@@ -73,6 +74,8 @@ class Consumer(ReconnectingService):
         work_seconds: simulated processing time per message.
         broker, queue, locator, log: see ReconnectingService.
     """
+
+    metrics_service = telemetry.RECEIVE
 
     def __init__(
         self,
@@ -228,6 +231,13 @@ class Consumer(ReconnectingService):
 
     def progress(self) -> dict:
         return {"processed": self.processed, "retried": self.retried, "dead_lettered": self.dead_lettered}
+
+    def metric_totals(self) -> dict[str, int]:
+        return {
+            telemetry.PROCESSED: self.processed,
+            telemetry.FAILED: self.retried + self.dead_lettered,  # every failed delivery
+            telemetry.DEAD_LETTERED: self.dead_lettered,
+        }
 
     def stats(self) -> dict:
         seconds = time.monotonic() - self._started_at if self._started_at else 0.0

@@ -31,6 +31,7 @@ from collections import OrderedDict, deque
 from pika.spec import Basic
 
 from apps.common.amqp_service import EXIT_INCOMPLETE, EXIT_OK, ReconnectingService
+from apps.common.contract import telemetry
 from apps.common.rabbitmq import declare_queues
 from apps.send.messages import MessageSource, OutgoingMessage
 
@@ -48,6 +49,8 @@ class Publisher(ReconnectingService):
         broker, queue, locator, log: see ReconnectingService.
     """
 
+    metrics_service = telemetry.SEND
+
     def __init__(self, broker, queue, source: MessageSource, window=2000, drain_timeout=20.0, **kwargs):
         super().__init__(broker, queue, name="seaport-send", **kwargs)
         self.source = source
@@ -64,7 +67,6 @@ class Publisher(ReconnectingService):
         self._nack_streak = 0  # confirms in a row that were nacks
         self._blocked_since: float | None = None  # while the broker blocks the connection
         self.blocked_seconds = 0.0
-        self.clock = time.monotonic
         self.confirmed = 0
         self.republished = 0
         self.nacked = 0
@@ -178,6 +180,9 @@ class Publisher(ReconnectingService):
             "returned": self.returned_count,
             "blocked": self.blocked,
         }
+
+    def metric_totals(self) -> dict[str, int]:
+        return {telemetry.PUBLISHED: self.source.issued, telemetry.CONFIRMED: self.confirmed}
 
     def log_summary(self) -> None:
         self.log.info("summary", extra={"fields": self.stats()})

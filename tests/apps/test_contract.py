@@ -1,4 +1,4 @@
-"""apps.common.contract: what the apps and the infrastructure share, without a broker.
+"""apps.common.contract (broker, telemetry): what the apps and the infrastructure share, without a broker.
 
 The same files ship in the seaport library as ``seaport.contract``, so they must
 import nothing but the standard library and each other.
@@ -10,11 +10,13 @@ import ast
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from apps.common.contract import broker
+from apps.common.contract import broker, telemetry
+from tests.apps.emf import emf_problems
 
 CONTRACT_DIR = Path(broker.__file__).parent
 
@@ -102,3 +104,51 @@ def test_definitions_document_declares_both_queues_as_the_apps_do():
         assert queue["durable"] and not queue["auto_delete"] and queue["vhost"] == "shop"
         assert queue["arguments"] == broker.queue_arguments("quorum")
     assert document["policies"] == [broker.queue_policy("orders", "quorum", 3, "shop")]
+
+
+# -- telemetry -----------------------------------------------------------------------------
+
+
+def test_emf_record_is_valid_and_splits_app_and_queue_metrics():
+    values = {telemetry.PROCESSED: 40, telemetry.FAILED: 2, telemetry.DEAD_LETTERED: 1, telemetry.QUEUE_DEPTH: 7}
+    record = telemetry.emf_record(telemetry.RECEIVE, "orders", values, timestamp_ms=int(time.time() * 1000))
+    assert emf_problems(json.loads(json.dumps(record))) == []
+    directives = record["_aws"]["CloudWatchMetrics"]
+    assert {d["Namespace"] for d in directives} == {telemetry.NAMESPACE}
+    by_dimensions = {tuple(d["Dimensions"][0]): [m["Name"] for m in d["Metrics"]] for d in directives}
+    assert by_dimensions == {
+        telemetry.APP_DIMENSIONS: [telemetry.PROCESSED, telemetry.FAILED, telemetry.DEAD_LETTERED],
+        telemetry.QUEUE_DIMENSIONS: [telemetry.QUEUE_DEPTH],  # the depths not measured are left out
+    }
+    assert (record["Service"], record["Queue"], record["Processed"], record["QueueDepth"]) == (
+        "receive",
+        "orders",
+        40,
+        7,
+    )
+
+
+def test_emf_record_refuses_names_the_alarms_would_not_know():
+    with pytest.raises(ValueError, match="Processed"):
+        telemetry.emf_record(telemetry.SEND, "orders", {telemetry.PROCESSED: 1})  # a receive metric
+    with pytest.raises(ValueError, match="service"):
+        telemetry.emf_record("portal", "orders", {})
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        (lambda r: r.pop("_aws"), "no _aws"),
+        (lambda r: r["_aws"].update(Timestamp=time.time()), "milliseconds"),  # seconds, not ms
+        (lambda r: r["_aws"]["CloudWatchMetrics"][0].update(Namespace="AWS/Logs"), "AWS/"),
+        (lambda r: r.pop("Queue"), "dimension 'Queue'"),
+        (lambda r: r.update(Published="12"), "not a number"),
+        (lambda r: r["_aws"]["CloudWatchMetrics"][0]["Metrics"][0].update(Unit="Messages"), "not a CloudWatch unit"),
+        (lambda r: r["_aws"]["CloudWatchMetrics"][0].update(Metrics=[]), "1 to 100"),
+    ],
+)
+def test_emf_checker_finds_what_breaks_the_specification(change, problem):
+    record = telemetry.emf_record(telemetry.SEND, "orders", {telemetry.PUBLISHED: 1, telemetry.CONFIRMED: 1})
+    assert emf_problems(record) == []
+    change(record)
+    assert any(problem in found for found in emf_problems(record)), emf_problems(record)

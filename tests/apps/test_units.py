@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import socket
 from collections import deque
 from types import SimpleNamespace
@@ -225,6 +226,7 @@ class FakePublishChannel:
         self.properties: dict[str, pika.BasicProperties] = {}
         self.declared: list[str] = []
         self.pending_declares: list = []  # callbacks of declarations the "broker" has not answered yet
+        self.measurements: list = []  # (queue, callback) of passive declares
         self.answer_declares = True
 
     def basic_publish(self, exchange, routing_key, body, properties, mandatory):
@@ -239,7 +241,10 @@ class FakePublishChannel:
         self.on_confirm = ack_nack_callback
         callback(None)
 
-    def queue_declare(self, queue, durable, arguments, callback):
+    def queue_declare(self, queue, callback, durable=False, arguments=None, passive=False):
+        if passive:  # a measurement: the test answers it, or not
+            self.measurements.append((queue, callback))
+            return
         self.declared.append(queue)
         if self.answer_declares:
             callback(None)
@@ -369,6 +374,37 @@ def test_publisher_pauses_while_the_broker_blocks_it():
     publisher.on_unblocked()  # connection.unblocked
     assert channel.published[4:] == ["r-4", "r-5"]  # the window refills
     assert not publisher.progress()["blocked"]
+
+
+def declare_ok(messages, consumers=0):
+    return SimpleNamespace(method=SimpleNamespace(message_count=messages, consumer_count=consumers))
+
+
+def test_progress_records_carry_queue_depths_and_do_not_wait_for_them_forever(caplog):
+    caplog.set_level(logging.INFO)
+    publisher, channel = ready_publisher(count=10, window=4)
+    clock = FakeClock()
+    publisher.clock, publisher.progress_interval = clock, 60.0
+    publisher._progress_due = clock.now + 60
+    publisher._pump()  # 4 published
+    records = lambda: [r for r in caplog.records if r.getMessage() == "progress"]  # noqa: E731
+    clock.now += 60
+    publisher._report_progress_if_due()
+    assert [queue for queue, _callback in channel.measurements] == ["q"] and records() == []
+    channel.measurements.pop()[1](declare_ok(7, consumers=2))  # the work queue...
+    channel.measurements.pop()[1](declare_ok(1))  # ...then q.dead
+    (first,) = records()
+    assert (first.fields["QueueDepth"], first.fields["Consumers"], first.fields["DeadLetterDepth"]) == (7, 2, 1)
+    assert first.fields["Published"] == 4
+    # Next time the broker does not answer (the channel went): the record goes out anyway, without depths.
+    clock.now += 60
+    publisher._report_progress_if_due()
+    clock.now += 10
+    publisher._report_progress_if_due()
+    second = records()[1]
+    assert "QueueDepth" not in second.fields and second.fields["Published"] == 0  # nothing new since
+    channel.measurements[0][1](declare_ok(9))  # a late answer is ignored
+    assert len(records()) == 2
 
 
 def test_publisher_stops_taking_new_work_on_sigterm():

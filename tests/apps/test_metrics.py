@@ -1,0 +1,72 @@
+"""The EMF records apps.send and apps.receive write while they work against a real broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.common.contract import telemetry
+from tests.apps.emf import emf_problems
+from tests.apps.helpers import expected_ids, log_records, read_ids, wait_until
+
+pytestmark = pytest.mark.rabbitmq
+
+
+def emf_records(app) -> list[dict]:
+    return [record for record in log_records(app.output()) if "_aws" in record]
+
+
+def check_against_the_contract(record: dict, service: str, queue: str) -> None:
+    """Valid EMF, and only the namespace, dimensions and metric names the alarms are built from."""
+    assert emf_problems(record) == [], record
+    assert (record[telemetry.SERVICE], record[telemetry.QUEUE]) == (service, queue)
+    allowed = {
+        tuple(telemetry.APP_DIMENSIONS): set(telemetry.APP_METRICS[service]),
+        tuple(telemetry.QUEUE_DIMENSIONS): set(telemetry.QUEUE_METRICS),
+    }
+    for directive in record["_aws"]["CloudWatchMetrics"]:
+        assert directive["Namespace"] == telemetry.NAMESPACE
+        (dimensions,) = directive["Dimensions"]
+        names = {metric["Name"] for metric in directive["Metrics"]}
+        assert names <= allowed[tuple(dimensions)], (dimensions, names)
+        assert {metric["Unit"] for metric in directive["Metrics"]} == {telemetry.UNIT}
+    assert set(telemetry.APP_METRICS[service]) <= set(record)  # the counts are in every record
+
+
+def total(records: list[dict], metric: str) -> int:
+    return sum(record.get(metric, 0) for record in records)
+
+
+def test_send_and_receive_write_emf_metrics_that_add_up(messaging, tmp_path):
+    messaging.max_deliveries = 2
+    messaging.load_definitions()  # dead-lettering, as deployed
+    env = messaging.env(METRICS_INTERVAL_SECONDS="0.3")
+    record = tmp_path / "received.txt"
+    receiver = messaging.receive("--record", str(record), env=env)
+    messaging.wait_logged(receiver, "consuming")
+    sender = messaging.send("--count", "600", "--rate", "1000", "--run-id", "emf", env=env)
+    poison = messaging.send("--count", "1", "--run-id", "bad", "--poison", env=env)
+    assert messaging.wait_exit(sender, 30) == 0, sender.output()
+    assert messaging.wait_exit(poison, 30) == 0, poison.output()
+    wait_until(lambda: set(read_ids(record)) >= expected_ids("emf", 600), 30, "every message received")
+    # Wait for a record that saw the dead letter in <queue>.dead, then stop.
+    seen_dead_letter = lambda: any(r.get(telemetry.DEAD_LETTER_DEPTH) == 1 for r in emf_records(receiver))  # noqa: E731
+    wait_until(seen_dead_letter, 30, "a receive record with the dead letter counted")
+    assert receiver.stop() == 0
+
+    queue = messaging.queue
+    sent, received = emf_records(sender), emf_records(receiver)
+    assert len(sent) >= 2 and len(received) >= 2
+    for record_of_send in sent:
+        check_against_the_contract(record_of_send, telemetry.SEND, queue)
+    for record_of_receive in received:
+        check_against_the_contract(record_of_receive, telemetry.RECEIVE, queue)
+
+    # Each record carries what happened since the previous one (and the last one is written
+    # at exit), so CloudWatch's Sum over the records is the app's total.
+    assert total(sent, telemetry.PUBLISHED) == total(sent, telemetry.CONFIRMED) == 600
+    assert total(received, telemetry.PROCESSED) == len(read_ids(record)) >= 600
+    assert total(received, telemetry.FAILED) == 2  # the poison message, delivered twice
+    assert total(received, telemetry.DEAD_LETTERED) == 1
+    measured = [r for r in received if telemetry.CONSUMERS in r]
+    assert measured and all(r[telemetry.CONSUMERS] >= 1 for r in measured)  # receive itself consumes
+    assert all(r[telemetry.QUEUE_DEPTH] >= 0 for r in measured)

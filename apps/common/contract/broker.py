@@ -34,8 +34,9 @@ DEFAULT_QUEUE = "messages"
 DEFAULT_QUEUE_TYPE = "quorum"
 DEFAULT_DELIVERY_LIMIT = 10
 DEAD_LETTER_SUFFIX = ".dead"
-# Only one policy applies to a queue, the matching one with the highest priority;
-# above 0, the priority of the catch-all policies Amazon MQ creates.
+# Only one policy applies to a queue: the matching one with the highest priority.
+# Above 0, the default, so a catch-all policy (an operator's, a managed broker's)
+# does not replace this one; check a broker's existing policies before relying on it.
 POLICY_PRIORITY = 10
 MAX_QUEUE_NAME_BYTES = 255 - len(DEAD_LETTER_SUFFIX)  # AMQP short string, with room for the suffix
 

@@ -237,13 +237,14 @@ def _renamed(component: str, problem: Problem) -> str | None:
     parent = problem.path.rpartition(".")[0]
 
     def rename(match: re.Match) -> str:
-        name = match.group(1)
+        name, equals = match.group(1), match.group(2)
         for path in (f"{parent}.{name}" if parent else name, name):
             if (component, path) in keys:
-                return f"{_key(keys[(component, path)])}="
+                return _key(keys[(component, path)]) + equals
         return match.group(0)
 
-    message = re.sub(r"\b([a-z_][a-z0-9_.]*)=", rename, problem.message)
+    # Argument names the message mentions ("must be <= max_tasks=3", "only used with existing_vpc_id").
+    message = re.sub(r"\b([a-z][a-z0-9]*(?:[._][a-z0-9]+)+)\b(=?)", rename, problem.message)
     return f"{_key(key)}={problem.value!r} {message}"
 
 

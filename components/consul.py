@@ -99,7 +99,9 @@ class ConsulMesh(pulumi.ComponentResource):
             )
         }
         for token in TOKENS:
-            value = random.RandomUuid4(f"{name}-{token}-token", opts=child).result
+            # Consul wants UUIDs; RandomUuid4 keeps its value in clear (it is the id), RandomBytes is secret.
+            raw = random.RandomBytes(f"{name}-{token}-token", length=16, opts=child)
+            value = raw.hex.apply(cfg.uuid4)
             secrets[token] = StoredSecret(f"{name}-{token}-token", value, f"Consul ACL {token} token", a["tags"], child)
 
         server_group, servers = self._servers(name, a, retry_join, join_value, secrets)

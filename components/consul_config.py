@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from . import rules
+
 HASHICORP_REPO = "https://rpm.releases.hashicorp.com/AmazonLinux/hashicorp.repo"
 JOIN_TAG_KEY = "seaport-consul-join"
 LEADER_TIMEOUT_SECONDS = 900
@@ -40,6 +42,9 @@ ACL_POLICIES: dict[str, dict[str, Any]] = {
     "reader": {"service_prefix": {"": {"policy": "read"}}, "node_prefix": {"": {"policy": "read"}}},
 }
 
+# Tokens the apps' containers hold: they look services up or register them, and nothing more.
+APP_TOKENS = ("reader", "registrar")
+
 # The official image's entry point reads CONSUL_LOCAL_CONFIG; the two secrets arrive as
 # environment variables (ECS secrets) and are written to a file the agent reads, never logged.
 AGENT_COMMAND = [
@@ -51,6 +56,15 @@ AGENT_COMMAND = [
 ]
 # Healthy only while the cluster has a leader: /v1/status/leader answers "" (and 200) without one.
 AGENT_HEALTH_CHECK = ["CMD-SHELL", "curl -sf http://127.0.0.1:8500/v1/status/leader | grep -q ':'"]
+
+
+def uuid4(hex_digits: str) -> str:
+    """32 random hex digits as a version-4 UUID (the form Consul requires of a token's secret id)."""
+    digits = list(hex_digits[:32].lower())
+    digits[12] = "4"  # version 4
+    digits[16] = "89ab"[int(digits[16], 16) % 4]  # RFC 4122 variant
+    text = "".join(digits)
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:32]}"
 
 
 def auto_join(region: str, tag_value: str) -> list[str]:
@@ -106,6 +120,10 @@ def server_user_data(version: str, config: dict[str, Any], secret_arns: dict[str
         "acl_policies": ACL_POLICIES,
         "leader_timeout": LEADER_TIMEOUT_SECONDS,
     }
+    for policy in APP_TOKENS:
+        problems = rules.consul_app_token_problems(ACL_POLICIES[policy])
+        if problems:
+            raise ValueError(f"the {policy} ACL policy is too broad: {'; '.join(problems)}")
     shebang, script = SERVER_SCRIPT.read_text().split("\n", 1)
     return (
         f"{shebang}\n"

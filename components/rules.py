@@ -36,6 +36,30 @@ def plaintext_secrets(environment: dict[str, str], secret_values: set[str]) -> l
     return sorted(k for k, v in environment.items() if looks_secret(k) or (v and v in secret_values))
 
 
+# -- Consul ACL tokens -------------------------------------------------------------------------
+
+# Resources an app's token must never write: the key/value store, ACLs, cluster operations, sessions, ...
+CONSUL_NEVER_WRITTEN_BY_APPS = (
+    "key", "key_prefix", "acl", "operator", "keyring", "agent", "agent_prefix", "event", "event_prefix",
+    "query", "query_prefix", "session", "session_prefix", "mesh", "peering", "intention", "intention_prefix",
+)  # fmt: skip
+
+
+def consul_app_token_problems(rules: dict) -> list[str]:
+    """What an app token's ACL rules (Consul's JSON form) grant beyond looking up and registering services."""
+    problems = []
+    for resource, grants in rules.items():
+        if isinstance(grants, str):  # e.g. {"acl": "write", "operator": "read"}
+            grants = {"": {"policy": grants}}
+        for name, grant in (grants or {}).items():
+            policy = grant.get("policy") if isinstance(grant, dict) else grant
+            if resource in CONSUL_NEVER_WRITTEN_BY_APPS and policy in ("write", "list"):
+                problems.append(f"{resource} {name!r} {policy}")
+            if resource.startswith("node") and policy == "write":
+                problems.append(f"{resource} {name!r} write (only agents register nodes)")
+    return problems
+
+
 # -- how fast scaling reacts -------------------------------------------------------------------
 
 # Most seconds of sustained load before an alarm that scales out fires.

@@ -107,3 +107,29 @@ def test_constants_the_policy_and_components_share():
     assert rules.EPHEMERAL_PORTS == (32768, 65535)
     assert rules.MAX_SCALE_OUT_ALARM_SECONDS == 300
     assert (rules.TARGET_TRACKING_OUT_DATAPOINTS, rules.TARGET_TRACKING_IN_DATAPOINTS) == (3, 15)
+
+
+def test_an_app_token_may_read_services_and_nodes_and_write_services_only():
+    from seaport.rules import consul_app_token_problems
+
+    assert consul_app_token_problems({"service_prefix": {"": {"policy": "write"}}}) == []
+    assert (
+        consul_app_token_problems({"service_prefix": {"": {"policy": "read"}}, "node_prefix": {"": {"policy": "read"}}})
+        == []
+    )
+    assert consul_app_token_problems({"key_prefix": {"": {"policy": "write"}}}) == ["key_prefix '' write"]
+    assert consul_app_token_problems({"acl": "write"}) == ["acl '' write"]
+    assert consul_app_token_problems({"node_prefix": {"": {"policy": "write"}}}) == [
+        "node_prefix '' write (only agents register nodes)"
+    ]
+
+
+def test_the_boot_script_refuses_to_render_a_too_broad_app_token(monkeypatch):
+    import pytest
+
+    from seaport import consul_config
+
+    broad = {**consul_config.ACL_POLICIES, "reader": {"key_prefix": {"": {"policy": "write"}}}}
+    monkeypatch.setattr(consul_config, "ACL_POLICIES", broad)
+    with pytest.raises(ValueError, match="reader ACL policy is too broad: key_prefix '' write"):
+        consul_config.server_user_data("1.22.7", {}, {})

@@ -8,6 +8,7 @@ import pulumi
 
 import settings
 from seaport import ConsulMesh, ContainerImage, ContainerService, EcsCluster, Network, RabbitMessaging, ScaledWebService
+from seaport.messaging import dedicated_instances as messaging_hosts
 
 APPS = ("send", "receive", "portal", "weather", "stocks", "registrar")
 APP_PORT = 8080  # every HTTP app listens here inside its container (bridge mode maps it to a dynamic host port)
@@ -17,7 +18,16 @@ config = settings.load()
 tags = {"project": "seaport", "stack": config.stack, **config.tags}
 
 network = Network("seaport", {**config["network"], "tags": tags})
-cluster = EcsCluster(settings.CLUSTER_NAME, {**config["cluster"], "network": network.reference, "tags": tags})
+# A container-mode broker keeps its data on an instance of its own (messaging.dedicated_instances).
+cluster = EcsCluster(
+    settings.CLUSTER_NAME,
+    {
+        **config["cluster"],
+        "network": network.reference,
+        "dedicated_instances": messaging_hosts(config["messaging"]),
+        "tags": tags,
+    },
+)
 
 # One Dockerfile, a build target per app, built from apps/ (so apps/common is shared) for the instances.
 images = {

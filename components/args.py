@@ -11,6 +11,7 @@ functions and renames each argument path to the stack setting it came from.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from enum import Enum
 from typing import Any, NamedTuple
 
 
@@ -24,7 +25,8 @@ class Problem(NamedTuple):
     def __str__(self) -> str:
         if self.value is MISSING:
             return f"{self.path} {self.message}"
-        return f"{self.path}={self.value!r} {self.message}"
+        value = self.value.value if isinstance(self.value, Enum) else self.value
+        return f"{self.path}={value!r} {self.message}"
 
 
 class _Missing:

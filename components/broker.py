@@ -5,6 +5,8 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
+from . import rabbitmq_config as config
+from .contract import broker as contract
 from .images import pinned_image
 from .references import get
 from .secrets import StoredSecret
@@ -12,38 +14,57 @@ from .security_groups import admit, security_group
 from .service import ContainerService
 from .tagging import name_tags
 
-BROKER_SERVICE = "rabbitmq"  # the Consul service name send and receive look up
-AMQP_PORT = 5672
-AMQPS_PORT = 5671
-DEFAULT_RABBITMQ_IMAGE = "rabbitmq:4.1.4-management"
+BROKER_SERVICE = contract.SERVICE_NAME  # the Consul service name send and receive look up
+BROKER_USER = "seaport"
+AMQP_PORT = contract.AMQP_PORT
+AMQPS_PORT = contract.AMQPS_PORT
+# A supported release, from the ECR Public mirror of Docker's official image (Docker Hub allows anonymous
+# pulls only 10 an hour per address, and every new instance pulls).
+DEFAULT_RABBITMQ_IMAGE = "public.ecr.aws/docker/library/rabbitmq:4.3.4-management"
+# The cluster's dedicated instance the container-mode broker lives on (EcsCluster dedicated_instances).
+DEDICATED_INSTANCE = "broker"
+DATA_PATH = "/var/lib/seaport/rabbitmq"
+BROKER_MEMORY_MIB = 1024
 
 
-def container(name: str, a: dict[str, Any], credentials: StoredSecret, parent: pulumi.Resource) -> ContainerService:
-    """One RabbitMQ node as an ECS service, registered in Consul as ``rabbitmq`` (a health-checked TCP port)."""
+def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: pulumi.Resource) -> ContainerService:
+    """One RabbitMQ node on the cluster's dedicated ``broker`` instance, its data on that instance's disk,
+    registered in Consul as ``rabbitmq`` (a health-checked TCP port)."""
+    child = pulumi.ResourceOptions(parent=parent)
     image = a["rabbitmq_image"]
     if isinstance(image, str):
         image = pinned_image(image, opts=pulumi.InvokeOutputOptions(parent=parent))
+    definitions = StoredSecret(
+        f"{name}-broker-definitions",
+        password.apply(lambda p: config.definitions_json(BROKER_USER, p, a["queue_name"], str(a["queue_type"]))),
+        "RabbitMQ definitions: the apps' user (password hash), queues and policy, imported at every boot",
+        a["tags"],
+        child,
+    )
     return ContainerService(
         f"{name}-broker",
         {
             "cluster": a["cluster"],
+            "dedicated_instance": DEDICATED_INSTANCE,
             "discovery": a["discovery"],
             "consul_service": {"name": BROKER_SERVICE, "check": "tcp"},
             "container": {
                 "name": BROKER_SERVICE,
                 "image": image,
                 "port": AMQP_PORT,
-                "cpu": 256,
-                "memory_mib": 512,
+                "cpu": 512,
+                "memory_mib": BROKER_MEMORY_MIB,
                 # A fixed node name: the broker finds its own data again after a restart.
                 "hostname": BROKER_SERVICE,
-                "environment": {"RABBITMQ_NODENAME": f"rabbit@{BROKER_SERVICE}"},
-                "secrets": {
-                    "RABBITMQ_DEFAULT_USER": credentials.key("username"),
-                    "RABBITMQ_DEFAULT_PASS": credentials.key("password"),
+                "environment": {
+                    "RABBITMQ_NODENAME": f"rabbit@{BROKER_SERVICE}",
+                    config.CONF_VARIABLE: config.render(config.conf(BROKER_MEMORY_MIB)),
+                    config.CONF_4X_VARIABLE: config.render(config.conf_4x()),
                 },
+                "secrets": {config.DEFINITIONS_VARIABLE: definitions.arn},
+                "command": config.START_COMMAND,
                 "mount_points": [{"source_volume": "rabbitmq-data", "container_path": "/var/lib/rabbitmq"}],
-                "read_only_root_filesystem": False,  # the image writes its config at start
+                "read_only_root_filesystem": False,  # the image's entry point writes its configuration
                 "health_check": {
                     "command": ["CMD", "rabbitmq-diagnostics", "-q", "ping"],
                     "interval_seconds": 30,
@@ -51,7 +72,8 @@ def container(name: str, a: dict[str, Any], credentials: StoredSecret, parent: p
                     "start_period_seconds": 60,
                 },
             },
-            "volumes": [{"name": "rabbitmq-data", "docker_volume": True}],
+            # On the dedicated instance's disk: a restarted or redeployed broker finds its data again.
+            "volumes": [{"name": "rabbitmq-data", "host_path": DATA_PATH}],
             "desired_tasks": 1,
             # One node owns the data: stop the old task before starting the new one.
             "min_healthy_percent": 0,
@@ -60,7 +82,7 @@ def container(name: str, a: dict[str, Any], credentials: StoredSecret, parent: p
             "log_retention_days": a["log_retention_days"],
             "tags": a["tags"],
         },
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=child,
     )
 
 

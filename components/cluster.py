@@ -1,5 +1,6 @@
 """EcsCluster: an ECS cluster on an Auto Scaling group driven by a capacity provider."""
 
+import json
 from typing import Any, Required, TypedDict
 
 import pulumi
@@ -27,8 +28,11 @@ DEFAULTS: dict[str, Any] = {
     "root_volume_size_gib": 30,
     "container_insights": True,
     "capacity_target_percent": 100,
+    "dedicated_instances": {},
     "tags": {},
 }
+# The ECS attribute that marks a dedicated instance; services reach it with a memberOf placement constraint.
+DEDICATED_ATTRIBUTE = "seaport.dedicated"
 
 
 class EcsClusterArgs(TypedDict, total=False):
@@ -47,6 +51,11 @@ class EcsClusterArgs(TypedDict, total=False):
     capacity_target_percent: int
     """Managed scaling target utilisation of the cluster's capacity (1-100; lower keeps spare room). Default
     ``100``."""
+    dedicated_instances: dict[str, str]
+    """Name -> instance type (``""``: ``instance_type``) of single instances outside the capacity provider, each
+    in an Auto Scaling group of one, for a service that must come back to the same host because its data lives
+    there (a single broker node). A service runs there with ``dedicated_instance``. Losing the instance loses
+    that data; it is not replaced by instance refreshes. Default ``{}``."""
     tags: dict[str, str]
     """Tags added to every resource and propagated to the instances. Default ``{}``."""
 
@@ -108,8 +117,12 @@ class EcsCluster(pulumi.ComponentResource):
             "tasks on other instances of this cluster, on the dynamic host ports",
             child,
         )
-        role, group = self._instances(name, a, cluster.name, security_group.id)
+        role, profile, group = self._instances(name, a, cluster.name, security_group.id)
         provider_name = self._capacity(name, a, cluster.name, group.arn)
+        for dedicated, instance_type in a["dedicated_instances"].items():
+            self._dedicated(
+                name, dedicated, instance_type or a["instance_type"], a, cluster.name, security_group.id, profile.arn
+            )
 
         self.cluster_name = cluster.name
         self.cluster_arn = cluster.arn
@@ -123,6 +136,7 @@ class EcsCluster(pulumi.ComponentResource):
             "capacity_provider": provider_name,
             "instance_security_group_id": security_group.id,
             "network": a["network"],
+            "dedicated_instances": sorted(a["dedicated_instances"]),
         }
         self.register_outputs(
             {
@@ -138,22 +152,15 @@ class EcsCluster(pulumi.ComponentResource):
 
     def _instances(
         self, name: str, a: dict[str, Any], cluster_name: pulumi.Output[str], security_group_id: pulumi.Output[str]
-    ) -> tuple[aws.iam.Role, aws.autoscaling.Group]:
+    ) -> tuple[aws.iam.Role, aws.iam.InstanceProfile, aws.autoscaling.Group]:
         """The instance role, the hardened launch template and the Auto Scaling group."""
         child = pulumi.ResourceOptions(parent=self)
         role, profile = instances.instance_role(
             f"{name}-instance", [iam.ECS_INSTANCE_POLICY, iam.SSM_INSTANCE_POLICY], a["tags"], child
         )
-        # The AMI id is public: read the parameter's insecure value, so a previewed change stays readable.
-        ami = pulumi.Output.unsecret(
-            aws.ssm.get_parameter_output(
-                name=AMI_PARAMETERS[check.instance_architecture(a["instance_type"])],
-                opts=pulumi.InvokeOutputOptions(parent=self),
-            ).insecure_value
-        )
         template = instances.hardened_launch_template(
             f"{name}-instances",
-            image_id=ami,
+            image_id=self._ami(a["instance_type"]),
             instance_type=a["instance_type"],
             profile_arn=profile.arn,
             security_group_id=security_group_id,
@@ -196,7 +203,61 @@ class EcsCluster(pulumi.ComponentResource):
             # The capacity provider owns the desired count.
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=["desiredCapacity"]),
         )
-        return role, group
+        return role, profile, group
+
+    def _dedicated(
+        self,
+        name: str,
+        dedicated: str,
+        instance_type: str,
+        a: dict[str, Any],
+        cluster_name: pulumi.Output[str],
+        security_group_id: pulumi.Output[str],
+        profile_arn: pulumi.Output[str],
+    ) -> aws.autoscaling.Group:
+        """One instance outside the capacity provider, marked with the ECS attribute seaport.dedicated=<name>."""
+        child = pulumi.ResourceOptions(parent=self)
+        template = instances.hardened_launch_template(
+            f"{name}-{dedicated}",
+            image_id=self._ami(instance_type),
+            instance_type=instance_type,
+            profile_arn=profile_arn,
+            security_group_id=security_group_id,
+            user_data=cluster_name.apply(lambda cluster: user_data(cluster, {DEDICATED_ATTRIBUTE: dedicated})),
+            volume_gib=a["root_volume_size_gib"],
+            public_ip=get(a["network"], "instances_need_public_ip"),
+            tags=a["tags"],
+            opts=child,
+        )
+        return aws.autoscaling.Group(
+            f"{name}-{dedicated}",
+            min_size=1,
+            max_size=1,
+            desired_capacity=1,
+            vpc_zone_identifiers=get(a["network"], "instance_subnet_ids"),
+            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+                id=template.id, version=template.latest_version.apply(str)
+            ),
+            health_check_type="EC2",
+            health_check_grace_period=INSTANCE_WARMUP_SECONDS,
+            # No instance refresh: replacing this instance loses what is stored on it (see README, Operating).
+            force_delete=True,
+            tags=[
+                aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
+                for key, value in name_tags(a["tags"], f"{name}-{dedicated}", {DEDICATED_ATTRIBUTE: dedicated}).items()
+            ],
+            opts=child,
+        )
+
+    def _ami(self, instance_type: str) -> pulumi.Output[str]:
+        # The AMI id is public: read it in clear (the provider marks the parameter's value sensitive), so a
+        # previewed change, which replaces instances, stays readable.
+        return pulumi.Output.unsecret(
+            aws.ssm.get_parameter_output(
+                name=AMI_PARAMETERS[check.instance_architecture(instance_type)],
+                opts=pulumi.InvokeOutputOptions(parent=self),
+            ).insecure_value
+        )
 
     def _capacity(
         self, name: str, a: dict[str, Any], cluster_name: pulumi.Output[str], group_arn: pulumi.Output[str]
@@ -253,6 +314,11 @@ def problems(args: EcsClusterArgs, name: str = "cluster") -> list[Problem]:
     target = a["capacity_target_percent"]
     found.check("capacity_target_percent", target, check.int_between(target, 1, 100))
     found.check("tags", a["tags"], check.tags(a["tags"]))
+    for dedicated, instance_type in (a["dedicated_instances"] or {}).items():
+        if not (dedicated.isascii() and dedicated.replace("-", "").isalnum() and dedicated[:1].isalpha()):
+            found.check(f"dedicated_instances.{dedicated}", dedicated, "must be letters, digits and -, from a letter")
+        if instance_type:
+            found.check(f"dedicated_instances.{dedicated}", instance_type, check.instance_type(instance_type))
     if name.lower().startswith(RESERVED_PREFIXES):
         found.check(
             "name", name, "must not start with aws, ecs or fargate: AWS reserves those prefixes for capacity providers"
@@ -260,14 +326,15 @@ def problems(args: EcsClusterArgs, name: str = "cluster") -> list[Problem]:
     return found
 
 
-def user_data(cluster_name: str) -> str:
-    """The instances' boot script: join the cluster, nothing else (services bring the rest)."""
+def user_data(cluster_name: str, attributes: dict[str, str] | None = None) -> str:
+    """The instances' boot script: join the cluster (with ``attributes``), nothing else (services bring the rest)."""
+    attribute_line = f"ECS_INSTANCE_ATTRIBUTES={json.dumps(attributes, sort_keys=True)}\n" if attributes else ""
     return f"""#!/bin/bash
 # Join ECS cluster {cluster_name}. Everything else on the instance runs as an ECS service.
 set -euo pipefail
 cat >> /etc/ecs/ecs.config <<'ECS_CONFIG'
 ECS_CLUSTER={cluster_name}
-ECS_ENABLE_CONTAINER_METADATA=true
+{attribute_line}ECS_ENABLE_CONTAINER_METADATA=true
 ECS_CONTAINER_STOP_TIMEOUT=60s
 ECS_ENABLE_TASK_IAM_ROLE=true
 ECS_ENABLE_TASK_IAM_ROLE_NETWORK_HOST=true

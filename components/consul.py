@@ -24,10 +24,12 @@ SERVER_AMI_PARAMETERS = {
     "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
 }
 TOKENS = ("management", "agent", "registrar", "reader")
+# HashiCorp's official image on ECR Public: no Docker Hub anonymous pull limit for new instances.
+AGENT_IMAGE = "public.ecr.aws/hashicorp/consul"
 
 DEFAULTS: dict[str, Any] = {
     "servers": 3,
-    "version": "1.21.5",
+    "version": "1.22.7",
     "instance_type": "t3.micro",
     "datacenter": "dc1",
     "log_retention_days": 30,
@@ -45,11 +47,12 @@ class ConsulMeshArgs(TypedDict, total=False):
     """Consul servers: 1 (no fault tolerance), 3 or 5. Default ``3``."""
     version: str
     """Pinned Consul release for the servers (official package) and the agents (official image). Default
-    ``"1.21.5"``."""
+    ``"1.22.7"``."""
     instance_type: str
     """EC2 instance type of the servers. Default ``"t3.micro"``."""
     agent_image: pulumi.Input[str]
-    """Client agent image. Default: ``hashicorp/consul:<version>`` resolved to its digest."""
+    """Client agent image. Default: the official image of ``version`` from its ECR Public mirror
+    (``public.ecr.aws/hashicorp/consul:<version>``), resolved to its digest."""
     datacenter: str
     """Consul datacenter name. Default ``"dc1"``."""
     log_retention_days: int
@@ -217,7 +220,7 @@ class ConsulMesh(pulumi.ComponentResource):
     ) -> None:
         """A client agent on every ECS instance (DAEMON, host network)."""
         image = a.get("agent_image") or pinned_image(
-            f"hashicorp/consul:{a['version']}", opts=pulumi.InvokeOutputOptions(parent=self)
+            f"{AGENT_IMAGE}:{a['version']}", opts=pulumi.InvokeOutputOptions(parent=self)
         )
         agent_config = retry_join.apply(lambda join: json.dumps(cfg.agent_config(a["datacenter"], join)))
         ContainerService(

@@ -9,17 +9,19 @@ import pulumi_random as random
 from . import broker, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
+from .contract import broker as contract
 from .references import ClusterReference, DiscoveryReference
 from .secrets import StoredSecret
 from .service import ContainerService
 
 BROKER_SERVICE = broker.BROKER_SERVICE
-BROKER_USER = "seaport"
+BROKER_USER = broker.BROKER_USER
 
 
 class BrokerMode(StrEnum):
     CONTAINER = "container"
-    """One RabbitMQ node as an ECS service with its data on its instance (dev)."""
+    """One RabbitMQ node on the cluster's dedicated ``broker`` instance, its data on that instance's disk (dev):
+    it survives restarts and deployments, not the loss of the instance."""
     AMAZONMQ = "amazonmq"
     """Amazon MQ for RabbitMQ, managed by AWS (TLS on 5671)."""
 
@@ -34,8 +36,8 @@ class QueueType(StrEnum):
 DEFAULTS: dict[str, Any] = {
     "broker_mode": BrokerMode.CONTAINER,
     "rabbitmq_image": broker.DEFAULT_RABBITMQ_IMAGE,
-    "amazon_mq_instance_type": "mq.m5.large",
-    "amazon_mq_engine_version": "3.13",
+    "amazon_mq_instance_type": "mq.m7g.large",
+    "amazon_mq_engine_version": "4.2",
     "queue_name": "messages",
     "queue_type": QueueType.QUORUM,
     "send_tasks": 1,
@@ -62,11 +64,11 @@ class RabbitMessagingArgs(TypedDict, total=False):
     ``"container"``."""
     rabbitmq_image: pulumi.Input[str]
     """Pinned RabbitMQ management image (container mode), resolved to its digest. Default
-    ``"rabbitmq:4.1.4-management"``."""
+    ``"public.ecr.aws/docker/library/rabbitmq:4.3.4-management"``."""
     amazon_mq_instance_type: str
-    """Amazon MQ broker instance type. Default ``"mq.m5.large"``."""
+    """Amazon MQ broker instance type (RabbitMQ 4.x needs mq.m7g.*). Default ``"mq.m7g.large"``."""
     amazon_mq_engine_version: str
-    """Amazon MQ for RabbitMQ engine version. Default ``"3.13"``."""
+    """Amazon MQ for RabbitMQ engine version. Default ``"4.2"``."""
     queue_name: str
     """Durable queue the apps use. Default ``"messages"``."""
     queue_type: QueueType
@@ -88,9 +90,11 @@ class RabbitMessaging(pulumi.ComponentResource):
 
     The broker's credentials are generated here (no ``guest``), kept in
     Secrets Manager and injected as ECS secrets. In ``container`` mode the
-    broker is an ECS service with a fixed node name and a Docker volume on its
-    instance, registered in Consul as ``rabbitmq``; its port is reachable only
-    from the cluster's instances. In ``amazonmq`` mode it is a private Amazon MQ
+    broker is one node on the cluster's dedicated ``broker`` instance (give
+    ``EcsCluster`` ``dedicated_instances=dedicated_instances(args)``), its data
+    on that instance's disk, its memory watermark and its queue policy set
+    from its task, registered in Consul as ``rabbitmq``; its port is reachable
+    only from the cluster's instances. In ``amazonmq`` mode it is a private Amazon MQ
     broker (TLS on 5671) whose security group admits only the cluster's
     instances. ``send`` and ``receive`` find the broker by name through Consul,
     or get the Amazon MQ endpoint: nothing else about them changes.
@@ -123,7 +127,7 @@ class RabbitMessaging(pulumi.ComponentResource):
             endpoint = broker.amazon_mq(name, a, BROKER_USER, password.result, self)
             location: dict[str, Any] = {"RABBITMQ_URL": endpoint}
         else:
-            broker.container(name, a, credentials, self)
+            broker.container(name, a, password.result, self)
             endpoint = pulumi.Output.from_input(f"consul:{BROKER_SERVICE}")
             location = {"RABBITMQ_SERVICE": BROKER_SERVICE}
         services = {app: self._app(name, app, a, location, credentials) for app in ("send", "receive")}
@@ -162,6 +166,8 @@ class RabbitMessaging(pulumi.ComponentResource):
                         **location,
                         "RABBITMQ_QUEUE": a["queue_name"],
                         "RABBITMQ_QUEUE_TYPE": str(a["queue_type"]),
+                        # receive counts failed deliveries against the broker policy's limit
+                        "RABBITMQ_MAX_DELIVERIES": str(contract.DEFAULT_DELIVERY_LIMIT),
                     },
                     "secrets": {
                         "RABBITMQ_USERNAME": credentials.key("username"),
@@ -179,6 +185,12 @@ class RabbitMessaging(pulumi.ComponentResource):
         )
 
 
+def dedicated_instances(args: RabbitMessagingArgs) -> dict[str, str]:
+    """What ``EcsCluster`` ``dedicated_instances`` must hold for these messaging arguments."""
+    mode = with_defaults(args, DEFAULTS)["broker_mode"]
+    return {broker.DEDICATED_INSTANCE: ""} if mode == BrokerMode.CONTAINER else {}
+
+
 def problems(args: RabbitMessagingArgs) -> list[Problem]:
     a = with_defaults(args, DEFAULTS)
     found = Problems()
@@ -189,6 +201,19 @@ def problems(args: RabbitMessagingArgs) -> list[Problem]:
     found.check("broker_mode", mode, check.one_of(mode, BrokerMode))
     if mode == BrokerMode.CONTAINER:
         found.require(a, "discovery", why="with broker_mode='container' (the apps find the broker through Consul)")
+        cluster = a.get("cluster")
+        available = (
+            with_defaults(cluster, references.CLUSTER_REFERENCE_DEFAULTS)["dedicated_instances"]
+            if isinstance(cluster, dict)
+            else None
+        )
+        if isinstance(available, list) and broker.DEDICATED_INSTANCE not in available:
+            found.check(
+                "broker_mode",
+                mode,
+                f"needs the cluster's dedicated instance {broker.DEDICATED_INSTANCE!r}: give EcsCluster "
+                f"dedicated_instances={dedicated_instances({'broker_mode': mode})}",
+            )
     image = a["rabbitmq_image"]
     if isinstance(image, str):
         found.check("rabbitmq_image", image, check.rabbitmq_image(image))
@@ -204,6 +229,9 @@ def problems(args: RabbitMessagingArgs) -> list[Problem]:
         a["amazon_mq_engine_version"],
         check.mq_engine_version(a["amazon_mq_engine_version"]),
     )
+    engine, instance_type = a["amazon_mq_engine_version"], a["amazon_mq_instance_type"]
+    if mode == BrokerMode.AMAZONMQ:
+        found.check("amazon_mq_instance_type", instance_type, check.mq_engine_runs_on(engine, instance_type))
     found.check("log_retention_days", a["log_retention_days"], check.log_retention(a["log_retention_days"]))
     found.check("tags", a["tags"], check.tags(a["tags"]))
     return found

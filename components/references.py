@@ -9,7 +9,7 @@ References are TypedDicts so that other Pulumi languages see them as object
 types in the package schema; in Python they are plain dicts of outputs.
 """
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 import pulumi
 
@@ -44,9 +44,13 @@ class ClusterReference(TypedDict):
     """Security group of the container instances; components add the ingress rules they need to it. Required."""
     network: pulumi.Input[NetworkReference]
     """The network of the cluster. Required."""
+    dedicated_instances: NotRequired[pulumi.Input[list[str]]]
+    """Names of the cluster's dedicated instances (``EcsCluster.dedicated_instances``). Default ``[]``."""
 
 
 NETWORK_FIELD = ClusterReference.__annotations__["network"]
+# The one optional field of a cluster reference (a reference made by hand may leave it out).
+CLUSTER_REFERENCE_DEFAULTS: dict[str, Any] = {"dedicated_instances": []}
 
 
 class DiscoveryReference(TypedDict):
@@ -73,6 +77,8 @@ def problems(reference: Any, kind: type) -> list[Problem]:
     if not isinstance(reference, dict):
         return found
     for key, annotation in kind.__annotations__.items():
+        if key not in kind.__required_keys__:
+            continue
         if reference.get(key) is None or reference.get(key) == "":
             found.append(Problem(key, MISSING, f"is required in a {kind.__name__}"))
         elif annotation is NETWORK_FIELD:

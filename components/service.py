@@ -11,9 +11,10 @@ import pulumi_aws as aws
 from . import containers, discovery, iam, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
+from .cluster import DEDICATED_ATTRIBUTE
 from .containers import Container
 from .discovery import ConsulService
-from .references import ClusterReference, DiscoveryReference, get
+from .references import CLUSTER_REFERENCE_DEFAULTS, ClusterReference, DiscoveryReference, get
 from .tagging import name_tags
 
 ECR_IMAGE = re.compile(r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com/(?P<repo>[^@:]+)")
@@ -94,6 +95,10 @@ class ServiceOptions(TypedDict, total=False):
     """IAM statements (Python data) for the task role. Default ``[]``: the task can call no AWS API."""
     placement_constraints: list[PlacementConstraint]
     """Where tasks may run, e.g. ``[{"type": "distinctInstance"}]``. Default ``[]``."""
+    dedicated_instance: str
+    """Run on the cluster's dedicated instance of this name (``EcsCluster`` ``dedicated_instances``) instead of
+    on the capacity provider: a task whose data lives on its host comes back to it after every restart and
+    deployment. Default: none."""
     log_retention_days: int
     """CloudWatch Logs retention, one of the values CloudWatch accepts (1, 3, 5, 7, 14, 30, ...). Default ``30``."""
     family: str
@@ -233,18 +238,25 @@ class ContainerService(pulumi.ComponentResource):
         self, name: str, a: dict[str, Any], main: dict[str, Any], task_definition_arn: pulumi.Output[str]
     ) -> aws.ecs.Service:
         daemon = a["scheduling"] == Scheduling.DAEMON
+        dedicated = a.get("dedicated_instance")
+        on_capacity_provider = not (daemon or dedicated)
         cluster = a["cluster"]
         target_group = a.get("target_group_arn")
+        constraints = list(a["placement_constraints"])
+        if dedicated:
+            expression = f"attribute:{DEDICATED_ATTRIBUTE} == {dedicated}"
+            constraints.append({"type": "memberOf", "expression": expression})
         return aws.ecs.Service(
             name,
             cluster=get(cluster, "arn"),
             task_definition=task_definition_arn,
             scheduling_strategy=str(a["scheduling"]),
             desired_count=None if daemon else a["desired_tasks"],
-            # DAEMON services can't use a capacity provider strategy; they run on every instance.
-            launch_type="EC2" if daemon else None,
+            # DAEMON services can't use a capacity provider strategy (they run on every instance), and a
+            # dedicated instance is outside it: both are placed by launch type.
+            launch_type=None if on_capacity_provider else "EC2",
             capacity_provider_strategies=None
-            if daemon
+            if not on_capacity_provider
             else [
                 aws.ecs.ServiceCapacityProviderStrategyArgs(
                     capacity_provider=get(cluster, "capacity_provider"), weight=1, base=0
@@ -258,14 +270,14 @@ class ContainerService(pulumi.ComponentResource):
             deployment_minimum_healthy_percent=a["min_healthy_percent"],
             deployment_maximum_percent=a["max_percent"],
             ordered_placement_strategies=None
-            if daemon
+            if not on_capacity_provider
             else [
                 aws.ecs.ServiceOrderedPlacementStrategyArgs(type="spread", field="attribute:ecs.availability-zone"),
                 aws.ecs.ServiceOrderedPlacementStrategyArgs(type="binpack", field="memory"),
             ],
             placement_constraints=[
                 aws.ecs.ServicePlacementConstraintArgs(type=p["type"], expression=p.get("expression"))
-                for p in a["placement_constraints"]
+                for p in constraints
             ]
             or None,
             load_balancers=[
@@ -339,6 +351,15 @@ def options_problems(a: dict[str, Any], container: dict[str, Any], name: str) ->
     for index, constraint in enumerate(a["placement_constraints"]):
         kind = constraint.get("type")
         found.check(f"placement_constraints[{index}].type", kind, check.one_of(kind, ("distinctInstance", "memberOf")))
+    dedicated = a.get("dedicated_instance")
+    if dedicated and a["scheduling"] == Scheduling.DAEMON:
+        found.check("dedicated_instance", dedicated, "is for REPLICA services (a DAEMON runs on every instance)")
+    cluster = a.get("cluster")
+    available = (
+        with_defaults(cluster, CLUSTER_REFERENCE_DEFAULTS)["dedicated_instances"] if isinstance(cluster, dict) else None
+    )
+    if dedicated and isinstance(available, list) and dedicated not in available:
+        found.check("dedicated_instance", dedicated, f"is not one of the cluster's dedicated_instances {available}")
     if (a["discovers"] or a.get("consul_service")) and not a.get("discovery"):
         found.missing("discovery", "with discovers or consul_service")
     found.extend_under("discovery", references.problems(a.get("discovery"), DiscoveryReference))

@@ -132,25 +132,46 @@ def tags(values: Mapping[str, str]) -> str | None:
 
 def semver(value: str) -> str | None:
     if not re.match(r"^\d+\.\d+\.\d+$", value or ""):
-        return "must be an exact release, e.g. 1.21.5"
+        return "must be an exact release, e.g. 1.22.7"
     return None
 
 
+_RABBITMQ_IMAGE = re.compile(
+    r"^(?:[a-z0-9.-]+(?:/[a-z0-9._-]+)*/)?rabbitmq:(?P<major>\d+)\.\d+\.\d+-management(-alpine)?(@sha256:[0-9a-f]{64})?$"
+)
+
+
 def rabbitmq_image(value: str) -> str | None:
-    if not re.match(r"^rabbitmq:\d+\.\d+\.\d+-management(-alpine)?(@sha256:[0-9a-f]{64})?$", value or ""):
-        return "must be a pinned management image, e.g. rabbitmq:4.1.4-management (optionally @sha256:<digest>)"
+    """A pinned RabbitMQ 4.x management image (from any registry), optionally already by digest."""
+    match = _RABBITMQ_IMAGE.match(value or "")
+    if not match:
+        return (
+            "must be a pinned management image, e.g. public.ecr.aws/docker/library/rabbitmq:4.3.4-management "
+            "(optionally @sha256:<digest>)"
+        )
+    if int(match["major"]) < 4:
+        return "is RabbitMQ 3.x, which is out of support: use a 4.x release"
     return None
 
 
 def mq_instance_type(value: str) -> str | None:
     if not re.match(r"^mq\.[a-z0-9]+\.[a-z0-9]+$", value or ""):
-        return "is not an Amazon MQ instance type, e.g. mq.t3.micro or mq.m5.large"
+        return "is not an Amazon MQ instance type, e.g. mq.m7g.large"
     return None
 
 
 def mq_engine_version(value: str) -> str | None:
     if not re.match(r"^\d+\.\d+(\.\d+)?$", value or ""):
-        return "is not an engine version, e.g. 3.13"
+        return "is not an engine version, e.g. 4.2"
+    return None
+
+
+def mq_engine_runs_on(engine_version: str, instance_type: str) -> str | None:
+    """Amazon MQ for RabbitMQ 4.x runs only on Graviton (mq.m7g.*) brokers; 3.13 also on mq.t3.micro and mq.m5."""
+    if mq_engine_version(engine_version) or mq_instance_type(instance_type):
+        return None  # reported on their own
+    if int(engine_version.split(".")[0]) >= 4 and not instance_type.startswith("mq.m7g."):
+        return f"cannot run amazon_mq_engine_version={engine_version} (RabbitMQ 4.x runs on mq.m7g.* only)"
     return None
 
 

@@ -22,6 +22,7 @@ CLUSTER: ClusterReference = {
     "capacity_provider": "main-capacity-1234567",
     "instance_security_group_id": INSTANCE_SG,
     "network": NETWORK,
+    "dedicated_instances": ["broker"],  # what a container-mode broker needs
 }
 DISCOVERY: DiscoveryReference = {
     "agent_address": "consul-agent:8500",

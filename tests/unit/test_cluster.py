@@ -219,6 +219,7 @@ def test_the_reference_is_what_services_need(plan):
         "capacity_provider": outputs["capacity_provider_name"],
         "instance_security_group_id": outputs["instance_security_group_id"],
         "network": NETWORK,
+        "dedicated_instances": [],
     }
 
 

@@ -54,11 +54,15 @@ class RecordingMocks(SeaportMocks):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.generated: dict[str, str] = {}  # "<resource name>.<output>" -> value
+        self.secret_strings: dict[str, str] = {}  # secret version name -> the value stored (in clear)
         self.registered: list[str] = []
 
     def new_resource(self, args):
         resource_id, outputs = super().new_resource(args)
         self.registered.append(args.name)
+        if args.typ == "aws:secretsmanager/secretVersion:SecretVersion":
+            value = args.inputs.get("secretString")
+            self.secret_strings[args.name] = value["value"] if isinstance(value, dict) else value
         for key in GENERATED.get(args.typ, ()):
             if outputs.get(key):
                 self.generated[f"{args.name}.{key}"] = str(outputs[key])
@@ -134,7 +138,7 @@ def task_containers(plan, task):
 
 def test_servers_install_the_pinned_release_from_hashicorps_repository(mesh_plan):
     data = server_data(mesh_plan)
-    assert data["version"] == "1.21.5"
+    assert data["version"] == "1.22.7"
     assert data["repository"] == "https://rpm.releases.hashicorp.com/AmazonLinux/hashicorp.repo"
     script = user_data(mesh_plan)
     assert 'dnf config-manager --add-repo "$(value .repository)"' in script
@@ -311,7 +315,7 @@ def test_agent_daemon_in_host_mode_with_pinned_image_and_secrets(mesh_plan):
     task = mesh_plan.named("consul-agent-task", "aws:ecs/taskDefinition:TaskDefinition")["inputs"]
     assert task["networkMode"] == "host"
     agent = task_containers(mesh_plan, "consul-agent-task")["consul-agent"]
-    assert agent["image"].startswith("hashicorp/consul:1.21.5@sha256:")
+    assert agent["image"].startswith("public.ecr.aws/hashicorp/consul:1.22.7@sha256:")
     assert agent["secrets"] == [
         {"name": "CONSUL_AGENT_ACL", "valueFrom": secret_arn(mesh_plan, "consul-agent-token")},
         {"name": "CONSUL_GOSSIP_ENCRYPTION", "valueFrom": secret_arn(mesh_plan, "consul-gossip-key")},

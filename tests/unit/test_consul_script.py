@@ -175,7 +175,7 @@ def test_boot_writes_the_configuration_secrets_and_tokens(script, tmp_path):
     for policy, rules in data["acl_policies"].items():
         assert json.loads(boot.file(f"/etc/consul.d/acl/{policy}.json").read_text()) == rules
     calls = boot.calls
-    assert "dnf install -y consul-1.21.5" in calls
+    assert "dnf install -y consul-1.22.7" in calls
     assert calls.index("systemctl daemon-reload") < calls.index("systemctl enable --now consul")
     management = SECRET_VALUES["management"]
     for policy in ("agent", "registrar", "reader"):

@@ -23,6 +23,7 @@ import pytest
 import seaport
 from seaport import (
     AutoscalingOptions,
+    ClusterReference,
     ConsulMeshArgs,
     ConsulService,
     Container,
@@ -46,6 +47,7 @@ from seaport import (
     load_balancer,
     messaging,
     network,
+    references,
     service,
     web_service,
 )
@@ -73,6 +75,7 @@ CASES: list[tuple[type, dict[str, Any], bool]] = [
     (RabbitMessagingArgs, messaging.DEFAULTS, True),
     (ContainerImageArgs, images.DEFAULTS, True),
     (ConsulService, discovery.CONSUL_SERVICE_DEFAULTS, True),
+    (ClusterReference, references.CLUSTER_REFERENCE_DEFAULTS, True),
 ]
 # Defaults that differ in one case: "(``64`` for a sidecar)", "(``0`` for DAEMON)".
 VARIANTS: list[tuple[type, str, dict[str, Any]]] = [

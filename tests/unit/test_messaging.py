@@ -1,5 +1,7 @@
 """RabbitMessaging: the broker container (or Amazon MQ), its credentials, send and receive."""
 
+import base64
+import hashlib
 import json
 
 import pytest
@@ -45,24 +47,71 @@ def definitions(plan, task_name):
 
 
 def credentials_arn(plan):
-    (secret,) = plan.of_type("aws:secretsmanager/secret:Secret")
-    return secret["outputs"]["arn"]
+    return plan.named("mq-broker-credentials", "aws:secretsmanager/secret:Secret")["outputs"]["arn"]
 
 
-def test_broker_runs_the_pinned_image_with_a_fixed_node_name_and_a_persistent_volume(plan):
+def test_broker_runs_the_pinned_image_on_its_dedicated_instance_with_its_data_on_that_host(plan):
+    """A restart or a deployment brings the broker back to the instance that holds its data."""
     containers = definitions(plan, "mq-broker-task")
     broker = containers["rabbitmq"]
-    assert broker["image"].startswith("rabbitmq:4.1.4-management@sha256:")
+    assert broker["image"].startswith("public.ecr.aws/docker/library/rabbitmq:4.3.4-management@sha256:")
     assert broker["hostname"] == "rabbitmq"
-    assert broker["environment"] == [{"name": "RABBITMQ_NODENAME", "value": "rabbit@rabbitmq"}]
     assert broker["mountPoints"] == [
         {"sourceVolume": "rabbitmq-data", "containerPath": "/var/lib/rabbitmq", "readOnly": False}
     ]
     (volume,) = plan.named("mq-broker-task", "aws:ecs/taskDefinition:TaskDefinition")["inputs"]["volumes"]
-    assert volume["name"] == "rabbitmq-data"
-    assert volume["dockerVolumeConfiguration"]["scope"] == "shared"  # outlives the task on its instance
+    assert volume == {"name": "rabbitmq-data", "hostPath": "/var/lib/seaport/rabbitmq"}
+    service = plan.named("mq-broker", "aws:ecs/service:Service")["inputs"]
+    assert service["launchType"] == "EC2" and "capacityProviderStrategies" not in service
+    assert service["placementConstraints"] == [
+        {"type": "memberOf", "expression": "attribute:seaport.dedicated == broker"}
+    ]
     assert broker["portMappings"] == [{"containerPort": 5672, "hostPort": 0, "protocol": "tcp"}]
     assert broker["healthCheck"]["command"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+
+
+def test_broker_throttles_publishers_before_its_container_runs_out_of_memory(plan):
+    """An absolute watermark from the task's memory: RabbitMQ's default is relative to the host's memory."""
+    broker = definitions(plan, "mq-broker-task")["rabbitmq"]
+    variables = {e["name"]: e["value"] for e in broker["environment"]}
+    conf = dict(line.split(" = ", 1) for line in variables["SEAPORT_RABBITMQ_CONF"].splitlines())
+    assert broker["memory"] == 1024
+    assert conf["vm_memory_high_watermark.absolute"] == "512MiB"
+    assert conf["disk_free_limit.absolute"] == "2GB"
+    assert conf["load_definitions"] == "/etc/rabbitmq/seaport-definitions.json"
+    assert variables["RABBITMQ_NODENAME"] == "rabbit@rabbitmq"
+    # the wrapper writes the files, then hands over to the image's entry point
+    command = " ".join(broker["command"])
+    assert "/etc/rabbitmq/conf.d/90-seaport.conf" in command and command.endswith(
+        "exec docker-entrypoint.sh rabbitmq-server"
+    )
+
+
+def test_the_broker_imports_its_user_queues_and_policy_at_every_boot(recorded):
+    """The definitions (a secret: they hold the password hash) create the apps' user, the work queue, its
+    dead-letter queue and the policy with the delivery limit and at-least-once dead-lettering."""
+    plan, mocks = recorded
+    broker = definitions(plan, "mq-broker-task")["rabbitmq"]
+    secret = plan.named("mq-broker-definitions", "aws:secretsmanager/secret:Secret")
+    assert broker["secrets"] == [{"name": "SEAPORT_RABBITMQ_DEFINITIONS", "valueFrom": secret["outputs"]["arn"]}]
+    document = json.loads(mocks.secret_strings["mq-broker-definitions"])
+    (user,) = document["users"]
+    password = mocks.generated["mq-broker-password.result"]
+    raw = base64.b64decode(user["password_hash"])
+    assert user["name"] == "seaport" and user["hashing_algorithm"] == "rabbit_password_hashing_sha256"
+    assert raw[4:] == hashlib.sha256(raw[:4] + password.encode()).digest(), "the hash is of the generated password"
+    assert user["tags"] == []
+    assert [q["name"] for q in document["queues"]] == ["orders.dead", "orders"]
+    (policy,) = document["policies"]
+    assert policy["pattern"] == "^orders$"
+    assert policy["definition"] == {
+        "delivery-limit": 10,
+        "dead-letter-exchange": "",
+        "dead-letter-routing-key": "orders.dead",
+        "dead-letter-strategy": "at-least-once",
+        "overflow": "reject-publish",
+    }
+    assert password not in json.dumps(document)
 
 
 def test_broker_registers_in_consul_as_rabbitmq_with_a_tcp_check(plan):
@@ -84,15 +133,13 @@ def test_broker_credentials_are_generated_stored_and_injected_never_guest(record
     password = plan.one("random:index/randomPassword:RandomPassword")
     assert password["inputs"]["length"] >= 32 and password["inputs"]["special"] is False
     assert password["outputs"]["result"] == "[secret]"
-    assert plan.one("aws:secretsmanager/secretVersion:SecretVersion")["inputs"]["secretString"] == "[secret]"
-    arn = credentials_arn(plan)
-    assert definitions(plan, "mq-broker-task")["rabbitmq"]["secrets"] == [
-        {"name": "RABBITMQ_DEFAULT_PASS", "valueFrom": f"{arn}:password::"},
-        {"name": "RABBITMQ_DEFAULT_USER", "valueFrom": f"{arn}:username::"},
-    ]
+    for version in plan.of_type("aws:secretsmanager/secretVersion:SecretVersion"):
+        assert version["inputs"]["secretString"] == "[secret]"
+    credentials = json.loads(mocks.secret_strings["mq-broker-credentials"])
+    assert credentials == {"username": "seaport", "password": mocks.generated["mq-broker-password.result"]}
     text = json.dumps(plan.to_json())
     assert "guest" not in text
-    (value,) = [v for k, v in mocks.generated.items() if k == "mq-broker-password.result"]
+    value = mocks.generated["mq-broker-password.result"]
     assert len(value) == 32 and value not in text
 
 
@@ -115,6 +162,7 @@ def test_send_and_receive_settings(plan):
             "CONSUL_HTTP_ADDR": "consul-agent:8500",
             "RABBITMQ_QUEUE": "orders",
             "RABBITMQ_QUEUE_TYPE": "quorum",
+            "RABBITMQ_MAX_DELIVERIES": "10",  # the broker policy's delivery limit
         }
         assert app["secrets"] == [
             {"name": "CONSUL_HTTP_TOKEN", "valueFrom": DISCOVERY["reader_token_secret_arn"]},
@@ -128,8 +176,10 @@ def test_send_and_receive_settings(plan):
 
 
 def test_services_wait_for_the_credentials_value(plan):
-    version = plan.one("aws:secretsmanager/secretVersion:SecretVersion")
-    for app in ("broker", "send", "receive"):
+    version = plan.named("mq-broker-credentials", "aws:secretsmanager/secretVersion:SecretVersion")
+    definitions_version = plan.named("mq-broker-definitions", "aws:secretsmanager/secretVersion:SecretVersion")
+    assert plan.depends_on(plan.named("mq-broker-task", "aws:ecs/taskDefinition:TaskDefinition"), definitions_version)
+    for app in ("send", "receive"):
         task = plan.named(f"mq-{app}-task", "aws:ecs/taskDefinition:TaskDefinition")
         assert plan.depends_on(task, version), app
         assert plan.depends_on(plan.named(f"mq-{app}", "aws:ecs/service:Service"), task), app
@@ -149,6 +199,7 @@ def test_amazonmq_broker_is_private_single_subnet_and_tls(amazonmq_plan):
         "RABBITMQ_URL": broker["outputs"]["instances"][0]["endpoints"][0],
         "RABBITMQ_QUEUE": "messages",
         "RABBITMQ_QUEUE_TYPE": "quorum",
+        "RABBITMQ_MAX_DELIVERIES": "10",
     }
     assert variables["RABBITMQ_URL"].startswith("amqps://")
     assert plan.one("seaport:index:RabbitMessaging")["outputs"]["broker_endpoint"] == variables["RABBITMQ_URL"]

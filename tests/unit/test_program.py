@@ -16,7 +16,8 @@ from tests.unit.test_consul import RecordingMocks, server_data
 STACKS = ["dev_plan", "prod_plan"]
 APPS = {"send", "receive", "portal", "weather", "stocks", "registrar"}
 PINNED_THIRD_PARTY = re.compile(
-    r"^(rabbitmq:\d+\.\d+\.\d+-management|hashicorp/consul:\d+\.\d+\.\d+)@sha256:[0-9a-f]{64}$"
+    r"^public\.ecr\.aws/(docker/library/rabbitmq:\d+\.\d+\.\d+-management|hashicorp/consul:\d+\.\d+\.\d+)"
+    r"@sha256:[0-9a-f]{64}$"
 )
 # Candidates for address literals; ipaddress decides which really are addresses.
 IPV4_CANDIDATE = re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w.])")
@@ -114,7 +115,7 @@ def test_every_image_is_an_ecr_digest_except_the_pinned_broker_and_consul(plan):
             continue
         assert PINNED_THIRD_PARTY.match(image), f"{definition['name']} uses {image}"
         third_party.add(image.split(":")[0])
-    assert third_party == {"rabbitmq", "hashicorp/consul"}
+    assert third_party == {"public.ecr.aws/docker/library/rabbitmq", "public.ecr.aws/hashicorp/consul"}
 
 
 # -- secrets ----------------------------------------------------------------------------------------
@@ -194,6 +195,7 @@ def test_one_secret_per_generated_credential(plan):
         "consul-reader-token",
         "consul-registrar-token",
         "messaging-broker-credentials",
+        "messaging-broker-definitions",  # the broker's user (password hash), queues and policy
     ]
     values = [v["inputs"]["secretString"] for v in plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")]
     assert len(values) == len(names) and set(values) == {"[secret]"}  # generated values are secrets end to end
@@ -216,13 +218,17 @@ def test_tasks_launch_templates_and_services_wait_for_the_secret_values_they_use
         read_at_boot[template["name"]] = {arn for arn in versions if arn in script}
         for arn in read_at_boot[template["name"]]:
             assert plan.depends_on(template, versions[arn]), f"{template['name']} does not wait for {arn}'s value"
-    assert read_at_boot == {"consul-server": set(server_data(plan)["secrets"].values()), "seaport-instances": set()}
+    assert read_at_boot == {
+        "consul-server": set(server_data(plan)["secrets"].values()),
+        "seaport-instances": set(),
+        "seaport-broker": set(),
+    }
     assert len(read_at_boot["consul-server"]) == 5
 
 
 def test_ami_ids_are_readable_in_the_plan(plan):
     templates = plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
-    assert len(templates) == 2
+    assert {t["name"] for t in templates} == {"seaport-instances", "seaport-broker", "consul-server"}
     for template in templates:
         assert re.fullmatch(r"ami-[0-9a-f]{17}", template["inputs"]["imageId"]), template["name"]
 

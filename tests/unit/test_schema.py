@@ -120,7 +120,14 @@ def test_components_take_each_other_by_reference(schema):
     mesh = schema["resources"]["seaport:index:ConsulMesh"]
     assert mesh["properties"]["discovery"]["$ref"] == "#/types/seaport:index:DiscoveryReference"
     reference = schema["types"]["seaport:index:ClusterReference"]["properties"]
-    assert set(reference) == {"arn", "name", "capacityProvider", "instanceSecurityGroupId", "network"}
+    assert set(reference) == {
+        "arn",
+        "name",
+        "capacityProvider",
+        "instanceSecurityGroupId",
+        "network",
+        "dedicatedInstances",
+    }
     container = schema["types"]["seaport:index:Container"]
     assert container["properties"]["environment"]["type"] == "object"
     assert "image" in container["required"]

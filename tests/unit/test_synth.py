@@ -47,10 +47,10 @@ def test_resources_json_has_the_documented_shape(dev_files):
 
 def test_dev_plan_has_cluster_asg_capacity_provider_and_imdsv2(dev_plan):
     dev_plan.one("aws:ecs/cluster:Cluster")
-    dev_plan.within("seaport:index:EcsCluster", "aws:autoscaling/group:Group")
+    dev_plan.named("seaport-instances", "aws:autoscaling/group:Group")
     dev_plan.one("aws:ecs/capacityProvider:CapacityProvider")
     templates = dev_plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
-    assert len(templates) == 2  # the cluster's and the Consul servers'
+    assert len(templates) == 3  # the cluster's, its dedicated broker instance's and the Consul servers'
     assert all(t["inputs"]["metadataOptions"]["httpTokens"] == "required" for t in templates)
 
 
@@ -83,7 +83,7 @@ def test_prod_spans_three_azs_with_private_instances(prod_plan):
     subnets = prod_plan.of_type("aws:ec2/subnet:Subnet")
     private = [s["outputs"]["id"] for s in subnets if s["inputs"]["tags"]["seaport:tier"] == "private"]
     assert len(subnets) == 6 and len(prod_plan.of_type("aws:ec2/natGateway:NatGateway")) == 3
-    group = prod_plan.within("seaport:index:EcsCluster", "aws:autoscaling/group:Group")
+    group = prod_plan.named("seaport-instances", "aws:autoscaling/group:Group")
     assert group["inputs"]["vpcZoneIdentifiers"] == private
 
 

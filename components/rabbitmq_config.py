@@ -37,10 +37,23 @@ DEFINITIONS_FILE = "/etc/rabbitmq/seaport-definitions.json"
 MEMORY_WATERMARK_SHARE = 0.5
 DISK_FREE_LIMIT = "2GB"
 
-# Environment variables the wrapper reads (the definitions come in as an ECS secret).
+# Environment variables the wrapper reads (the definitions, the Consul token and the Erlang cookie come in
+# as ECS secrets; the wrapper writes them into files only the rabbitmq user can read, and unsets them).
 CONF_VARIABLE = "SEAPORT_RABBITMQ_CONF"
 CONF_4X_VARIABLE = "SEAPORT_RABBITMQ_CONF_4X"
 DEFINITIONS_VARIABLE = "SEAPORT_RABBITMQ_DEFINITIONS"
+CONSUL_TOKEN_VARIABLE = "SEAPORT_CONSUL_TOKEN"  # noqa: S105 - the name of a variable
+COOKIE_VARIABLE = "SEAPORT_ERLANG_COOKIE"
+SECRET_CONF_FILE = f"{CONF_DIR}/92-seaport-secrets.conf"
+COOKIE_FILE = "/var/lib/rabbitmq/.erlang.cookie"
+PLUGINS_FILE = "/etc/rabbitmq/enabled_plugins"
+# Ports of a clustered node (host network): clients, then what nodes and CLI tools use between instances.
+CLUSTER_PORTS = [
+    (4369, "tcp", "RabbitMQ epmd (peer discovery of Erlang nodes)"),
+    (25672, "tcp", "RabbitMQ inter-node distribution"),
+]
+CLI_PORTS = (35672, 35682)  # rabbitmqctl and rabbitmq-diagnostics talking to other nodes
+PEER_DISCOVERY_PLUGIN = "rabbitmq_peer_discovery_consul"
 
 START_COMMAND = [
     "/bin/sh",
@@ -51,6 +64,25 @@ START_COMMAND = [
     f'printf "%s\\n" "${DEFINITIONS_VARIABLE}" > {DEFINITIONS_FILE}; '
     f"chown rabbitmq:rabbitmq {CONF_FILE} {CONF_4X_FILE} {DEFINITIONS_FILE}; "
     f"unset {DEFINITIONS_VARIABLE}; "
+    "exec docker-entrypoint.sh rabbitmq-server",
+]
+
+
+# The clustered node's wrapper: also the plugins, the Consul token (in a conf file, not the environment) and
+# the Erlang cookie (a file of mode 0400, never an environment variable of the server or an argument).
+CLUSTER_START_COMMAND = [
+    "/bin/sh",
+    "-c",
+    "set -eu; umask 027; "
+    f'printf "%s\n" "${CONF_VARIABLE}" > {CONF_FILE}; '
+    f'printf "%s\n" "${{{CONF_4X_VARIABLE}:-}}" > {CONF_4X_FILE}; '
+    f'printf "%s\n" "${DEFINITIONS_VARIABLE}" > {DEFINITIONS_FILE}; '
+    f'printf "cluster_formation.consul.acl_token = %s\n" "${CONSUL_TOKEN_VARIABLE}" > {SECRET_CONF_FILE}; '
+    f'printf "[rabbitmq_management,{PEER_DISCOVERY_PLUGIN}].\n" > {PLUGINS_FILE}; '
+    f'umask 077; printf "%s" "${COOKIE_VARIABLE}" > {COOKIE_FILE}; chmod 0400 {COOKIE_FILE}; '
+    f"chown rabbitmq:rabbitmq {CONF_FILE} {CONF_4X_FILE} {DEFINITIONS_FILE} {SECRET_CONF_FILE} {PLUGINS_FILE} "
+    f"{COOKIE_FILE}; "
+    f"unset {DEFINITIONS_VARIABLE} {CONSUL_TOKEN_VARIABLE} {COOKIE_VARIABLE}; "
     "exec docker-entrypoint.sh rabbitmq-server",
 ]
 
@@ -68,6 +100,54 @@ def conf(task_memory_mib: int) -> dict[str, str]:
         "load_definitions": DEFINITIONS_FILE,
         # Clients that vanish without closing are noticed within a minute.
         "heartbeat": "30",
+    }
+
+
+def cluster_conf(
+    task_memory_mib: int,
+    nodes: int,
+    consul_host: str = "localhost",
+    consul_port: int = 8500,
+    service: str = contract.SERVICE_NAME,
+    amqp_port: int = contract.AMQP_PORT,
+) -> dict[str, str]:
+    """rabbitmq.conf of a clustered node (3.10 and 4.x): ``conf`` plus cluster formation through the
+    instance's Consul agent and automatic clean-up of nodes that are gone for good.
+
+    The node registers itself in Consul as ``service`` (what the apps look up) with a TTL check the plugin
+    keeps passing; the Consul ACL token is written by the wrapper into a separate file."""
+    return {
+        **conf(task_memory_mib),
+        "cluster_formation.peer_discovery_backend": "consul",
+        "cluster_formation.consul.host": consul_host,
+        "cluster_formation.consul.port": str(consul_port),
+        "cluster_formation.consul.scheme": "http",
+        "cluster_formation.consul.svc": service,
+        "cluster_formation.consul.svc_port": str(amqp_port),
+        # Register the instance's address (host network); long node names are the instances' DNS names.
+        "cluster_formation.consul.svc_addr_auto": "true",
+        "cluster_formation.consul.svc_addr_use_nodename": "false",
+        "cluster_formation.consul.use_longname": "true",
+        "cluster_formation.consul.svc_ttl": "30",
+        "cluster_formation.consul.deregister_after": "90",
+        # A node that is gone for good (its instance replaced) is removed from the cluster.
+        "cluster_formation.node_cleanup.interval": "60",
+        "cluster_formation.node_cleanup.only_log_warning": "false",
+        # The side of a network split without a majority stops serving instead of diverging.
+        "cluster_partition_handling": "pause_minority",
+    }
+
+
+def cluster_conf_4x(nodes: int) -> dict[str, str]:
+    """4.x-only keys of a clustered node: wait for the cluster's size when forming it, and keep every quorum
+    queue at ``nodes`` replicas: a replacement node is added to the queues' membership, a node gone for good is
+    removed (continuous membership reconciliation)."""
+    return {
+        **conf_4x(),
+        "cluster_formation.target_cluster_size_hint": str(nodes),
+        "quorum_queue.continuous_membership_reconciliation.enabled": "true",
+        "quorum_queue.continuous_membership_reconciliation.target_group_size": str(nodes),
+        "quorum_queue.continuous_membership_reconciliation.auto_remove": "true",
     }
 
 

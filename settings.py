@@ -92,6 +92,8 @@ ARGUMENTS: dict[str, list[tuple[str, str]]] = {
     # RabbitMessaging
     "brokerMode": [("messaging", "broker_mode")],
     "rabbitmqImage": [("messaging", "rabbitmq_image")],
+    "brokerNodes": [("messaging", "broker_nodes")],
+    "amazonMqDeploymentMode": [("messaging", "amazon_mq_deployment_mode")],
     "amazonMqInstanceType": [("messaging", "amazon_mq_instance_type")],
     "amazonMqEngineVersion": [("messaging", "amazon_mq_engine_version")],
     "queueName": [("messaging", "queue_name")],
@@ -206,6 +208,12 @@ def _program_rules(values: dict[str, Any], tags: dict[str, str]) -> list[str]:
         problem = check.platform_matches(platform, instance_type)
         if problem:
             problems.append(f"{_key('instanceType')}={instance_type!r} {problem[:-1]}; set {_key('platform')})")
+    nodes, low = values["brokerNodes"], values["minInstances"]
+    if values["brokerMode"] == "cluster" and isinstance(nodes, int) and isinstance(low, int) and low < nodes:
+        problems.append(
+            f"{_key('brokerMode')}='cluster' runs {_key('brokerNodes')}={nodes} nodes, one per instance: "
+            f"{_key('minInstances')}={low} must be at least {nodes}"
+        )
     if check.one_of(values["tempScale"], ("C", "F")):
         problems.append(f"{_key('tempScale')}={values['tempScale']!r} must be one of C, F")
     if check.tags(tags):

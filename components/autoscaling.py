@@ -1,4 +1,5 @@
-"""ServiceAutoscaling: Application Auto Scaling for any ECS service, on CPU (step or target tracking)."""
+"""ServiceAutoscaling: Application Auto Scaling for any ECS service, on CPU (step or target tracking) or on a
+queue's backlog per running task (target tracking on metric math)."""
 
 from enum import StrEnum
 from typing import Any, Required, TypedDict
@@ -9,6 +10,7 @@ import pulumi_aws as aws
 from . import references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
+from .contract import telemetry
 from .references import ClusterReference, get
 
 # Step scaling evaluates one-minute CPU averages: out after 2 minutes at or above the
@@ -16,6 +18,12 @@ from .references import ClusterReference, get
 PERIOD_SECONDS = 60
 SCALE_OUT_PERIODS = 2
 SCALE_IN_PERIODS = 15
+# Backlog mode: the running task count is the SampleCount of the service's one-minute CPUUtilization in AWS/ECS
+# (each RUNNING task reports one sample a minute: the ECS developer guide's "Service RUNNING task count"). ECS
+# publishes it for every service on EC2 with or without Container Insights, and at no extra cost; Container
+# Insights' RunningTaskCount would tie scaling to that paid option.
+RUNNING_TASKS = ("AWS/ECS", "CPUUtilization", "SampleCount")
+BACKLOG_EXPRESSION = "depth / tasks"
 
 
 class ScalingMode(StrEnum):
@@ -23,6 +31,9 @@ class ScalingMode(StrEnum):
     """Two CloudWatch CPU alarms driving +1 / -1 task step policies (the original design)."""
     TARGET_TRACKING = "target-tracking"
     """AWS keeps average CPU near ``target_cpu_percent`` with alarms it manages."""
+    BACKLOG = "backlog"
+    """AWS keeps the queue's ready messages per running task near ``target_backlog_per_task`` (target tracking
+    on metric math over the apps' ``QueueDepth`` and the service's running task count)."""
 
 
 DEFAULTS: dict[str, Any] = {
@@ -34,6 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "target_cpu_percent": 60,
     "scale_out_cooldown_seconds": 60,
     "scale_in_cooldown_seconds": 120,
+    "target_backlog_per_task": 100,
     "tags": {},
 }
 
@@ -55,6 +67,12 @@ class AutoscalingOptions(TypedDict, total=False):
     """Seconds after a scale-out before the next scaling activity (0-3600). Default ``60``."""
     scale_in_cooldown_seconds: int
     """Seconds after a scale-in before the next scale-in (0-3600). Default ``120``."""
+    queue_name: pulumi.Input[str]
+    """Backlog mode: the queue whose ready messages (``Seaport/Messaging`` ``QueueDepth``, written by send and
+    receive) the tasks work off. Required with ``scaling_mode="backlog"``; Default: none."""
+    target_backlog_per_task: int
+    """Backlog mode: ready messages each running task should carry; more adds tasks, fewer removes them
+    (1-1000000). Default ``100``."""
 
 
 class ServiceAutoscalingArgs(AutoscalingOptions, total=False):
@@ -98,6 +116,8 @@ class ServiceAutoscaling(pulumi.ComponentResource):
         )
         if a["scaling_mode"] == ScalingMode.TARGET_TRACKING:
             self._target_tracking(name, a, target)
+        elif a["scaling_mode"] == ScalingMode.BACKLOG:
+            self._backlog(name, a, target, cluster_name)
         else:
             dimensions = {"ClusterName": cluster_name, "ServiceName": a["service_name"]}
             self._step(name, a, target, dimensions, "out")
@@ -118,6 +138,26 @@ class ServiceAutoscaling(pulumi.ComponentResource):
             target_tracking_scaling_policy_configuration=config(
                 predefined_metric_specification=metric(predefined_metric_type="ECSServiceAverageCPUUtilization"),
                 target_value=a["target_cpu_percent"],
+                scale_out_cooldown=a["scale_out_cooldown_seconds"],
+                scale_in_cooldown=a["scale_in_cooldown_seconds"],
+            ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _backlog(
+        self, name: str, a: dict[str, Any], target: aws.appautoscaling.Target, cluster_name: pulumi.Output[str]
+    ) -> None:
+        """Target tracking on ready messages per running task: ``depth / tasks``, one-minute data."""
+        config = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs
+        aws.appautoscaling.Policy(
+            f"{name}-backlog-target",
+            policy_type="TargetTrackingScaling",
+            service_namespace=target.service_namespace,
+            scalable_dimension=target.scalable_dimension,
+            resource_id=target.resource_id,
+            target_tracking_scaling_policy_configuration=config(
+                customized_metric_specification=backlog_metric(a["queue_name"], cluster_name, a["service_name"]),
+                target_value=a["target_backlog_per_task"],
                 scale_out_cooldown=a["scale_out_cooldown_seconds"],
                 scale_in_cooldown=a["scale_in_cooldown_seconds"],
             ),
@@ -177,6 +217,45 @@ class ServiceAutoscaling(pulumi.ComponentResource):
         )
 
 
+# The pulumi-aws types of a customized metric specification made of metric data queries.
+_SPEC = "PolicyTargetTrackingScalingPolicyConfigurationCustomizedMetricSpecification"
+_Spec = getattr(aws.appautoscaling, f"{_SPEC}Args")
+_Query = getattr(aws.appautoscaling, f"{_SPEC}MetricArgs")
+_Stat = getattr(aws.appautoscaling, f"{_SPEC}MetricMetricStatArgs")
+_Metric = getattr(aws.appautoscaling, f"{_SPEC}MetricMetricStatMetricArgs")
+_Dimension = getattr(aws.appautoscaling, f"{_SPEC}MetricMetricStatMetricDimensionArgs")
+
+
+def backlog_metric(
+    queue_name: pulumi.Input[str], cluster_name: pulumi.Input[str], service_name: pulumi.Input[str]
+) -> Any:
+    """The customized metric of backlog mode: the queue's ready messages (the highest any app measured in the
+    minute) divided by the service's running tasks."""
+    namespace, metric_name, statistic = RUNNING_TASKS
+    depth = _Metric(
+        namespace=telemetry.NAMESPACE,
+        metric_name=telemetry.QUEUE_DEPTH,
+        dimensions=[_Dimension(name=telemetry.QUEUE, value=queue_name)],
+    )
+    tasks = _Metric(
+        namespace=namespace,
+        metric_name=metric_name,
+        dimensions=[
+            _Dimension(name="ClusterName", value=cluster_name),
+            _Dimension(name="ServiceName", value=service_name),
+        ],
+    )
+    return _Spec(
+        metrics=[
+            _Query(id="depth", metric_stat=_Stat(metric=depth, stat="Maximum"), return_data=False),
+            _Query(id="tasks", metric_stat=_Stat(metric=tasks, stat=statistic), return_data=False),
+            _Query(
+                id="backlog_per_task", expression=BACKLOG_EXPRESSION, label="ready messages per task", return_data=True
+            ),
+        ]
+    )
+
+
 def problems(args: ServiceAutoscalingArgs) -> list[Problem]:
     found = Problems()
     found.require(args or {}, "cluster", "service_name")
@@ -202,6 +281,12 @@ def options_problems(options: AutoscalingOptions) -> list[Problem]:
         found.check("scale_in_cpu_percent", scale_in, f"must be < scale_out_cpu_percent={scale_out}")
     target = a["target_cpu_percent"]
     found.check("target_cpu_percent", target, check.int_between(target, 10, 90))
+    backlog = a["target_backlog_per_task"]
+    found.check("target_backlog_per_task", backlog, check.int_between(backlog, 1, 1_000_000))
+    if a["scaling_mode"] == ScalingMode.BACKLOG:
+        found.require(a, "queue_name", why="with scaling_mode='backlog' (the queue whose backlog the tasks work off)")
+        if isinstance(a.get("queue_name"), str):
+            found.check("queue_name", a["queue_name"], check.queue_name(a["queue_name"]))
     for key in ("scale_out_cooldown_seconds", "scale_in_cooldown_seconds"):
         found.check(key, a[key], check.int_between(a[key], 0, 3600))
     found.check("tags", a["tags"], check.tags(a["tags"]))

@@ -1,16 +1,18 @@
 """Where the RabbitMQ broker runs: one container on the cluster, or Amazon MQ."""
 
+import math
 from typing import Any
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from . import rabbitmq_config as config
 from .contract import broker as contract
 from .images import pinned_image
 from .references import get
 from .secrets import StoredSecret
-from .security_groups import admit, security_group
+from .security_groups import admit, admit_range, security_group
 from .service import ContainerService
 from .tagging import name_tags
 
@@ -34,13 +36,7 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
     image = a["rabbitmq_image"]
     if isinstance(image, str):
         image = pinned_image(image, opts=pulumi.InvokeOutputOptions(parent=parent))
-    definitions = StoredSecret(
-        f"{name}-broker-definitions",
-        password.apply(lambda p: config.definitions_json(BROKER_USER, p, a["queue_name"], str(a["queue_type"]))),
-        "RabbitMQ definitions: the apps' user (password hash), queues and policy, imported at every boot",
-        a["tags"],
-        child,
-    )
+    definitions = _definitions(name, a, password, child)
     return ContainerService(
         f"{name}-broker",
         {
@@ -86,6 +82,97 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
     )
 
 
+def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: pulumi.Resource) -> ContainerService:
+    """``broker_nodes`` RabbitMQ nodes, one per instance, in the instances' network: they find each other and
+    register as ``rabbitmq`` through the local Consul agent (Consul peer discovery), keep their data on their
+    instance, and replicate every quorum queue to all of them."""
+    child = pulumi.ResourceOptions(parent=parent)
+    nodes = a["broker_nodes"]
+    image = a["rabbitmq_image"]
+    if isinstance(image, str):
+        image = pinned_image(image, opts=pulumi.InvokeOutputOptions(parent=parent))
+    definitions = _definitions(name, a, password, child)
+    # Nodes of one cluster authenticate each other with a shared Erlang cookie.
+    cookie_value = random.RandomPassword(f"{name}-erlang-cookie", length=64, special=False, opts=child).result
+    cookie = StoredSecret(
+        f"{name}-erlang-cookie", cookie_value, "Erlang cookie of the RabbitMQ cluster", a["tags"], child
+    )
+    _cluster_rules(name, a, child)
+    return ContainerService(
+        f"{name}-broker",
+        {
+            "cluster": a["cluster"],
+            "network_mode": "host",  # stable node names (the instance's DNS name) and distribution ports
+            "placement_constraints": [{"type": "distinctInstance"}],
+            "container": {
+                "name": BROKER_SERVICE,
+                "image": image,
+                "port": AMQP_PORT,
+                "cpu": 512,
+                "memory_mib": BROKER_MEMORY_MIB,
+                "environment": {
+                    "RABBITMQ_USE_LONGNAME": "true",
+                    config.CONF_VARIABLE: config.render(config.cluster_conf(BROKER_MEMORY_MIB, nodes)),
+                    config.CONF_4X_VARIABLE: config.render(config.cluster_conf_4x(nodes)),
+                },
+                "secrets": {
+                    config.DEFINITIONS_VARIABLE: definitions.arn,
+                    config.CONSUL_TOKEN_VARIABLE: get(a["discovery"], "broker_token_secret_arn"),
+                    config.COOKIE_VARIABLE: cookie.arn,
+                },
+                "command": config.CLUSTER_START_COMMAND,
+                "mount_points": [{"source_volume": "rabbitmq-data", "container_path": "/var/lib/rabbitmq"}],
+                "read_only_root_filesystem": False,  # the image's entry point writes its configuration
+                "health_check": {
+                    "command": ["CMD", "rabbitmq-diagnostics", "-q", "check_running"],
+                    "interval_seconds": 30,
+                    "timeout_seconds": 10,
+                    "start_period_seconds": 120,
+                },
+            },
+            # On each instance's disk: a restarted node finds its data and rejoins with it.
+            "volumes": [{"name": "rabbitmq-data", "host_path": DATA_PATH}],
+            "desired_tasks": nodes,
+            # One node at a time: the others keep a majority (quorum queues stay available).
+            "min_healthy_percent": math.ceil(100 * (nodes - 1) / nodes),
+            "max_percent": 100,
+            "stop_timeout_seconds": 120,
+            "log_retention_days": a["log_retention_days"],
+            # The nodes register themselves in Consul as the service the apps look up (no registrar sidecar).
+            "tags": {**a["tags"], "seaport:consul-service": BROKER_SERVICE},
+        },
+        opts=child,
+    )
+
+
+def _definitions(
+    name: str, a: dict[str, Any], password: pulumi.Output[str], child: pulumi.ResourceOptions
+) -> StoredSecret:
+    """The definitions a node imports at every boot (a secret: they hold the password hash)."""
+    return StoredSecret(
+        f"{name}-broker-definitions",
+        password.apply(lambda p: config.definitions_json(BROKER_USER, p, a["queue_name"], str(a["queue_type"]))),
+        "RabbitMQ definitions: the apps' user (password hash), queues and policy, imported at every boot",
+        a["tags"],
+        child,
+    )
+
+
+def _cluster_rules(name: str, a: dict[str, Any], child: pulumi.ResourceOptions) -> None:
+    """AMQP from the cluster's instances (the apps), and epmd, distribution and CLI ports between them only."""
+    instances = get(a["cluster"], "instance_security_group_id")
+    ports = [(AMQP_PORT, "tcp", "AMQP from the apps"), *config.CLUSTER_PORTS]
+    admit(f"{name}-broker", instances, ports, {"instances": instances}, child)
+    admit_range(
+        f"{name}-broker-cli-from-instances",
+        instances,
+        config.CLI_PORTS,
+        instances,
+        "RabbitMQ CLI tools between the broker nodes",
+        child,
+    )
+
+
 def amazon_mq(
     name: str, a: dict[str, Any], user: str, password: pulumi.Output[str], parent: pulumi.Resource
 ) -> pulumi.Output[str]:
@@ -93,6 +180,7 @@ def amazon_mq(
     returns its ``amqps://`` endpoint."""
     child = pulumi.ResourceOptions(parent=parent)
     network = get(a["cluster"], "network")
+    single = str(a["amazon_mq_deployment_mode"]) == "SINGLE_INSTANCE"
     group = security_group(
         f"{name}-broker",
         network.apply(lambda n: n["vpc_id"]),
@@ -112,9 +200,10 @@ def amazon_mq(
         engine_type="RabbitMQ",
         engine_version=a["amazon_mq_engine_version"],
         host_instance_type=a["amazon_mq_instance_type"],
-        deployment_mode="SINGLE_INSTANCE",
+        deployment_mode=str(a["amazon_mq_deployment_mode"]),
         publicly_accessible=False,
-        subnet_ids=network.apply(lambda n: n["instance_subnet_ids"][:1]),
+        # A single instance lives in one subnet; a cluster spreads its three nodes over the AZs.
+        subnet_ids=network.apply(lambda n: n["instance_subnet_ids"][:1] if single else n["instance_subnet_ids"]),
         security_groups=[group],
         users=[aws.mq.BrokerUserArgs(username=user, password=pulumi.Output.secret(password))],
         auto_minor_version_upgrade=True,

@@ -23,7 +23,7 @@ SERVER_AMI_PARAMETERS = {
     "x86_64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64",
     "arm64": "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-arm64",
 }
-TOKENS = ("management", "agent", "registrar", "reader")
+TOKENS = ("management", "agent", "registrar", "reader", "broker")
 # HashiCorp's official image on ECR Public: no Docker Hub anonymous pull limit for new instances.
 AGENT_IMAGE = "public.ecr.aws/hashicorp/consul"
 
@@ -116,6 +116,7 @@ class ConsulMesh(pulumi.ComponentResource):
             "reader_token_secret_arn": secrets["reader"].arn,
             "registrar_image": a["registrar_image"],
             "registrar_token_secret_arn": secrets["registrar"].arn,
+            "broker_token_secret_arn": secrets["broker"].arn,
         }
         self.server_security_group_id = server_group
         self.server_autoscaling_group_name = servers.name

@@ -40,6 +40,15 @@ ACL_POLICIES: dict[str, dict[str, Any]] = {
     "registrar": {"service_prefix": {"": {"policy": "write"}}},
     # apps look healthy instances up (/v1/health/service needs service and node read)
     "reader": {"service_prefix": {"": {"policy": "read"}}, "node_prefix": {"": {"policy": "read"}}},
+    # clustered broker nodes: RabbitMQ's Consul peer discovery registers each node as "rabbitmq", lists the
+    # others, and takes a startup lock (a session and a key under rabbitmq/) so nodes don't form two clusters
+    "broker": {
+        "service": {"rabbitmq": {"policy": "write"}},
+        "service_prefix": {"": {"policy": "read"}},
+        "node_prefix": {"": {"policy": "read"}},
+        "key_prefix": {"rabbitmq/": {"policy": "write"}},
+        "session_prefix": {"": {"policy": "write"}},
+    },
 }
 
 # Tokens the apps' containers hold: they look services up or register them, and nothing more.

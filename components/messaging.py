@@ -22,8 +22,18 @@ class BrokerMode(StrEnum):
     CONTAINER = "container"
     """One RabbitMQ node on the cluster's dedicated ``broker`` instance, its data on that instance's disk (dev):
     it survives restarts and deployments, not the loss of the instance."""
+    CLUSTER = "cluster"
+    """``broker_nodes`` nodes, one per instance of the cluster, formed through Consul; quorum queues replicate
+    every message to a majority before confirming it, so losing a node (or its instance) loses nothing."""
     AMAZONMQ = "amazonmq"
     """Amazon MQ for RabbitMQ, managed by AWS (TLS on 5671)."""
+
+
+class AmazonMqDeploymentMode(StrEnum):
+    SINGLE_INSTANCE = "SINGLE_INSTANCE"
+    """One broker instance in one AZ."""
+    CLUSTER_MULTI_AZ = "CLUSTER_MULTI_AZ"
+    """Three nodes over three AZs behind one endpoint (not on mq.t3.micro)."""
 
 
 class QueueType(StrEnum):
@@ -36,6 +46,8 @@ class QueueType(StrEnum):
 DEFAULTS: dict[str, Any] = {
     "broker_mode": BrokerMode.CONTAINER,
     "rabbitmq_image": broker.DEFAULT_RABBITMQ_IMAGE,
+    "broker_nodes": 3,
+    "amazon_mq_deployment_mode": AmazonMqDeploymentMode.SINGLE_INSTANCE,
     "amazon_mq_instance_type": "mq.m7g.large",
     "amazon_mq_engine_version": "4.2",
     "queue_name": "messages",
@@ -60,11 +72,16 @@ class RabbitMessagingArgs(TypedDict, total=False):
     receive_image: Required[pulumi.Input[str]]
     """Image of the receive service, by digest. Required."""
     broker_mode: BrokerMode
-    """``container`` (one node, an ECS service) or ``amazonmq`` (Amazon MQ for RabbitMQ). Default
-    ``"container"``."""
+    """``container`` (one node on a dedicated instance), ``cluster`` (replicated nodes on the cluster's
+    instances) or ``amazonmq`` (Amazon MQ for RabbitMQ). Default ``"container"``."""
     rabbitmq_image: pulumi.Input[str]
     """Pinned RabbitMQ management image (container mode), resolved to its digest. Default
     ``"public.ecr.aws/docker/library/rabbitmq:4.3.4-management"``."""
+    broker_nodes: int
+    """Nodes of a ``cluster`` broker (3, 5 or 7; one per instance, so the cluster needs as many instances).
+    Default ``3``."""
+    amazon_mq_deployment_mode: AmazonMqDeploymentMode
+    """``SINGLE_INSTANCE`` or ``CLUSTER_MULTI_AZ`` (Amazon MQ). Default ``"SINGLE_INSTANCE"``."""
     amazon_mq_instance_type: str
     """Amazon MQ broker instance type (RabbitMQ 4.x needs mq.m7g.*). Default ``"mq.m7g.large"``."""
     amazon_mq_engine_version: str
@@ -127,7 +144,8 @@ class RabbitMessaging(pulumi.ComponentResource):
             endpoint = broker.amazon_mq(name, a, BROKER_USER, password.result, self)
             location: dict[str, Any] = {"RABBITMQ_URL": endpoint}
         else:
-            broker.container(name, a, password.result, self)
+            run_broker = broker.cluster if a["broker_mode"] == BrokerMode.CLUSTER else broker.container
+            run_broker(name, a, password.result, self)
             endpoint = pulumi.Output.from_input(f"consul:{BROKER_SERVICE}")
             location = {"RABBITMQ_SERVICE": BROKER_SERVICE}
         services = {app: self._app(name, app, a, location, credentials) for app in ("send", "receive")}
@@ -149,7 +167,7 @@ class RabbitMessaging(pulumi.ComponentResource):
         self, name: str, app: str, a: dict[str, Any], location: dict[str, Any], credentials: StoredSecret
     ) -> ContainerService:
         """``send`` or ``receive``: the same settings, found the same way; only the command differs."""
-        through_consul = a["broker_mode"] == BrokerMode.CONTAINER
+        through_consul = a["broker_mode"] != BrokerMode.AMAZONMQ
         return ContainerService(
             f"{name}-{app}",
             {
@@ -199,8 +217,14 @@ def problems(args: RabbitMessagingArgs) -> list[Problem]:
     found.extend_under("discovery", references.problems(a.get("discovery"), DiscoveryReference))
     mode = a["broker_mode"]
     found.check("broker_mode", mode, check.one_of(mode, BrokerMode))
+    if mode in (BrokerMode.CONTAINER, BrokerMode.CLUSTER):
+        found.require(a, "discovery", why=f"with broker_mode={str(mode)!r} (the apps find the broker through Consul)")
+    if mode == BrokerMode.CLUSTER:
+        found.check("broker_nodes", a["broker_nodes"], check.one_of(a["broker_nodes"], (3, 5, 7)))
+        discovery = a.get("discovery")
+        if isinstance(discovery, dict) and not discovery.get("broker_token_secret_arn"):
+            found.missing("discovery.broker_token_secret_arn", "with broker_mode='cluster' (ConsulMesh gives it)")
     if mode == BrokerMode.CONTAINER:
-        found.require(a, "discovery", why="with broker_mode='container' (the apps find the broker through Consul)")
         cluster = a.get("cluster")
         available = (
             with_defaults(cluster, references.CLUSTER_REFERENCE_DEFAULTS)["dedicated_instances"]
@@ -230,8 +254,12 @@ def problems(args: RabbitMessagingArgs) -> list[Problem]:
         check.mq_engine_version(a["amazon_mq_engine_version"]),
     )
     engine, instance_type = a["amazon_mq_engine_version"], a["amazon_mq_instance_type"]
+    deployment = a["amazon_mq_deployment_mode"]
+    found.check("amazon_mq_deployment_mode", deployment, check.one_of(deployment, AmazonMqDeploymentMode))
     if mode == BrokerMode.AMAZONMQ:
         found.check("amazon_mq_instance_type", instance_type, check.mq_engine_runs_on(engine, instance_type))
+        if deployment == AmazonMqDeploymentMode.CLUSTER_MULTI_AZ and instance_type == "mq.t3.micro":
+            found.check("amazon_mq_instance_type", instance_type, "runs single-instance brokers only, not a cluster")
     found.check("log_retention_days", a["log_retention_days"], check.log_retention(a["log_retention_days"]))
     found.check("tags", a["tags"], check.tags(a["tags"]))
     return found

@@ -67,6 +67,10 @@ class DiscoveryReference(TypedDict):
     """Image (by digest) of the registrar sidecar that registers a container's dynamic host port. Required."""
     registrar_token_secret_arn: pulumi.Input[str]
     """Secret with the ACL token that may register services (the registrar's CONSUL_HTTP_TOKEN). Required."""
+    broker_token_secret_arn: NotRequired[pulumi.Input[str]]
+    """Secret with the ACL token clustered RabbitMQ nodes form their cluster with (Consul peer discovery: the
+    ``rabbitmq`` service, a startup lock under ``rabbitmq/``). Needed by ``broker_mode="cluster"``. Default:
+    none."""
 
 
 def problems(reference: Any, kind: type) -> list[Problem]:

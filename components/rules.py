@@ -82,3 +82,33 @@ def end_to_end_seconds(alarm_and_cooldown: int, *, new_instance: bool = False) -
     """An estimate of load-to-serving time: metric delay + alarm (and cooldown) + task start (+ an instance)."""
     extra = INSTANCE_START_SECONDS if new_instance else 0
     return ECS_METRIC_DELAY_SECONDS + alarm_and_cooldown + TASK_START_SECONDS + extra
+
+
+# -- alarms that page ---------------------------------------------------------------------------
+
+# send and receive write one EMF record a minute (METRICS_INTERVAL_SECONDS): a backlog shows in CloudWatch up to
+# a record interval after it builds, on top of the usual metric delay.
+EMF_RECORD_INTERVAL_SECONDS = 60
+# Where an alarm's description sends whoever is paged: the README's "Operating" section.
+RUNBOOK = "README.md#"
+SNS_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]+")
+
+
+def watched_metrics(alarm: dict) -> list[tuple[str, str, dict[str, str]]]:
+    """``(namespace, metric name, dimensions)`` of every metric a CloudWatch alarm reads.
+
+    ``alarm`` holds the engine's camelCase properties: a single metric (``namespace``, ``metricName``,
+    ``dimensions``) or metric math (``metricQueries``, each query's ``metric``)."""
+    found = []
+    if alarm.get("metricName"):
+        found.append((alarm.get("namespace") or "", alarm["metricName"], dict(alarm.get("dimensions") or {})))
+    for query in alarm.get("metricQueries") or []:
+        metric = query.get("metric") or {}
+        if metric.get("metricName"):
+            found.append((metric.get("namespace") or "", metric["metricName"], dict(metric.get("dimensions") or {})))
+    return found
+
+
+def notifies(alarm: dict) -> bool:
+    """Whether an alarm sends its ALARM state to an SNS topic (someone gets paged)."""
+    return any(SNS_ARN.match(str(action)) for action in alarm.get("alarmActions") or [])

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "placement_constraints": [],
     "log_retention_days": 30,
     "discovers": [],
+    "deployment_alarms": [],
     "autoscaled": False,
     "tags": {},
 }
@@ -111,6 +112,9 @@ class ServiceOptions(TypedDict, total=False):
     consul_service: ConsulService
     """Register the main container's port in Consul under this name (a registrar sidecar is added). Needs
     ``discovery`` and ``container.port``. Default: none."""
+    deployment_alarms: list[str]
+    """Names of CloudWatch alarms that fail a deployment when they go into ALARM; ECS then rolls it back (as
+    the circuit breaker does), e.g. ``Monitoring``'s ``deployment_alarm_names``. Default ``[]``."""
 
 
 class ContainerServiceArgs(ServiceOptions, total=False):
@@ -267,6 +271,9 @@ class ContainerService(pulumi.ComponentResource):
             deployment_circuit_breaker=None
             if daemon
             else aws.ecs.ServiceDeploymentCircuitBreakerArgs(enable=True, rollback=True),
+            alarms=aws.ecs.ServiceAlarmsArgs(alarm_names=a["deployment_alarms"], enable=True, rollback=True)
+            if a["deployment_alarms"]
+            else None,
             deployment_minimum_healthy_percent=a["min_healthy_percent"],
             deployment_maximum_percent=a["max_percent"],
             ordered_placement_strategies=None
@@ -348,6 +355,9 @@ def options_problems(a: dict[str, Any], container: dict[str, Any], name: str) ->
     found.check("health_check_grace_period_seconds", grace, check.int_between(grace, 0, 7200))
     found.check("log_retention_days", a["log_retention_days"], check.log_retention(a["log_retention_days"]))
     found.check("tags", a["tags"], check.tags(a["tags"]))
+    alarms = a["deployment_alarms"]
+    if not (isinstance(alarms, list) and all(isinstance(x, str) and 0 < len(x) <= 255 for x in alarms)):
+        found.check("deployment_alarms", alarms, "must be a list of CloudWatch alarm names (1-255 characters)")
     for index, constraint in enumerate(a["placement_constraints"]):
         kind = constraint.get("type")
         found.check(f"placement_constraints[{index}].type", kind, check.one_of(kind, ("distinctInstance", "memberOf")))

@@ -174,15 +174,19 @@ class _View:
         registered = {
             self.tag(s, "seaport:consul-service"): s for s in self.services if self.tag(s, "seaport:consul-service")
         }
-        # Bridge-mode tasks reach each other on the dynamic host ports Consul hands out.
-        task_to_task = self.group_rule(self.instance_group(), self.instance_group(), containing=EPHEMERAL_PORTS[0])
+        instances = self.instance_group()
         for client in self.services:
             for name in self.tag(client, "seaport:discovers").split():
                 server = registered.get(name)
                 if server is None:
                     continue
                 port = self.main_port(server)
-                label = f"{name} found through Consul, container port {port} on a dynamic host port; {task_to_task}"
+                if self.task_definition(server).get("networkMode") == "host":
+                    rule = self.group_rule(instances, instances, containing=port)
+                    label = f"{name} found through Consul, port {port} of each instance; {rule}"
+                else:  # bridge-mode tasks reach each other on the dynamic host ports Consul hands out
+                    rule = self.group_rule(instances, instances, containing=EPHEMERAL_PORTS[0])
+                    label = f"{name} found through Consul, container port {port} on a dynamic host port; {rule}"
                 if self.tag(client, "seaport:messaging") == "consumer":
                     view.arrow(_id(server), _id(client), f"deliveries ({label})")
                 else:

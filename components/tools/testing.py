@@ -252,8 +252,9 @@ def run_program(
     stack: str,
     config: dict[str, str] | None = None,
     project: str = "seaport",
+    mocks: pulumi.runtime.Mocks | None = None,
 ) -> Plan:
-    """Run a Pulumi program file (``__main__.py``) under mocks with the given stack config."""
+    """Run a Pulumi program file (``__main__.py``) under mocks (seaport's unless given) with the stack config."""
     main = Path(main).resolve()
     with _program_dir(main.parent):
         return run(
@@ -261,6 +262,7 @@ def run_program(
             project=project,
             stack=stack,
             config=config,
+            mocks=mocks,
         )
 
 

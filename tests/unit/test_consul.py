@@ -18,7 +18,7 @@ from tests.unit.references import CLUSTER, INSTANCE_SG, PRIVATE_SUBNETS, REGISTR
 MESH = "seaport:index:ConsulMesh"
 JOIN = "provider=aws region=us-east-1 tag_key=seaport-consul-join tag_value=seaport-test-consul"
 BIND_ADDRESS = '{{ GetDefaultInterfaces | include "type" "IPv4" | limit 1 | attr "address" }}'
-TOKENS = ("management", "agent", "registrar", "reader")
+TOKENS = ("management", "agent", "registrar", "reader", "broker")
 # Resources whose outputs are generated credentials, and those outputs (what a leak would look like).
 GENERATED = {
     "random:index/randomPassword:RandomPassword": ("result", "bcryptHash"),
@@ -156,7 +156,7 @@ def test_servers_read_every_secret_by_arn_at_boot_never_by_value(recorded):
         "[secret]"
     }
     script = user_data(plan)
-    assert "consul-gossip-key.base64" in mocks.generated and len(mocks.generated) >= 5  # the key, four tokens
+    assert "consul-gossip-key.base64" in mocks.generated and len(mocks.generated) >= 6  # the key, five tokens
     for name, value in mocks.generated.items():
         assert value not in script, f"the user data holds {name}"
 
@@ -189,6 +189,14 @@ def test_each_token_gets_exactly_its_rights(mesh_plan):
         "agent": {"node_prefix": {"": {"policy": "write"}}, "service_prefix": {"": {"policy": "read"}}},
         # the registrar sidecar registers and deregisters services: service write only
         "registrar": {"service_prefix": {"": {"policy": "write"}}},
+        # clustered broker nodes: their own service, the catalog, and a startup lock under rabbitmq/ only
+        "broker": {
+            "service": {"rabbitmq": {"policy": "write"}},
+            "service_prefix": {"": {"policy": "read"}},
+            "node_prefix": {"": {"policy": "read"}},
+            "key_prefix": {"rabbitmq/": {"policy": "write"}},
+            "session_prefix": {"": {"policy": "write"}},
+        },
     }
     # The boot script gives each policy to the token stored under the same name; management is the
     # initial management token and gets no policy of its own.
@@ -196,10 +204,16 @@ def test_each_token_gets_exactly_its_rights(mesh_plan):
 
 
 def test_no_application_token_can_write_kv_acls_or_operator_state(mesh_plan):
+    """The tokens app containers hold (reader, registrar) and the agents' token write no KV, ACL or operator
+    state. The broker nodes' token writes only its startup lock's keys (key_prefix rabbitmq/) and sessions."""
     policies = server_data(mesh_plan)["acl_policies"]
     assert policies, "no ACL policies rendered"
+    broker_writes = {(r, s) for r, s, right in grants(policies["broker"]) if right == "write"}
+    assert broker_writes == {("service", "rabbitmq"), ("key_prefix", "rabbitmq/"), ("session_prefix", "")}
     for policy, rules in policies.items():
         assert policy != "management"
+        if policy == "broker":
+            continue
         for resource, segment, right in grants(rules):
             where = f"{policy}: {resource} {segment!r} {right}"
             assert resource.split(".")[0] not in SENSITIVE_RESOURCES or right in ("deny", None), where
@@ -255,7 +269,7 @@ def test_server_ami_is_readable_in_the_plan(mesh_plan):
 def test_launch_template_waits_for_every_secret_version(mesh_plan):
     template = mesh_plan.within(MESH, "aws:ec2/launchTemplate:LaunchTemplate")
     versions = mesh_plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")
-    assert len(versions) == 5
+    assert len(versions) == 6  # gossip key, management, agent, registrar, reader, broker
     for version in versions:
         assert mesh_plan.depends_on(template, version), version["name"]
 
@@ -373,6 +387,7 @@ def test_discovery_reference_names_the_reader_and_registrar_tokens(mesh_plan):
         "reader_token_secret_arn": secret_arn(mesh_plan, "consul-reader-token"),
         "registrar_image": REGISTRAR_IMAGE,
         "registrar_token_secret_arn": secret_arn(mesh_plan, "consul-registrar-token"),
+        "broker_token_secret_arn": secret_arn(mesh_plan, "consul-broker-token"),
     }
 
 

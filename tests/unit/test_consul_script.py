@@ -24,6 +24,7 @@ SECRET_VALUES = {
     "agent": "760b88c9-21fe-4576-83a1-6cd5a0f86510",
     "registrar": "2f34a3bf-1cbd-437a-8c48-e3636d617353",
     "reader": "793dafda-3720-4c62-84d5-b3f77576b7c2",
+    "broker": "0b0b5f2a-9c51-4d7e-a3c6-2f1e8d4b6a70",
 }
 ARNS = {k: f"arn:aws:secretsmanager:us-east-1:123456789012:secret:consul-{k}-AbCdEf" for k in SECRET_VALUES}
 
@@ -178,7 +179,7 @@ def test_boot_writes_the_configuration_secrets_and_tokens(script, tmp_path):
     assert "dnf install -y consul-1.22.7" in calls
     assert calls.index("systemctl daemon-reload") < calls.index("systemctl enable --now consul")
     management = SECRET_VALUES["management"]
-    for policy in ("agent", "registrar", "reader"):
+    for policy in ("agent", "registrar", "reader", "broker"):
         assert (
             f"consul [{management}] acl policy create -name {policy} -rules @{boot.root}/etc/consul.d/acl/{policy}.json"
             in calls

@@ -248,4 +248,4 @@ def test_unknown_broker_mode_and_missing_images_are_refused():
     args = {"cluster": CLUSTER, "broker_mode": "kafka"}
     error = run(lambda: RabbitMessaging("mq", args), expect=InvalidArgument)
     assert {p.path for p in error.problems} == {"send_image", "receive_image", "broker_mode"}
-    assert "broker_mode='kafka' must be one of container, amazonmq" in str(error)
+    assert "broker_mode='kafka' must be one of container, cluster, amazonmq" in str(error)

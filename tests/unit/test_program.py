@@ -188,8 +188,9 @@ def test_no_role_may_read_secrets_by_wildcard(plan):
 
 def test_one_secret_per_generated_credential(plan):
     names = sorted(s["name"] for s in plan.of_type("aws:secretsmanager/secret:Secret"))
-    assert names == [
+    expected = [
         "consul-agent-token",
+        "consul-broker-token",
         "consul-gossip-key",
         "consul-management-token",
         "consul-reader-token",
@@ -197,6 +198,9 @@ def test_one_secret_per_generated_credential(plan):
         "messaging-broker-credentials",
         "messaging-broker-definitions",  # the broker's user (password hash), queues and policy
     ]
+    if _clustered(plan):
+        expected.append("messaging-erlang-cookie")  # the nodes of the cluster authenticate each other with it
+    assert names == sorted(expected)
     values = [v["inputs"]["secretString"] for v in plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")]
     assert len(values) == len(names) and set(values) == {"[secret]"}  # generated values are secrets end to end
 
@@ -221,14 +225,15 @@ def test_tasks_launch_templates_and_services_wait_for_the_secret_values_they_use
     assert read_at_boot == {
         "consul-server": set(server_data(plan)["secrets"].values()),
         "seaport-instances": set(),
-        "seaport-broker": set(),
+        **({} if _clustered(plan) else {"seaport-broker": set()}),
     }
-    assert len(read_at_boot["consul-server"]) == 5
+    assert len(read_at_boot["consul-server"]) == 6
 
 
 def test_ami_ids_are_readable_in_the_plan(plan):
     templates = plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
-    assert {t["name"] for t in templates} == {"seaport-instances", "seaport-broker", "consul-server"}
+    dedicated = set() if _clustered(plan) else {"seaport-broker"}  # a container-mode broker's own instance
+    assert {t["name"] for t in templates} == {"seaport-instances", "consul-server", *dedicated}
     for template in templates:
         assert re.fullmatch(r"ami-[0-9a-f]{17}", template["inputs"]["imageId"]), template["name"]
 
@@ -269,7 +274,23 @@ def test_consul_and_broker_ports_are_reachable_only_from_the_cluster_and_server_
         (8301, 8301, "udp", cluster),
         (8301, 8301, "tcp", servers),
         (8301, 8301, "udp", servers),
+    } | (CLUSTERED_BROKER_RULES(cluster) if _clustered(plan) else set())
+
+
+def CLUSTERED_BROKER_RULES(cluster):  # noqa: N802 - a table
+    """A clustered broker (host network) is reached on AMQP, and its nodes reach each other on epmd,
+    distribution and CLI ports: from the cluster's instances only."""
+    return {
+        (5672, 5672, "tcp", cluster),
+        (4369, 4369, "tcp", cluster),
+        (25672, 25672, "tcp", cluster),
+        (35672, 35682, "tcp", cluster),
     }
+
+
+def _clustered(plan):
+    broker = plan.named("messaging-broker", "aws:ecs/service:Service")
+    return plan.referenced(broker["inputs"]["taskDefinition"])["inputs"]["networkMode"] == "host"
 
 
 def test_only_the_portal_listener_is_open_to_the_world(plan):
@@ -311,6 +332,9 @@ def test_portal_finds_weather_and_stocks_through_consul(plan):
         assert (variables["REGISTRAR_SERVICE"], variables["REGISTRAR_CONTAINER"]) == (backend, backend)
         assert (variables["REGISTRAR_CONTAINER_PORT"], variables["REGISTRAR_CHECK"]) == ("8080", "http:/health")
         assert registrar["secrets"] == [{"name": "CONSUL_HTTP_TOKEN", "valueFrom": registrar_token}]
+    if _clustered(plan):  # the nodes register themselves (Consul peer discovery), no registrar
+        assert not [d for _, d in containers(plan) if d["name"] == "rabbitmq-registrar"]
+        return
     broker = env(container(plan, "rabbitmq-registrar"))
     assert (broker["REGISTRAR_SERVICE"], broker["REGISTRAR_CONTAINER_PORT"], broker["REGISTRAR_CHECK"]) == (
         "rabbitmq",

@@ -144,7 +144,7 @@ def test_every_container_service_option_is_reachable_from_the_web_service(schema
 def test_modes_are_enums(schema):
     for token, values in (
         ("seaport:index:ScalingMode", {"step", "target-tracking"}),
-        ("seaport:index:BrokerMode", {"container", "amazonmq"}),
+        ("seaport:index:BrokerMode", {"container", "cluster", "amazonmq"}),
         ("seaport:index:Scheduling", {"REPLICA", "DAEMON"}),
     ):
         assert {v["value"] for v in schema["types"][token]["enum"]} == values

@@ -323,7 +323,7 @@ def test_no_problem_speaks_of_component_arguments():
         ({"consulServers": 2}, "seaport:consulServers=2 must be one of 1, 3, 5"),
         ({"consulVersion": "latest"}, "seaport:consulVersion='latest' must be an exact release"),
         ({"consulInstanceType": "micro"}, "seaport:consulInstanceType='micro' is not an EC2 instance type"),
-        ({"brokerMode": "sqs"}, "seaport:brokerMode='sqs' must be one of container, amazonmq"),
+        ({"brokerMode": "sqs"}, "seaport:brokerMode='sqs' must be one of container, cluster, amazonmq"),
         ({"rabbitmqImage": "rabbitmq:latest"}, "must be a pinned management image"),
         ({"amazonMqInstanceType": "t3.micro"}, "is not an Amazon MQ instance type"),
         ({"amazonMqEngineVersion": "latest"}, "is not an engine version"),

@@ -274,10 +274,10 @@ def test_consul_and_broker_ports_are_reachable_only_from_the_cluster_and_server_
         (8301, 8301, "udp", cluster),
         (8301, 8301, "tcp", servers),
         (8301, 8301, "udp", servers),
-    } | (CLUSTERED_BROKER_RULES(cluster) if _clustered(plan) else set())
+    } | (clustered_broker_rules(cluster) if _clustered(plan) else set())
 
 
-def CLUSTERED_BROKER_RULES(cluster):  # noqa: N802 - a table
+def clustered_broker_rules(cluster):
     """A clustered broker (host network) is reached on AMQP, and its nodes reach each other on epmd,
     distribution and CLI ports: from the cluster's instances only."""
     return {

@@ -20,6 +20,12 @@ Usage::
 Starting takes about 8 s on a 2-core machine (Erlang boot and the database
 schema check dominate); stopping about 1 s. No plugins are enabled. The default
 ``guest`` user is allowed because clients connect over loopback.
+
+Cluster members (devtools.rabbitmq_cluster) and the node that boots the generated
+ECS configuration (tests/apps/test_cluster_config.py) pass more: a node name, a
+shared Erlang cookie, a ``rabbitmq.conf`` or ``advanced.config``, plugins, a
+scheduler limit (``+S 1:1``: several nodes share 2 cores), other variables, or
+another command (a wrapper that execs the server script).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from devtools.procs import child_env, free_port, wait_for_port
@@ -92,14 +99,48 @@ class RabbitMQNode:
 
     host = "127.0.0.1"
 
-    def __init__(self, data_dir: Path | None = None, amqp_port: int | None = None, startup_timeout=60.0):
+    def __init__(
+        self,
+        data_dir: Path | None = None,
+        amqp_port: int | None = None,
+        startup_timeout=60.0,
+        *,
+        nodename: str | None = None,
+        dist_port: int | None = None,
+        cookie: str | None = None,
+        conf: str | None = None,
+        advanced_config: str | None = None,
+        plugins: Sequence[str] = (),
+        schedulers: int | None = None,
+        env: Mapping[str, str | None] | None = None,
+        command: Sequence[str] | None = None,
+    ):
+        """More arguments (all optional; the defaults make the standalone test node):
+
+        nodename: Erlang node name (default ``seaport<amqp port>@localhost``).
+        dist_port: Erlang distribution port (default: a free one).
+        cookie: Erlang cookie, written to ``<data_dir>/.erlang.cookie`` (mode 0400) before each start;
+            nodes of one cluster need the same one (default: the node creates a random one).
+        conf, advanced_config: text of ``rabbitmq.conf`` / ``advanced.config`` (default: none).
+        plugins: plugins to enable (``enabled_plugins``).
+        schedulers: Erlang schedulers (``+S n:n``), for several nodes on few cores.
+        env: more variables for the server process (None removes one), applied last.
+        command: what to run instead of the server script (a wrapper that ends by exec-ing it).
+        """
         self._owns_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="seaport-rabbitmq-"))
         self.amqp_port = amqp_port or free_port()
-        self.dist_port = free_port()
+        self.dist_port = dist_port or free_port()
         # The node name names the database directory: it must not change between
         # restarts, and must differ between nodes sharing the machine's epmd.
-        self.nodename = f"seaport{self.amqp_port}@localhost"
+        self.nodename = nodename or f"seaport{self.amqp_port}@localhost"
+        self.cookie = cookie
+        self.conf = conf
+        self.advanced_config = advanced_config
+        self.plugins = list(plugins)
+        self.schedulers = schedulers
+        self.extra_env = dict(env or {})
+        self.command = list(command) if command else None
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
         self._output = None
@@ -116,6 +157,12 @@ class RabbitMQNode:
     def url_for(self, username: str, password: str, vhost: str = "%2F") -> str:
         return f"amqp://{username}:{password}@{self.host}:{self.amqp_port}/{vhost}"
 
+    def connection_parameters(self):
+        """pika parameters of a client connection to this node (``url``'s)."""
+        import pika
+
+        return pika.URLParameters(self.url)
+
     @property
     def log_path(self) -> Path:
         return self.data_dir / "log" / f"{self.nodename}.log"
@@ -130,16 +177,24 @@ class RabbitMQNode:
         if self.is_running():
             raise RabbitMQError(f"node {self.nodename} is already running")
         script = server_script()
-        # No rabbitmq.conf on purpose: parsing one costs seconds of boot time,
+        # No rabbitmq.conf by default: parsing one costs seconds of boot time,
         # and the defaults plus the variables below are all a test node needs.
         (self.data_dir / "log").mkdir(parents=True, exist_ok=True)
-        (self.data_dir / "enabled_plugins").write_text("[].\n")
+        (self.data_dir / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
         (self.data_dir / "rabbitmq-env.conf").write_text("# empty: keeps /etc/rabbitmq out\n")
+        for name, text in (("rabbitmq.conf", self.conf), ("advanced.config", self.advanced_config)):
+            path = self.data_dir / name
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                path.write_text(text)
+        if self.cookie is not None:
+            write_cookie(self.data_dir / ".erlang.cookie", self.cookie)
         for port in (self.amqp_port, self.dist_port):
             wait_until_bindable(port)
         self._output = open(self.data_dir / "server.out", "ab")  # noqa: SIM115 - closed in _reap()
         self.process = subprocess.Popen(
-            [script],
+            self.command or [script],
             env=self._environment(),
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
@@ -160,7 +215,7 @@ class RabbitMQNode:
             wait_for_port(self.amqp_port, max(0.1, deadline - time.monotonic()), self.host, self.process)
         except (RuntimeError, TimeoutError) as error:
             raise RabbitMQError(f"{error}\n{self.log_tail()}") from None
-        params = pika.URLParameters(self.url)
+        params = self.connection_parameters()
         params.socket_timeout = 2
         last_error: Exception | None = None
         # The listener opens slightly before the node accepts logins.
@@ -186,6 +241,11 @@ class RabbitMQNode:
         except subprocess.TimeoutExpired:
             self.kill()
         self._reap()
+
+    def terminate(self) -> None:
+        """SIGTERM (a graceful stop), without waiting for the node to exit; ``stop``/``kill`` reap it."""
+        if self.is_running():
+            self._signal(signal.SIGTERM)
 
     def kill(self) -> None:
         """SIGKILL the whole node (a crash: nothing is flushed or closed politely)."""
@@ -275,6 +335,9 @@ class RabbitMQNode:
 
     def _environment(self) -> dict[str, str]:
         base = self.data_dir
+        extra: dict[str, str | None] = {}
+        if self.schedulers:
+            extra["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = f"+S {self.schedulers}:{self.schedulers}"
         # No inherited RABBITMQ_* (or ERL_*) variable may reconfigure the node.
         return child_env(
             {
@@ -290,6 +353,10 @@ class RabbitMQNode:
                 "RABBITMQ_CONF_ENV_FILE": str(base / "rabbitmq-env.conf"),
                 "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq"),  # the script appends .conf
                 "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
+                # conf.d: none by default (not /etc/rabbitmq/conf.d)
+                "RABBITMQ_CONFIG_FILES": str(base / "conf.d" / "*.conf"),
+                **extra,
+                **self.extra_env,
             }
         )
 
@@ -321,6 +388,16 @@ class RabbitMQNode:
         if self._watchdog is not None:
             self._watchdog.wait(5)
             self._watchdog = None
+
+
+def write_cookie(path: Path, cookie: str) -> None:
+    """An Erlang cookie file as Erlang wants it: readable by its owner only."""
+    if path.exists():
+        if path.read_text() == cookie:
+            return
+        path.chmod(0o600)
+    path.write_text(cookie)
+    path.chmod(0o400)
 
 
 def wait_until_bindable(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> None:

@@ -17,6 +17,15 @@ publishing resumes at ``connection.unblocked``. Should pika give up on a
 blocked connection (``blocked_connection_timeout``), the reconnection
 publishes the window again: at most ``window`` duplicates, nothing lost.
 
+When no broker node can take messages (the connection is lost and not yet
+replaced, e.g. a cluster that lost its majority: with ``pause_minority`` the
+remaining node stops serving; or confirms stop coming for ``STALL_SECONDS``
+while messages wait for them, e.g. a quorum queue without a leader), send logs
+``publishing paused`` once, with what it keeps to republish, and
+``publishing resumed`` (with the pause's length) at the next confirm. Nothing
+is dropped meanwhile: unconfirmed messages are published again, possibly
+twice (at-least-once).
+
 A nack means the broker did not take the message: typically a full queue
 (the policy's ``overflow: reject-publish``) or an internal error. Publishing
 then pauses, for a wait that doubles while nacks go on (up to 2 s), instead
@@ -37,6 +46,7 @@ from apps.send.messages import MessageSource, OutgoingMessage
 
 NACK_PAUSE_INITIAL = 0.05  # seconds without publishing after a nack, doubling while nacks go on
 NACK_PAUSE_MAX = 2.0
+STALL_SECONDS = 5.0  # messages waiting for confirms and none came this long: publishing is paused
 
 
 class Publisher(ReconnectingService):
@@ -67,6 +77,9 @@ class Publisher(ReconnectingService):
         self._nack_streak = 0  # confirms in a row that were nacks
         self._blocked_since: float | None = None  # while the broker blocks the connection
         self.blocked_seconds = 0.0
+        self._paused_since: float | None = None  # no broker takes messages (connection lost, or confirms stalled)
+        self._last_confirm = time.monotonic()
+        self.paused_seconds = 0.0
         self.confirmed = 0
         self.republished = 0
         self.nacked = 0
@@ -82,6 +95,7 @@ class Publisher(ReconnectingService):
     def on_ready(self) -> None:
         if self._started_at is None:
             self._started_at = time.monotonic()
+        self._last_confirm = time.monotonic()
         self._pump()
 
     def on_tick(self) -> None:
@@ -96,6 +110,13 @@ class Publisher(ReconnectingService):
                     "request; they may not have reached the broker",
                 )
                 return
+        if (
+            self._paused_since is None
+            and self.unconfirmed
+            and not self.blocked
+            and time.monotonic() - self._last_confirm > STALL_SECONDS
+        ):
+            self._pause(f"no confirm for {STALL_SECONDS:g} s (a queue without a majority of its replicas?)")
         if self.ready and (self.source.rate is not None or self.to_resend):
             self._pump()  # paced sending, or resending after a pause
 
@@ -134,6 +155,33 @@ class Publisher(ReconnectingService):
         self.to_resend.extendleft(reversed(lost))
         if lost:
             self.log.warning("will republish unconfirmed messages", extra={"fields": {"unconfirmed": len(lost)}})
+        if not self.done:
+            self._pause("lost the connection to the broker node; trying the others")
+
+    def _pause(self, reason: str) -> None:
+        """Say once that nothing gets published now, and what is kept to publish again."""
+        if self._paused_since is not None:
+            return
+        self._paused_since = time.monotonic()
+        self.log.warning(
+            "publishing paused",
+            extra={
+                "fields": {
+                    "reason": reason,
+                    "to_republish": len(self.to_resend) + len(self.unconfirmed),
+                    "confirmed": self.confirmed,
+                }
+            },
+        )
+
+    def _resume(self) -> None:
+        seconds = time.monotonic() - self._paused_since
+        self.paused_seconds += seconds
+        self._paused_since = None
+        self.log.info(
+            "publishing resumed",
+            extra={"fields": {"paused_s": round(seconds, 3), "broker": str(self.address), "confirmed": self.confirmed}},
+        )
 
     def on_stop_requested(self) -> None:
         if self.outstanding == 0:
@@ -166,6 +214,9 @@ class Publisher(ReconnectingService):
             "nacked": self.nacked,
             "returned": self.returned_count,
             "blocked_s": round(self.blocked_seconds, 3),
+            "paused_s": round(
+                self.paused_seconds + (time.monotonic() - self._paused_since if self._paused_since else 0), 3
+            ),
             "seconds": round(seconds, 3),
             "msgs_per_s": round(self.confirmed / seconds, 1) if seconds else 0.0,
         }
@@ -213,6 +264,9 @@ class Publisher(ReconnectingService):
             self.finish(EXIT_OK)
 
     def _on_confirm(self, frame) -> None:
+        self._last_confirm = time.monotonic()
+        if self._paused_since is not None and isinstance(frame.method, Basic.Ack):
+            self._resume()
         method = frame.method
         settled = self._settle(method.delivery_tag, method.multiple)
         if isinstance(method, Basic.Ack) and not self.returned:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pika
@@ -164,3 +165,76 @@ class Messaging:
             if app.process is not None and app.process.poll() is None:
                 app.kill()
                 app.wait(5)
+
+
+def connected_port(record: dict) -> int:
+    """The AMQP port of a ``connected`` log record's broker (``amqp://user@host:port/vhost``)."""
+    return int(record["broker"].rsplit(":", 1)[1].split("/", 1)[0])
+
+
+@dataclass(frozen=True)
+class Counts:
+    """What a fault test sent, had confirmed, received, received more than once, and never received."""
+
+    sent: int
+    confirmed: int
+    received: int  # distinct ids
+    duplicated: int  # deliveries beyond the first of an id
+    lost: int  # confirmed ids never received
+
+    @classmethod
+    def of(cls, summary: dict, run_id: str, count: int, *records: Path) -> Counts:
+        ids = read_ids(*records)
+        distinct = set(ids)
+        return cls(
+            sent=summary["published"],
+            confirmed=summary["confirmed"],
+            received=len(distinct),
+            duplicated=len(ids) - len(distinct),
+            lost=len(expected_ids(run_id, count) - distinct),
+        )
+
+    def show(self, label: str) -> str:
+        line = (
+            f"{label}: sent {self.sent}, confirmed {self.confirmed}, received {self.received}, "
+            f"duplicated {self.duplicated}, lost {self.lost}"
+        )
+        print(f"\n{line}")
+        return line
+
+
+class ClusterMessaging(Messaging):
+    """Runs the apps against a cluster they find through a (fake) Consul agent, as on ECS.
+
+    Every node is registered as an instance of the service ``rabbitmq`` on 127.0.0.1
+    with its AMQP port, as the nodes' peer discovery registers them on ECS; a
+    node that dies stays registered and passing (Consul notices only when its TTL
+    check expires, 30 s later), so the apps must cope with a dead address.
+    """
+
+    def __init__(self, cluster, consul, queue: str, tmp: Path):
+        self.cluster = cluster
+        self.consul = consul
+        super().__init__(cluster.nodes[0], queue, tmp, queue_type="quorum")
+        for node in cluster.nodes:
+            consul.add("rabbitmq", node.amqp_port, service_id=f"rabbitmq:{node.nodename}")
+
+    @property
+    def broker(self):
+        """Any running node (for the test's own connections and rabbitmqctl)."""
+        return self.cluster.running()[0]
+
+    @broker.setter
+    def broker(self, _node) -> None:
+        pass
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return super().env(RABBITMQ_URL="", RABBITMQ_SERVICE="rabbitmq", CONSUL_HTTP_ADDR=self.consul.address, **extra)
+
+    def connections(self, app: AppProcess) -> list[int]:
+        """The AMQP ports ``app`` connected to, in order."""
+        return [connected_port(r) for r in log_records(app.output()) if r.get("message") == "connected"]
+
+    def wait_received(self, record: Path, run_id: str, count: int, timeout: float) -> None:
+        wanted = expected_ids(run_id, count)
+        wait_until(lambda: wanted <= set(read_ids(record)), timeout, f"all {count} ids of {run_id} to be received")

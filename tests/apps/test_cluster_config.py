@@ -1,0 +1,299 @@
+"""The configuration seaport generates for a clustered RabbitMQ node on ECS, booted for real on Debian's 3.10.
+
+``seaport.rabbitmq_config`` writes a clustered node's files through a shell
+wrapper (``CLUSTER_START_COMMAND``) that ends by exec-ing the official image's
+``docker-entrypoint.sh``. This test runs *that wrapper*, unchanged, with the
+task's variables (the generated ``rabbitmq.conf`` text ``render(cluster_conf(...))``,
+the definitions, the Consul ACL token, the Erlang cookie), in a private mount
+namespace where a temp dir stands in for ``/etc/rabbitmq`` and another for
+``/var/lib/rabbitmq``, so every file lands at the path the container uses and the
+machine's own directories are never touched. A stand-in ``docker-entrypoint.sh``
+then starts Debian's server script as the ``rabbitmq`` user, as the image's does.
+
+When the generated keys make the node speak AMQP over TLS only, the test
+gives the wrapper a certificate from a throwaway CA (trustme) and connects
+with TLS. One file of its own, ``conf.d/99-test-only.conf``, moves the
+management plugin's listener (which the wrapper enables) off its fixed port
+15672, so that runs on a shared machine do not collide.
+
+The Consul endpoint in the generated keys is this test's fake agent
+(tests/support/fake_consul.py, which requires the token), so a key RabbitMQ 3.10
+refuses, a token that is not read, a wrong file path or a plugin call the fake
+does not answer fails here, not in a deploy. Keys that only 4.x knows
+(``cluster_conf_4x``) go to a file the node does not load; the test prints which
+and why, and which of them 3.10's own schema would have accepted.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import secrets
+import shutil
+import socket
+import ssl
+import subprocess
+from pathlib import Path
+
+import pika
+import pytest
+
+from apps.common.contract import broker as contract
+from devtools import rabbitmq
+from devtools.procs import free_port
+from seaport import rabbitmq_config
+from tests.apps.helpers import wait_until
+from tests.support.fake_consul import FakeConsul
+
+pytestmark = pytest.mark.rabbitmq
+
+TASK_MEMORY_MIB = 2048
+NODES = 3
+USER = "seaport"
+LOCK_KEY = "rabbitmq/default/startup_lock"  # the plugin's lock_prefix / cluster_name / startup_lock
+
+# The official image's entry point, reduced to what matters here: it runs the server as the rabbitmq user.
+ENTRYPOINT = """#!/bin/sh
+[ "$1" = rabbitmq-server ] || { echo "unexpected: $*" >&2; exit 64; }
+exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups "$SEAPORT_TEST_SERVER_SCRIPT"
+"""
+# Private mount namespace: the temp dirs appear at the container's paths for the wrapper and the server only.
+NAMESPACE = 'mount --bind "$1" /etc/rabbitmq && mount --bind "$2" /var/lib/rabbitmq && shift 2 && exec "$@"'
+
+
+def mount_namespaces_work() -> bool:
+    try:
+        probe = subprocess.run(["unshare", "--mount", "true"], capture_output=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def schema_mappings() -> list[str]:
+    """Every rabbitmq.conf key (pattern) the installed server and its plugins declare."""
+    root = Path(rabbitmq.server_script()).resolve().parent.parent
+    patterns = []
+    for schema in root.glob("**/priv/schema/*.schema"):
+        patterns += re.findall(r'\{mapping,\s*"([^"]+)"', schema.read_text(errors="replace"))
+    return patterns
+
+
+def known_to_installed_server(key: str, patterns: list[str]) -> bool:
+    for pattern in patterns:
+        regex = (
+            "^" + "\\.".join("[^.]+" if part.startswith("$") else re.escape(part) for part in pattern.split(".")) + "$"
+        )
+        if re.match(regex, key):
+            return True
+    return False
+
+
+class WrappedNode(rabbitmq.RabbitMQNode):
+    """A node started by the generated wrapper; clients log in as the definitions' user (over TLS if set)."""
+
+    password = secrets.token_urlsafe(16)
+    ca_pem: str | None = None  # the CA to trust when the node speaks TLS
+
+    @property
+    def url(self) -> str:
+        return self.url_for(USER, self.password)
+
+    def connection_parameters(self) -> pika.ConnectionParameters:
+        ssl_options = None
+        if self.ca_pem:
+            ssl_options = pika.SSLOptions(ssl.create_default_context(cadata=self.ca_pem), server_hostname="localhost")
+        return pika.ConnectionParameters(
+            host=self.host,
+            port=self.amqp_port,
+            credentials=pika.PlainCredentials(USER, self.password),
+            ssl_options=ssl_options,
+        )
+
+
+def tls_material() -> dict[str, str]:
+    """A throwaway CA and a server certificate for the names a client may use here."""
+    import trustme
+
+    ca = trustme.CA()
+    server = ca.issue_cert("localhost", "127.0.0.1", socket.gethostname(), contract.SERVICE_NAME)
+    return {
+        "ca": ca.cert_pem.bytes().decode(),
+        "cert": "".join(blob.bytes().decode() for blob in server.cert_chain_pems),
+        "key": server.private_key_pem.bytes().decode(),
+    }
+
+
+@pytest.fixture
+def consul():
+    agent = FakeConsul()
+    agent.required_token = secrets.token_hex(16)
+    yield agent
+    agent.stop()
+
+
+@pytest.fixture
+def generated_node(tmp_path, consul):
+    """The node, booted by CLUSTER_START_COMMAND with the generated configuration; yields (node, files)."""
+    if os.geteuid() != 0 or not mount_namespaces_work() or not shutil.which("setpriv"):
+        pytest.fail("this test runs as root with mount namespaces (unshare) and setpriv, as `make test` does in CI")
+    etc = tmp_path / "etc-rabbitmq"  # /etc/rabbitmq in the container
+    var = tmp_path / "var-lib-rabbitmq"  # /var/lib/rabbitmq: HOME (cookie), database, logs
+    shim = tmp_path / "bin"
+    for folder in (etc / "conf.d", var / "log", shim):
+        folder.mkdir(parents=True)
+    rabbit = pwd.getpwnam("rabbitmq")
+    for folder in (etc, etc / "conf.d", var, var / "log"):
+        os.chown(folder, rabbit.pw_uid, rabbit.pw_gid)
+    (shim / "docker-entrypoint.sh").write_text(ENTRYPOINT)
+    (shim / "docker-entrypoint.sh").chmod(0o755)
+
+    port = free_port()
+    # Positional: the last argument is the port the node serves clients on (and registers in Consul).
+    keys = rabbitmq_config.cluster_conf(TASK_MEMORY_MIB, NODES, "127.0.0.1", consul.port, contract.SERVICE_NAME, port)
+    conf_text = rabbitmq_config.render(keys)
+    tls = "listeners.ssl.default" in keys
+    (etc / "conf.d" / "99-test-only.conf").write_text(f"management.tcp.port = {free_port()}\n")
+    keys_4x = rabbitmq_config.cluster_conf_4x(NODES)
+    # 4.x-only keys: kept in a file outside conf.d (the wrapper gets no SEAPORT_RABBITMQ_CONF_4X: 3.10 would refuse).
+    (tmp_path / "not-loaded-91-seaport-4x.conf").write_text(rabbitmq_config.render(keys_4x))
+    token = consul.required_token
+    cookie = secrets.token_hex(20)
+    definitions = rabbitmq_config.definitions_json(USER, WrappedNode.password, "cfg-messages", "quorum")
+
+    task_variables = {
+        rabbitmq_config.CONF_VARIABLE: conf_text,
+        rabbitmq_config.DEFINITIONS_VARIABLE: definitions,
+        rabbitmq_config.CONSUL_TOKEN_VARIABLE: token,
+        rabbitmq_config.COOKIE_VARIABLE: cookie,
+    }
+    listener: dict[str, str | None] = {}
+    if tls:
+        material = tls_material()
+        task_variables[rabbitmq_config.CA_VARIABLE] = material["ca"]
+        task_variables[rabbitmq_config.CERT_VARIABLE] = material["cert"]
+        task_variables[rabbitmq_config.KEY_VARIABLE] = material["key"]
+        listener = {"RABBITMQ_NODE_PORT": None, "RABBITMQ_NODE_IP_ADDRESS": None}  # the conf's listeners only
+    container = "/var/lib/rabbitmq"
+    node = WrappedNode(
+        data_dir=var,
+        amqp_port=port,
+        nodename=f"seaportcfg{port}@localhost",
+        schedulers=1,
+        startup_timeout=90,
+        command=[
+            *("unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", NAMESPACE, "sh", str(etc), str(var)),
+            *rabbitmq_config.CLUSTER_START_COMMAND,
+        ],
+        env={
+            # The container's paths (the server's defaults), seen through the mount namespace.
+            "HOME": container,
+            "RABBITMQ_MNESIA_BASE": f"{container}/mnesia",
+            "RABBITMQ_LOG_BASE": f"{container}/log",
+            "RABBITMQ_PID_FILE": f"{container}/rabbitmq.pid",
+            "RABBITMQ_CONFIG_FILE": None,
+            "RABBITMQ_CONFIG_FILES": None,
+            "RABBITMQ_ADVANCED_CONFIG_FILE": None,
+            "RABBITMQ_ENABLED_PLUGINS_FILE": None,
+            "RABBITMQ_CONF_ENV_FILE": None,
+            "PATH": f"{shim}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "SEAPORT_TEST_SERVER_SCRIPT": rabbitmq.server_script(),
+            **listener,
+            **task_variables,  # the task's variables (ECS environment and secrets)
+        },
+    )
+    if tls:
+        node.ca_pem = material["ca"]
+    files = {
+        "etc": etc,
+        "var": var,
+        "conf_text": conf_text,
+        "keys": keys,
+        "keys_4x": keys_4x,
+        "token": token,
+        "cookie": cookie,
+        "tls": tls,
+    }
+    try:
+        node.start().wait_ready()
+        yield node, files
+    finally:
+        node.close()
+
+
+def test_generated_cluster_config_boots_and_joins_consul(generated_node, consul):
+    """3.10 accepts every cluster_conf key; the node registers as "rabbitmq" and holds then frees the startup lock."""
+    node, files = generated_node
+    etc = files["etc"]
+    hostname = socket.gethostname()  # what the plugin registers (svc_addr_auto, not the node name)
+
+    # -- the wrapper wrote what the container gets, where it gets it
+    assert (etc / "conf.d" / "90-seaport.conf").read_text() == files["conf_text"] + "\n"
+    assert (etc / "conf.d" / "91-seaport-4x.conf").read_text().strip() == ""
+    secret_conf = (etc / "conf.d" / "92-seaport-secrets.conf").read_text()
+    assert secret_conf == f"cluster_formation.consul.acl_token = {files['token']}\n"
+    assert "acl_token" not in files["conf_text"]
+    cookie = files["var"] / ".erlang.cookie"
+    assert cookie.read_text() == files["cookie"]
+    assert cookie.stat().st_mode & 0o777 == 0o400
+    rabbit_uid = pwd.getpwnam("rabbitmq").pw_uid
+    generated = [
+        etc / "conf.d" / f"{n}-seaport{suffix}.conf" for n, suffix in (("90", ""), ("91", "-4x"), ("92", "-secrets"))
+    ]
+    assert {p.stat().st_uid for p in [*generated, etc / "enabled_plugins", cookie]} == {rabbit_uid}
+    log = node.log_path.read_text()
+    assert "config file(s) : /etc/rabbitmq/conf.d/90-seaport.conf" in log, node.log_tail()
+
+    # -- it serves AMQP, with the definitions imported from the generated path
+    connection = pika.BlockingConnection(node.connection_parameters())
+    try:
+        queue = connection.channel().queue_declare("cfg-messages", passive=True)
+        assert queue.method.message_count == 0
+    finally:
+        connection.close()
+
+    # -- Consul: registered as the service the apps look up, with a TTL check the plugin keeps passing
+    service_id = f"{contract.SERVICE_NAME}:{hostname}"
+    registration = wait_until(
+        lambda: next(iter(consul.registrations(contract.SERVICE_NAME)), None), 20, "the node's registration"
+    )
+    assert registration["ID"] == service_id
+    assert registration["Address"] == hostname
+    assert registration["Port"] == node.amqp_port
+    assert registration["Check"]["TTL"] == f"{files['keys']['cluster_formation.consul.svc_ttl']}s"
+    assert registration["Check"]["DeregisterCriticalServiceAfter"] == (
+        f"{files['keys']['cluster_formation.consul.deregister_after']}s"
+    )
+    wait_until(
+        lambda: ("PUT", f"/v1/agent/check/pass/service:{service_id}") in {(m, p) for m, p, _ in consul.requests_seen},
+        20,
+        "the plugin's first TTL check pass",
+    )
+    assert consul._health(contract.SERVICE_NAME, passing_only=True), "the registration is not passing"
+    assert {token for _, _, token in consul.requests_seen} == {files["token"]}, "a request went without the token"
+
+    # -- the startup lock: acquired with a session while discovering peers, then released
+    events = [(action, ok) for action, key, _session, ok in consul.lock_events if key == LOCK_KEY]
+    assert events[:2] == [("acquire", True), ("release", True)], consul.lock_events
+    assert consul.lock_holder(LOCK_KEY) is None
+    sessions = {session for _, key, session, _ in consul.lock_events if key == LOCK_KEY}
+    assert len(sessions) == 1
+    discovery = [q for m, p, q in consul.queries_seen if p == f"/v1/health/service/{contract.SERVICE_NAME}"]
+    assert discovery, "the node never listed its peers"
+
+    # -- 4.x-only keys: not loaded here; say which and whether 3.10 would have known them
+    patterns = schema_mappings()
+    assert all(known_to_installed_server(key, patterns) for key in files["keys"]), "a key 3.10 does not declare"
+    left_out = {key: known_to_installed_server(key, patterns) for key in files["keys_4x"]}
+    print("\nrabbitmq.conf keys left out on 3.10 (cluster_conf_4x, in a file the node does not load):")
+    for key, known in left_out.items():
+        why = "3.10's schema declares it too (could be loaded here)" if known else "unknown to 3.10: it refuses to boot"
+        print(f"  {key} = {files['keys_4x'][key]}  -- {why}")
+    print(f"discovery query string sent by 3.10: {discovery[0]!r} (its client drops the 'passing' filter)")
+    print(f"AMQP over TLS only: {files['tls']}; test-only file: conf.d/99-test-only.conf (management port)")
+    assert not any(known for key, known in left_out.items() if "continuous_membership_reconciliation" in key)
+
+    # -- a graceful stop deregisters the node (early in the shutdown; the rest of it is not waited for)
+    node.terminate()
+    wait_until(lambda: consul.registrations(contract.SERVICE_NAME) == [], 20, "the node to deregister")
+    node.kill()

@@ -103,10 +103,7 @@ def body(view: dict[str, Any]) -> str:
         _messaging(grid, view["messaging"], view)
     if view["services"]:
         grid.heading("## Services: running tasks")
-        lines = [
-            _running(view, service["service"], label=service["name"], id_=f"s{index}")
-            for index, service in enumerate(view["services"])
-        ]
+        lines = [_running(view, service["service"], label=service["name"]) for service in view["services"]]
         grid.graph("Running tasks", lines, width=WIDTH)
     if view.get("consul"):
         _consul(grid, view["consul"], view)
@@ -205,7 +202,9 @@ def _messaging(grid: Grid, messaging: dict[str, Any], view: dict[str, Any]) -> N
         grid.graph(
             "receive: ready messages per task (what its scaling tracks)",
             [
-                metric(telemetry.NAMESPACE, telemetry.QUEUE_DEPTH, per_queue, stat="Maximum", id="depth", visible=False),
+                metric(
+                    telemetry.NAMESPACE, telemetry.QUEUE_DEPTH, per_queue, stat="Maximum", id="depth", visible=False
+                ),
                 metric(namespace, name, service, stat=statistic, id="tasks", label="receive tasks", yAxis="right"),
                 expression("depth / tasks", "ready messages per task", "backlog_per_task"),
             ],
@@ -216,7 +215,6 @@ def _messaging(grid: Grid, messaging: dict[str, Any], view: dict[str, Any]) -> N
 
 
 def _broker_memory(grid: Grid, messaging: dict[str, Any], view: dict[str, Any]) -> None:
-    alarm = line(messaging["memory_alarm_percent"], "alarm")
     if messaging.get("amazon_mq_broker"):
         # Amazon MQ for RabbitMQ 4.x publishes broker metrics only (no per-queue ones): memory from AWS/AmazonMQ.
         broker = {"Broker": messaging["amazon_mq_broker"]}
@@ -226,15 +224,18 @@ def _broker_memory(grid: Grid, messaging: dict[str, Any], view: dict[str, Any]) 
             expression("100 * used / limit", "memory, % of the watermark", "memory"),
         ]
         title = "Broker memory, % of its watermark (Amazon MQ)"
+        drawn = [line(messaging["memory_alarm_percent"], "alarm")]
     else:
+        # A broker on the cluster: ECS measures its task's memory, the watermark is a share of the same.
         service = {"ClusterName": view["cluster"], "ServiceName": messaging["broker_service"]}
         lines = [metric(ECS, "MemoryUtilization", service, stat="Maximum", label="memory, % of the task's")]
-        watermark = line(round(100 * messaging["watermark_share"], 1), "watermark: publishers blocked", GREY)
-        alarm = line(messaging["memory_alarm_percent"] * messaging["watermark_share"], "alarm")
+        share = messaging["watermark_share"]
         title = "Broker memory, % of its task's (watermark drawn)"
-        grid.graph(title, lines, annotations={"horizontal": [alarm, watermark]}, yAxis={"left": {"min": 0}})
-        return
-    grid.graph(title, lines, annotations={"horizontal": [alarm]}, yAxis={"left": {"min": 0}})
+        drawn = [
+            line(round(messaging["memory_alarm_percent"] * share, 2), "alarm"),
+            line(round(100 * share, 2), "watermark: publishers blocked", GREY),
+        ]
+    grid.graph(title, lines, annotations={"horizontal": drawn}, yAxis={"left": {"min": 0}})
 
 
 def _consul(grid: Grid, consul: dict[str, Any], view: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ LOAD_BALANCER = "aws:lb/loadBalancer:LoadBalancer"
 LISTENER = "aws:lb/listener:Listener"
 SCALING_POLICY = "aws:appautoscaling/policy:Policy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+ECS_SERVICE = "aws:ecs/service:Service"
 
 
 def _where(name: str, resource_type: str) -> str:
@@ -261,6 +262,59 @@ def _alarms_react_in_time(args: StackValidationArgs, report: ReportViolation) ->
             )
 
 
+# -- alarms that page ------------------------------------------------------------------------------
+
+
+def _scales(action: Any, scaling_policy_arns: set[Any]) -> bool:
+    return action in scaling_policy_arns or ":scalingPolicy:" in str(action)
+
+
+def _alarms_notify(args: StackValidationArgs, report: ReportViolation) -> None:
+    """An alarm either drives a scaling policy or tells someone: one with neither fires into the void."""
+    scaling = {r.props.get("arn") for r in args.resources if r.resource_type == SCALING_POLICY}
+    for r in args.resources:
+        if r.resource_type != ALARM or rules.notifies(r.props):
+            continue
+        if any(_scales(a, scaling) for a in r.props.get("alarmActions") or []):
+            continue
+        report(
+            f"{_where(r.name, r.resource_type)} notifies no SNS topic when it fires (actions: "
+            f"{r.props.get('alarmActions') or 'none'}). Fix: add the alarm topic to alarmActions (seaport's "
+            "Monitoring topic_arn).",
+            r.urn,
+        )
+
+
+def _alarms_cover(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Every ECS service that runs tasks and every internet-facing load balancer is watched by an alarm that
+    pages (dimensions ServiceName with its cluster's ClusterName, or LoadBalancer)."""
+    paging = [r.props for r in args.resources if r.resource_type == ALARM and rules.notifies(r.props)]
+    watched = [dimensions for alarm in paging for _, _, dimensions in rules.watched_metrics(alarm)]
+    services = {(d.get("ClusterName"), d["ServiceName"]) for d in watched if d.get("ServiceName")}
+    balancers = {d["LoadBalancer"] for d in watched if d.get("LoadBalancer")}
+    for r in args.resources:
+        name = r.props.get("name")
+        cluster = str(r.props.get("cluster") or "").rsplit("/", 1)[-1]
+        unwatched_service = (
+            r.resource_type == ECS_SERVICE
+            and r.props.get("desiredCount") != 0  # a service scaled to nothing has nothing to watch
+            and not {(cluster, name), (None, name)} & services
+        )
+        if unwatched_service:
+            report(
+                f"{_where(r.name, r.resource_type)} (service {name!r}) is watched by no alarm that pages. Fix: watch "
+                "it, e.g. running tasks below its desired count (seaport's Monitoring web_services or services).",
+                r.urn,
+            )
+        internet_facing = r.resource_type == LOAD_BALANCER and not r.props.get("internal", False)
+        if internet_facing and r.props.get("arnSuffix") not in balancers:
+            report(
+                f"{_where(r.name, r.resource_type)} faces the internet and no alarm that pages watches it. Fix: alarm "
+                "on its 5xx share and unhealthy targets (seaport's Monitoring web_services).",
+                r.urn,
+            )
+
+
 def _scan_on_push(args: ResourceValidationArgs, report: ReportViolation) -> None:
     if args.resource_type != "aws:ecr/repository:Repository":
         return
@@ -309,6 +363,18 @@ STACK_POLICIES = [
         "scale-out-alarms-within-5-minutes",
         "Alarms that scale out fire within 5 minutes of sustained load.",
         _alarms_react_in_time,
+        MANDATORY,
+    ),
+    StackValidationPolicy(
+        "alarms-notify-a-topic",
+        "Every alarm that does not drive scaling notifies an SNS topic.",
+        _alarms_notify,
+        MANDATORY,
+    ),
+    StackValidationPolicy(
+        "alarms-cover-services-and-load-balancers",
+        "Every ECS service that runs tasks and every internet-facing load balancer is watched by an alarm that pages.",
+        _alarms_cover,
         MANDATORY,
     ),
 ]

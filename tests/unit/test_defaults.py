@@ -46,6 +46,7 @@ from seaport import (
     images,
     load_balancer,
     messaging,
+    monitoring,
     network,
     references,
     service,
@@ -76,6 +77,11 @@ CASES: list[tuple[type, dict[str, Any], bool]] = [
     (ContainerImageArgs, images.DEFAULTS, True),
     (ConsulService, discovery.CONSUL_SERVICE_DEFAULTS, True),
     (ClusterReference, references.CLUSTER_REFERENCE_DEFAULTS, True),
+    (monitoring.MonitoringArgs, monitoring.DEFAULTS, True),
+    (monitoring.WebServiceWatch, monitoring.WEB_SERVICE_DEFAULTS, True),
+    (monitoring.ServiceWatch, monitoring.SERVICE_DEFAULTS, True),
+    (monitoring.MessagingWatch, monitoring.MESSAGING_DEFAULTS, True),
+    (monitoring.ConsulWatch, monitoring.CONSUL_DEFAULTS, True),
 ]
 # Defaults that differ in one case: "(``64`` for a sidecar)", "(``0`` for DAEMON)".
 VARIANTS: list[tuple[type, str, dict[str, Any]]] = [

@@ -27,14 +27,30 @@ def task(name, container):
     return resource("aws:ecs/taskDefinition:TaskDefinition", name, {"containerDefinitions": json.dumps([container])})
 
 
+TOPIC_ARN = "arn:aws:sns:us-east-1:123456789012:alarms"
+
+
+def paging_alarm(name, dimensions, actions=(TOPIC_ARN,)):
+    """An alarm that notifies the topic about a metric with these dimensions."""
+    return resource(
+        "aws:cloudwatch/metricAlarm:MetricAlarm",
+        name,
+        {"namespace": "AWS/X", "metricName": "Y", "dimensions": dimensions, "alarmActions": list(actions)},
+    )
+
+
 def alb(group="sg-alb", port=80, internal=False):
-    """An ALB with one listener, for the world-ingress rule's context."""
+    """An ALB with one listener (and the alarm that watches it), for the world-ingress rule's context."""
     arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/app/web/1"
     return [
         resource(
-            "aws:lb/loadBalancer:LoadBalancer", "web", {"securityGroups": [group], "internal": internal}, {"arn": arn}
+            "aws:lb/loadBalancer:LoadBalancer",
+            "web",
+            {"securityGroups": [group], "internal": internal},
+            {"arn": arn, "arnSuffix": "app/web/1"},
         ),
         resource("aws:lb/listener:Listener", "web-http", {"loadBalancerArn": arn, "port": port}),
+        paging_alarm("web-5xx", {"LoadBalancer": "app/web/1"}),
     ]
 
 
@@ -91,11 +107,16 @@ VIOLATIONS = {
     ],
     "log-retention": [resource("aws:cloudwatch/logGroup:LogGroup", "forever", {})],
     "ecs-circuit-breaker": [
+        paging_alarm("no-breaker-tasks", {"ServiceName": "no-breaker-1"}),
         resource(
             "aws:ecs/service:Service",
             "no-breaker",
-            {"schedulingStrategy": "REPLICA", "deploymentCircuitBreaker": {"enable": True, "rollback": False}},
-        )
+            {
+                "name": "no-breaker-1",
+                "schedulingStrategy": "REPLICA",
+                "deploymentCircuitBreaker": {"enable": True, "rollback": False},
+            },
+        ),
     ],
     "images-by-digest": [task("tagged", {"name": "web", "image": "nginx:latest", "environment": []})],
     "no-plaintext-secrets": [
@@ -113,6 +134,20 @@ VIOLATIONS = {
         resource("aws:ecr/repository:Repository", "unscanned", {"imageScanningConfiguration": {"scanOnPush": False}})
     ],
     "world-ingress-only-on-alb-listeners": [*alb(), world_rule("open-8080", "sg-alb", 8080)],
+    "alarms-notify-a-topic": [paging_alarm("silent", {"ServiceName": "api"}, actions=())],
+    "alarms-cover-services-and-load-balancers": [
+        paging_alarm("other-tasks", {"ClusterName": "main", "ServiceName": "other"}),
+        resource(
+            "aws:ecs/service:Service",
+            "unwatched",
+            {
+                "name": "api-1234567",
+                "cluster": "arn:aws:ecs:us-east-1:123456789012:cluster/main",
+                "desiredCount": 2,
+                "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+            },
+        ),
+    ],
     "scale-out-alarms-within-5-minutes": [
         scaling_policy("out", 1, SCALE_OUT_ARN),
         resource(
@@ -273,3 +308,67 @@ def ecs_service(name, strategy, breaker=None):
 def test_circuit_breaker_cases(service, ok):
     found = [v for v in check([service]) if v.policy == "ecs-circuit-breaker"]
     assert (found == []) is ok, found
+
+
+# -- alarms: every alarm that does not scale pages; every service and internet-facing ALB is watched ----------
+
+CLUSTER_ARN = "arn:aws:ecs:us-east-1:123456789012:cluster/main"
+
+
+def service(name="api-1", cluster=CLUSTER_ARN, **props):
+    inputs = {"name": name, "cluster": cluster, "deploymentCircuitBreaker": {"enable": True, "rollback": True}}
+    return resource("aws:ecs/service:Service", name, {**inputs, **props})
+
+
+def cover_violations(resources):
+    return [v for v in check(resources) if v.policy == "alarms-cover-services-and-load-balancers"]
+
+
+@pytest.mark.parametrize(
+    ("resources", "ok"),
+    [
+        ([paging_alarm("tasks", {"ClusterName": "main", "ServiceName": "api-1"}), service()], True),
+        ([paging_alarm("tasks", {"ServiceName": "api-1"}), service()], True),  # no cluster named: any cluster
+        ([paging_alarm("tasks", {"ClusterName": "other", "ServiceName": "api-1"}), service()], False),
+        # an alarm that only scales (no topic) does not page anyone
+        ([paging_alarm("cpu-high", {"ServiceName": "api-1"}, actions=[SCALE_OUT_ARN]), service()], False),
+        ([service(desiredCount=0)], True),  # runs nothing: nothing to watch
+        ([service(schedulingStrategy="DAEMON")], False),  # a daemon has no desired count, and runs
+        (
+            [
+                resource(
+                    "aws:cloudwatch/metricAlarm:MetricAlarm",
+                    "5xx-share",
+                    {
+                        "alarmActions": [TOPIC_ARN],
+                        "metricQueries": [
+                            {"id": "e", "expression": "100 * a / b"},
+                            {"id": "a", "metric": {"metricName": "X", "dimensions": {"LoadBalancer": "app/web/1"}}},
+                        ],
+                    },
+                ),
+                resource("aws:lb/loadBalancer:LoadBalancer", "web", {"internal": False}, {"arnSuffix": "app/web/1"}),
+            ],
+            True,
+        ),  # metric math alarms count too
+        ([resource("aws:lb/loadBalancer:LoadBalancer", "web", {"internal": False}, {"arnSuffix": "a/b/1"})], False),
+        ([resource("aws:lb/loadBalancer:LoadBalancer", "ui", {"internal": True}, {"arnSuffix": "a/b/2"})], True),
+    ],
+)
+def test_alarm_coverage_cases(resources, ok):
+    assert (cover_violations(resources) == []) is ok
+
+
+@pytest.mark.parametrize(
+    ("actions", "ok"),
+    [
+        ([TOPIC_ARN], True),
+        (["arn:aws-us-gov:sns:us-gov-west-1:123456789012:alarms"], True),
+        ([SCALE_OUT_ARN], True),  # drives scaling
+        ([], False),
+        (["arn:aws:automate:us-east-1:ec2:reboot"], False),
+    ],
+)
+def test_alarm_notification_cases(actions, ok):
+    found = [v for v in check([paging_alarm("a", {}, actions=actions)]) if v.policy == "alarms-notify-a-topic"]
+    assert (found == []) is ok

@@ -1,0 +1,140 @@
+"""ServiceAutoscaling in backlog mode: target tracking on ready messages per running task (metric math over the
+apps' QueueDepth and ECS's running task count), its bounds and arguments, and the reaction make plan prints."""
+
+from unittest import mock
+
+import pytest
+
+from seaport import InvalidArgument, ServiceAutoscaling
+from seaport.contract import telemetry
+from seaport.tools import reactions as scaling
+from seaport.tools.mocks import SeaportMocks
+from seaport.tools.synth import summary
+from seaport.tools.testing import run
+from tests.unit import watched
+from tests.unit.monitored import stack_plan
+from tests.unit.references import CLUSTER
+
+SERVICE = "receive-1234567"
+BACKLOG = {"scaling_mode": "backlog", "queue_name": "messages", "min_tasks": 1, "max_tasks": 8}
+
+
+def backlog_plan(**args):
+    return run(lambda: ServiceAutoscaling("receive", {"cluster": CLUSTER, "service_name": SERVICE, **BACKLOG, **args}))
+
+
+@pytest.fixture(scope="module")
+def plan():
+    return backlog_plan(target_backlog_per_task=250, scale_out_cooldown_seconds=30)
+
+
+def config(plan):
+    (policy,) = plan.of_type("aws:appautoscaling/policy:Policy")
+    assert policy["inputs"]["policyType"] == "TargetTrackingScaling"
+    return policy["inputs"]["targetTrackingScalingPolicyConfiguration"]
+
+
+def queries(plan):
+    return {q["id"]: q for q in config(plan)["customizedMetricSpecification"]["metrics"]}
+
+
+def test_it_tracks_ready_messages_per_running_task(plan):
+    found = queries(plan)
+    assert found["backlog_per_task"]["expression"] == "depth / tasks"
+    assert [q["id"] for q in found.values() if q["returnData"]] == ["backlog_per_task"]  # one series returned
+    depth, tasks = found["depth"]["metricStat"], found["tasks"]["metricStat"]
+    assert depth == {
+        "metric": {
+            "namespace": telemetry.NAMESPACE,
+            "metricName": telemetry.QUEUE_DEPTH,
+            "dimensions": [{"name": telemetry.QUEUE, "value": "messages"}],
+        },
+        "stat": "Maximum",  # the highest any app measured in the minute (both report it)
+    }
+    # The running task count without Container Insights: one CPUUtilization sample per RUNNING task a minute.
+    assert tasks == {
+        "metric": {
+            "namespace": "AWS/ECS",
+            "metricName": "CPUUtilization",
+            "dimensions": [
+                {"name": "ClusterName", "value": CLUSTER["name"]},
+                {"name": "ServiceName", "value": SERVICE},
+            ],
+        },
+        "stat": "SampleCount",
+    }
+
+
+def test_query_ids_are_valid_and_the_expression_uses_only_them(plan):
+    found = queries(plan)
+    assert all(ident[0].islower() and ident.replace("_", "").isalnum() for ident in found)
+    assert watched.undefined_ids(found["backlog_per_task"]["expression"], set(found)) == set()
+
+
+def test_target_cooldowns_and_bounds(plan):
+    settings = config(plan)
+    assert (settings["targetValue"], settings["scaleOutCooldown"], settings["scaleInCooldown"]) == (250, 30, 120)
+    assert "predefinedMetricSpecification" not in settings
+    target = plan.one("aws:appautoscaling/target:Target")["inputs"]
+    assert (target["minCapacity"], target["maxCapacity"]) == (1, 8)
+    assert target["resourceId"] == f"service/{CLUSTER['name']}/{SERVICE}"
+    assert plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm") == []  # AWS manages the alarms
+    assert plan.one("seaport:index:ServiceAutoscaling")["outputs"]["scaling_mode"] == "backlog"
+
+
+def test_the_default_target_is_100_messages_per_task():
+    assert config(backlog_plan())["targetValue"] == 100
+
+
+def test_cpu_modes_are_unchanged():
+    tracking = run(lambda: ServiceAutoscaling("api", {"cluster": CLUSTER, "service_name": "api"}))
+    settings = config(tracking)
+    assert settings["predefinedMetricSpecification"] == {"predefinedMetricType": "ECSServiceAverageCPUUtilization"}
+    assert "customizedMetricSpecification" not in settings
+
+
+@pytest.mark.parametrize(
+    ("args", "path", "message"),
+    [
+        ({"queue_name": None}, "queue_name", "is required with scaling_mode='backlog'"),
+        ({"queue_name": "amq.work"}, "queue_name", "not start with amq."),
+        ({"target_backlog_per_task": 0}, "target_backlog_per_task", "must be between 1 and 1000000"),
+        ({"scaling_mode": "queue"}, "scaling_mode", "must be one of step, target-tracking, backlog"),
+    ],
+)
+def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
+    with mock.patch.object(
+        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
+    ) as registered:
+        error = run(
+            lambda: ServiceAutoscaling("receive", {"cluster": CLUSTER, "service_name": SERVICE, **BACKLOG, **args}),
+            expect=InvalidArgument,
+        )
+    registered.assert_not_called()
+    assert [str(p) for p in error.problems if p.path == path and message in str(p)], str(error)
+
+
+# -- how fast it reacts, as make plan prints it ------------------------------------------------------------------
+
+
+def test_the_backlog_reaction_adds_the_apps_record_interval(plan):
+    (reaction,) = scaling.reaction_times(plan)
+    assert reaction.mode == "backlog"
+    assert (reaction.scale_out_seconds, reaction.scale_in_seconds) == (3 * 60 + 30, 15 * 60 + 120)
+    # 210 s of alarm and cooldown + 60 s record interval; + 60 s metric delay + 60 s task start (+ 180 s instance)
+    assert "(backlog): scale-out 210 s (end to end about 390 s, 570 s when a new instance is needed)" in (
+        reaction.describe()
+    )
+
+
+def test_make_plan_prints_receive_like_the_portal():
+    plan = stack_plan("dev")
+    text = summary(plan, [])
+    by_mode = {r.mode: r for r in scaling.reaction_times(plan)}
+    assert set(by_mode) == {"step", "backlog"}  # the portal (dev scales it in steps) and receive
+    receive = by_mode["backlog"]
+    assert receive.resource_id.endswith(
+        "/" + plan.named("messaging-receive", "aws:ecs/service:Service")["outputs"]["name"]
+    )
+    assert f"  {receive.describe()}" in text
+    assert "(backlog): scale-out 240 s (end to end about 420 s, 600 s when a new instance is needed)" in text

@@ -7,7 +7,16 @@ stocks backends (found through Consul), and the portal behind the load balancer.
 import pulumi
 
 import settings
-from seaport import ConsulMesh, ContainerImage, ContainerService, EcsCluster, Network, RabbitMessaging, ScaledWebService
+from seaport import (
+    CertificateAuthority,
+    ConsulMesh,
+    ContainerImage,
+    ContainerService,
+    EcsCluster,
+    Network,
+    RabbitMessaging,
+    ScaledWebService,
+)
 from seaport.messaging import dedicated_instances as messaging_hosts
 
 APPS = ("send", "receive", "portal", "weather", "stocks", "registrar")
@@ -38,11 +47,15 @@ images = {
     for app in APPS
 }
 
+# One internal CA signs the certificates of what serves TLS inside the system (Consul servers, the broker).
+ca = CertificateAuthority("internal-ca", {"tags": tags})
+
 mesh = ConsulMesh(
     "consul",
     {
         **config["consul"],
         "cluster": cluster.reference,
+        "ca": ca.reference,
         "registrar_image": images["registrar"].repo_digest,
         "tags": tags,
     },
@@ -54,6 +67,7 @@ messaging = RabbitMessaging(
         **config["messaging"],
         "cluster": cluster.reference,
         "discovery": mesh.discovery,
+        "ca": ca.reference,
         "send_image": images["send"].repo_digest,
         "receive_image": images["receive"].repo_digest,
         "tags": tags,
@@ -117,7 +131,8 @@ portal = ScaledWebService(
 
 pulumi.export("portalUrl", portal.url)
 pulumi.export("clusterName", cluster.cluster_name)
-pulumi.export("consulUiUrl", mesh.ui_url)
+pulumi.export("consulServersGroup", mesh.server_autoscaling_group_name)  # the UI: README, Operating
+pulumi.export("internalCaCertificate", ca.certificate_pem)
 pulumi.export("brokerEndpoint", messaging.broker_endpoint)
 pulumi.export("imageDigests", {app: image.repo_digest for app, image in images.items()})
 pulumi.export("vpcId", network.vpc_id)

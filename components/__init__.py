@@ -25,6 +25,7 @@ from .images import ContainerImage, ContainerImageArgs, Platform, pinned_image
 from .load_balancer import LoadBalancerOptions
 from .messaging import BrokerMode, QueueType, RabbitMessaging, RabbitMessagingArgs
 from .network import Network, NetworkArgs
+from .pki import CertificateAuthority, CertificateAuthorityArgs, CertificateAuthorityReference
 from .references import ClusterReference, DiscoveryReference, NetworkReference
 from .service import ContainerService, ContainerServiceArgs, NetworkMode, Scheduling, ServiceOptions
 from .web_service import ScaledWebService, ScaledWebServiceArgs
@@ -32,6 +33,7 @@ from .web_service import ScaledWebService, ScaledWebServiceArgs
 # What other languages get through the component provider (provider/__main__.py).
 COMPONENTS = [
     Network,
+    CertificateAuthority,
     EcsCluster,
     ContainerService,
     ServiceAutoscaling,
@@ -45,6 +47,9 @@ __all__ = [
     "COMPONENTS",
     "AutoscalingOptions",
     "BrokerMode",
+    "CertificateAuthority",
+    "CertificateAuthorityArgs",
+    "CertificateAuthorityReference",
     "ClusterReference",
     "ConsulMesh",
     "ConsulMeshArgs",

@@ -1,7 +1,7 @@
 """Where the RabbitMQ broker runs: one container on the cluster, or Amazon MQ."""
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import pulumi
 import pulumi_aws as aws
@@ -10,6 +10,7 @@ import pulumi_random as random
 from . import rabbitmq_config as config
 from .contract import broker as contract
 from .images import pinned_image
+from .pki import issue
 from .references import get
 from .secrets import StoredSecret
 from .security_groups import admit, admit_range, security_group
@@ -37,6 +38,7 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
     if isinstance(image, str):
         image = pinned_image(image, opts=pulumi.InvokeOutputOptions(parent=parent))
     definitions = _definitions(name, a, password, child)
+    tls = _tls(name, a, parent)
     return ContainerService(
         f"{name}-broker",
         {
@@ -47,7 +49,7 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
             "container": {
                 "name": BROKER_SERVICE,
                 "image": image,
-                "port": AMQP_PORT,
+                "port": AMQPS_PORT,
                 "cpu": 512,
                 "memory_mib": BROKER_MEMORY_MIB,
                 # A fixed node name: the broker finds its own data again after a restart.
@@ -56,8 +58,9 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
                     "RABBITMQ_NODENAME": f"rabbit@{BROKER_SERVICE}",
                     config.CONF_VARIABLE: config.render(config.conf(BROKER_MEMORY_MIB)),
                     config.CONF_4X_VARIABLE: config.render(config.conf_4x()),
+                    **tls.environment,
                 },
-                "secrets": {config.DEFINITIONS_VARIABLE: definitions.arn},
+                "secrets": {config.DEFINITIONS_VARIABLE: definitions.arn, **tls.secrets},
                 "command": config.START_COMMAND,
                 "mount_points": [{"source_volume": "rabbitmq-data", "container_path": "/var/lib/rabbitmq"}],
                 "read_only_root_filesystem": False,  # the image's entry point writes its configuration
@@ -92,6 +95,7 @@ def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: 
     if isinstance(image, str):
         image = pinned_image(image, opts=pulumi.InvokeOutputOptions(parent=parent))
     definitions = _definitions(name, a, password, child)
+    tls = _tls(name, a, parent)
     # Nodes of one cluster authenticate each other with a shared Erlang cookie.
     cookie_value = random.RandomPassword(f"{name}-erlang-cookie", length=64, special=False, opts=child).result
     cookie = StoredSecret(
@@ -107,16 +111,18 @@ def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: 
             "container": {
                 "name": BROKER_SERVICE,
                 "image": image,
-                "port": AMQP_PORT,
+                "port": AMQPS_PORT,
                 "cpu": 512,
                 "memory_mib": BROKER_MEMORY_MIB,
                 "environment": {
                     "RABBITMQ_USE_LONGNAME": "true",
                     config.CONF_VARIABLE: config.render(config.cluster_conf(BROKER_MEMORY_MIB, nodes)),
                     config.CONF_4X_VARIABLE: config.render(config.cluster_conf_4x(nodes)),
+                    **tls.environment,
                 },
                 "secrets": {
                     config.DEFINITIONS_VARIABLE: definitions.arn,
+                    **tls.secrets,
                     config.CONSUL_TOKEN_VARIABLE: get(a["discovery"], "broker_token_secret_arn"),
                     config.COOKIE_VARIABLE: cookie.arn,
                 },
@@ -158,10 +164,23 @@ def _definitions(
     )
 
 
+class _Tls(NamedTuple):
+    environment: dict[str, Any]
+    secrets: dict[str, Any]
+
+
+def _tls(name: str, a: dict[str, Any], parent: pulumi.Resource) -> _Tls:
+    """The broker's certificate for the name ``rabbitmq`` (what the apps verify, whatever address Consul gave
+    them), issued by the internal CA; its key in Secrets Manager."""
+    issued = issue(f"{name}-broker-tls", a["ca"], BROKER_SERVICE, [BROKER_SERVICE, "localhost"], [], a["tags"], parent)
+    environment = {config.CA_VARIABLE: get(a["ca"], "certificate_pem"), config.CERT_VARIABLE: issued.certificate_pem}
+    return _Tls(environment, {config.KEY_VARIABLE: issued.key.arn})
+
+
 def _cluster_rules(name: str, a: dict[str, Any], child: pulumi.ResourceOptions) -> None:
     """AMQP from the cluster's instances (the apps), and epmd, distribution and CLI ports between them only."""
     instances = get(a["cluster"], "instance_security_group_id")
-    ports = [(AMQP_PORT, "tcp", "AMQP from the apps"), *config.CLUSTER_PORTS]
+    ports = [(AMQPS_PORT, "tcp", "AMQPS from the apps"), *config.CLUSTER_PORTS]
     admit(f"{name}-broker", instances, ports, {"instances": instances}, child)
     admit_range(
         f"{name}-broker-cli-from-instances",

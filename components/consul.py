@@ -13,9 +13,10 @@ from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .discovery import AGENT_ADDRESS, AGENT_HOSTS
 from .images import pinned_image
+from .pki import CertificateAuthorityReference, issue
 from .references import ClusterReference, DiscoveryReference, get
 from .secrets import StoredSecret
-from .security_groups import admit, outbound_only_security_group, security_group
+from .security_groups import admit, outbound_only_security_group
 from .service import ContainerService
 from .tagging import name_tags
 
@@ -43,6 +44,9 @@ class ConsulMeshArgs(TypedDict, total=False):
     in its VPC and instance subnets. Required."""
     registrar_image: Required[pulumi.Input[str]]
     """Image of the registrar sidecar, by digest. Required."""
+    ca: Required[pulumi.Input[CertificateAuthorityReference]]
+    """The internal CA (``CertificateAuthority.reference``): it signs the servers' certificate; RPC between
+    agents and servers is TLS verified both ways, agents get their certificates by auto-encrypt. Required."""
     servers: int
     """Consul servers: 1 (no fault tolerance), 3 or 5. Default ``3``."""
     version: str
@@ -83,8 +87,8 @@ class ConsulMesh(pulumi.ComponentResource):
     """Secrets Manager ARN of the gossip encryption key."""
     management_token_secret_arn: pulumi.Output[str]
     """Secrets Manager ARN of the management token (operators: the UI and the CLI)."""
-    ui_url: pulumi.Output[str]
-    """Private URL of the Consul UI (an internal load balancer; reach it from inside the VPC)."""
+    ui_port: pulumi.Output[int]
+    """The servers' HTTPS API and UI port (8501): reach it on a server through an SSM port forward (README)."""
 
     def __init__(self, name: str, args: ConsulMeshArgs, opts: pulumi.ResourceOptions | None = None):
         raise_if(problems(args))  # before anything is registered
@@ -107,7 +111,21 @@ class ConsulMesh(pulumi.ComponentResource):
             value = raw.hex.apply(cfg.uuid4)
             secrets[token] = StoredSecret(f"{name}-{token}-token", value, f"Consul ACL {token} token", a["tags"], child)
 
-        server_group, servers = self._servers(name, a, retry_join, join_value, secrets)
+        # One certificate for every server: clients verify the name server.<datacenter>.consul, not an address.
+        server_tls = issue(
+            f"{name}-server-tls",
+            a["ca"],
+            f"server.{a['datacenter']}.consul",
+            [f"server.{a['datacenter']}.consul", "localhost"],
+            ["127.0.0.1"],
+            a["tags"],
+            self,
+        )
+        secrets["server_key"] = server_tls.key
+        tls_files = pulumi.Output.all(get(a["ca"], "certificate_pem"), server_tls.certificate_pem).apply(
+            lambda pems: {"ca": pems[0], "certificate": pems[1]}
+        )
+        server_group, servers = self._servers(name, a, retry_join, join_value, secrets, tls_files)
         self._agents(name, a, retry_join, secrets)
 
         self.discovery = {  # type: ignore[assignment]  # a dict of outputs; other languages see an object
@@ -122,6 +140,7 @@ class ConsulMesh(pulumi.ComponentResource):
         self.server_autoscaling_group_name = servers.name
         self.gossip_key_secret_arn = secrets["gossip"].arn
         self.management_token_secret_arn = secrets["management"].arn
+        self.ui_port = pulumi.Output.from_input(cfg.HTTPS_PORT)
         self.register_outputs(
             {
                 "discovery": self.discovery,
@@ -129,7 +148,7 @@ class ConsulMesh(pulumi.ComponentResource):
                 "server_autoscaling_group_name": self.server_autoscaling_group_name,
                 "gossip_key_secret_arn": self.gossip_key_secret_arn,
                 "management_token_secret_arn": self.management_token_secret_arn,
-                "ui_url": self.ui_url,
+                "ui_port": self.ui_port,
             }
         )
 
@@ -140,8 +159,9 @@ class ConsulMesh(pulumi.ComponentResource):
         retry_join: pulumi.Output[list[str]],
         join_value: str,
         secrets: dict[str, StoredSecret],
+        tls_files: pulumi.Output[dict[str, str]],
     ) -> tuple[pulumi.Output[str], aws.autoscaling.Group]:
-        """The servers: security group rules, role, hardened launch template, Auto Scaling group, UI."""
+        """The servers: security group rules, role, hardened launch template, Auto Scaling group."""
         child = pulumi.ResourceOptions(parent=self)
         cluster, tags = a["cluster"], a["tags"]
         network = get(cluster, "network")
@@ -161,8 +181,7 @@ class ConsulMesh(pulumi.ComponentResource):
             iam.statement(["secretsmanager:GetSecretValue"], [s.arn for s in secrets.values()]),
         ]
         aws.iam.RolePolicy(f"{name}-server", role=role.name, policy=iam.policy_document(statements), opts=child)
-        template = self._launch_template(name, a, retry_join, secrets, group, profile.arn, network)
-        ui_target_group = self._ui(name, network, group, cluster_group, tags)
+        template = self._launch_template(name, a, retry_join, secrets, tls_files, group, profile.arn, network)
         servers = aws.autoscaling.Group(
             f"{name}-servers",
             min_size=a["servers"],
@@ -172,7 +191,6 @@ class ConsulMesh(pulumi.ComponentResource):
             launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
                 id=template.id, version=template.latest_version.apply(str)
             ),
-            target_group_arns=[ui_target_group.arn],
             health_check_type="EC2",
             tags=[
                 aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
@@ -188,6 +206,7 @@ class ConsulMesh(pulumi.ComponentResource):
         a: dict[str, Any],
         retry_join: pulumi.Output[list[str]],
         secrets: dict[str, StoredSecret],
+        tls_files: pulumi.Output[dict[str, str]],
         group: pulumi.Output[str],
         profile_arn: pulumi.Output[str],
         network: pulumi.Output[Any],
@@ -200,8 +219,8 @@ class ConsulMesh(pulumi.ComponentResource):
             ).insecure_value
         )
         config = retry_join.apply(lambda join: cfg.server_config(a["servers"], a["datacenter"], join))
-        script = pulumi.Output.all(config, {k: s.arn for k, s in secrets.items()}).apply(
-            lambda v: cfg.server_user_data(a["version"], v[0], v[1])
+        script = pulumi.Output.all(config, {k: s.arn for k, s in secrets.items()}, tls_files).apply(
+            lambda v: cfg.server_user_data(a["version"], v[0], v[1], v[2])
         )
         return instances.hardened_launch_template(
             f"{name}-server",
@@ -236,7 +255,10 @@ class ConsulMesh(pulumi.ComponentResource):
                     "cpu": 64,
                     "memory_mib": 128,
                     "read_only_root_filesystem": False,  # the image's entry point writes its config
-                    "environment": {"CONSUL_LOCAL_CONFIG": agent_config},
+                    "environment": {
+                        "CONSUL_LOCAL_CONFIG": agent_config,
+                        cfg.CA_VARIABLE: get(a["ca"], "certificate_pem"),
+                    },
                     "secrets": {
                         "CONSUL_GOSSIP_ENCRYPTION": secrets["gossip"].arn,
                         "CONSUL_AGENT_ACL": secrets["agent"].arn,
@@ -254,76 +276,11 @@ class ConsulMesh(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
 
-    def _ui(
-        self,
-        name: str,
-        network: pulumi.Output[Any],
-        server_group: pulumi.Output[str],
-        cluster_group: pulumi.Output[str],
-        tags: dict[str, str],
-    ) -> aws.lb.TargetGroup:
-        """An internal load balancer in front of the servers' UI, reachable from inside the VPC only."""
-        child = pulumi.ResourceOptions(parent=self)
-        vpc_id = network.apply(lambda n: n["vpc_id"])
-        ui_group = security_group(f"{name}-ui", vpc_id, f"internal Consul UI load balancer of {name}", tags, child).id
-        ui_from = {"cluster": cluster_group, "servers": server_group}
-        admit(
-            f"{name}-ui",
-            ui_group,
-            [(80, "tcp", "Consul UI (e.g. an SSM port forward through an instance)")],
-            ui_from,
-            child,
-        )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-ui-to-servers",
-            security_group_id=ui_group,
-            referenced_security_group_id=server_group,
-            ip_protocol="tcp",
-            from_port=8500,
-            to_port=8500,
-            description="to the servers' HTTP API",
-            opts=child,
-        )
-        admit(f"{name}-servers", server_group, [(8500, "tcp", "Consul HTTP API")], {"ui": ui_group}, child)
-        balancer = aws.lb.LoadBalancer(
-            f"{name}-ui",
-            load_balancer_type="application",
-            internal=True,
-            security_groups=[ui_group],
-            subnets=network.apply(lambda n: n["instance_subnet_ids"]),
-            drop_invalid_header_fields=True,
-            tags=name_tags(tags, f"{name}-ui"),
-            opts=child,
-        )
-        target_group = aws.lb.TargetGroup(
-            f"{name}-ui",
-            vpc_id=vpc_id,
-            target_type="instance",
-            protocol="HTTP",
-            port=8500,
-            deregistration_delay=30,
-            health_check=aws.lb.TargetGroupHealthCheckArgs(path="/v1/status/leader", matcher="200"),
-            tags=name_tags(tags, f"{name}-ui"),
-            opts=child,
-        )
-        forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)]
-        aws.lb.Listener(
-            f"{name}-ui",
-            load_balancer_arn=balancer.arn,
-            port=80,
-            protocol="HTTP",
-            default_actions=forward,
-            tags=tags,
-            opts=child,
-        )
-        self.ui_url = balancer.dns_name.apply(lambda dns: f"http://{dns}/ui/")
-        return target_group
-
 
 def problems(args: ConsulMeshArgs) -> list[Problem]:
     a = with_defaults(args, DEFAULTS)
     found = Problems()
-    found.require(a, "cluster", "registrar_image")
+    found.require(a, "cluster", "registrar_image", "ca")
     found.extend_under("cluster", references.problems(a.get("cluster"), ClusterReference))
     found.check("servers", a["servers"], check.one_of(a["servers"], (1, 3, 5)))
     found.check("version", a["version"], check.semver(a["version"]))

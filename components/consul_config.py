@@ -18,15 +18,19 @@ DATA_PATH = "/etc/seaport/consul-server.json"
 # ECS instance has more private addresses (docker0), and Consul refuses to guess between them.
 BIND_ADDRESS = '{{ GetDefaultInterfaces | include "type" "IPv4" | limit 1 | attr "address" }}'
 
-# (port, protocol, purpose): what the servers admit from the cluster's instances and from each other.
+# (port, protocol, purpose): what the servers admit from the cluster's instances and from each other. Agents
+# talk to servers over RPC (TLS) and gossip (encrypted) only: the servers' HTTP API listens on loopback, their
+# HTTPS API and UI (8501) are reached through an SSM port forward on the server itself, and nobody needs their DNS.
 SERVER_PORTS = [
-    (8300, "tcp", "Consul server RPC"),
+    (8300, "tcp", "Consul server RPC (TLS)"),
     (8301, "tcp", "Consul LAN gossip"),
     (8301, "udp", "Consul LAN gossip"),
-    (8500, "tcp", "Consul HTTP API and UI"),
-    (8600, "tcp", "Consul DNS"),
-    (8600, "udp", "Consul DNS"),
 ]
+HTTPS_PORT = 8501
+TLS_DIR = "/etc/consul.d/tls"
+# The agents' CA certificate arrives in this variable (a public certificate, plain environment).
+CA_VARIABLE = "CONSUL_CA_PEM"
+AGENT_CA_FILE = "/consul/config/ca.pem"
 # Servers also gossip with each other over the WAN pool, even in a single datacenter.
 SERVER_TO_SERVER_PORTS = [(8302, "tcp", "Consul WAN gossip"), (8302, "udp", "Consul WAN gossip")]
 # Client agents on the ECS instances serve only LAN gossip to others; their HTTP API is local.
@@ -61,6 +65,8 @@ AGENT_COMMAND = [
     "-c",
     'printf \'{"encrypt": "%s", "acl": {"tokens": {"agent": "%s"}}}\' '
     '"$CONSUL_GOSSIP_ENCRYPTION" "$CONSUL_AGENT_ACL" > /consul/config/secrets.json '
+    f'&& printf "%s\\n" "${CA_VARIABLE}" > {AGENT_CA_FILE} '
+    "&& unset CONSUL_GOSSIP_ENCRYPTION CONSUL_AGENT_ACL "
     "&& exec docker-entrypoint.sh agent",
 ]
 # Healthy only while the cluster has a leader: /v1/status/leader answers "" (and 200) without one.
@@ -92,6 +98,23 @@ def server_config(count: int, datacenter: str, retry_join: list[str]) -> dict[st
         "bind_addr": BIND_ADDRESS,
         # Agents, the UI load balancer and DNS clients connect; security groups and ACLs decide who may.
         "client_addr": "0.0.0.0",  # noqa: S104
+        # Plain HTTP on loopback only (the boot script, the CLI on the host); HTTPS (8501) for the UI and remote CLI.
+        "addresses": {"http": "127.0.0.1"},
+        "ports": {"https": HTTPS_PORT},
+        "tls": {
+            "defaults": {
+                "ca_file": f"{TLS_DIR}/ca.pem",
+                "cert_file": f"{TLS_DIR}/server.pem",
+                "key_file": f"{TLS_DIR}/server-key.pem",
+                "verify_incoming": True,
+                "verify_outgoing": True,
+            },
+            "internal_rpc": {"verify_server_hostname": True},
+            # browsers and the CLI have no client certificate; ACL tokens guard the HTTPS API
+            "https": {"verify_incoming": False},
+        },
+        # Client agents get their certificates from the servers (signed by the cluster's connect CA).
+        "auto_encrypt": {"allow_tls": True},
         "ui_config": {"enabled": True},
         "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": True},
         "autopilot": {"cleanup_dead_servers": True},
@@ -113,14 +136,25 @@ def agent_config(datacenter: str, retry_join: list[str]) -> dict[str, Any]:
         "client_addr": '{{ GetAllInterfaces | include "name" "^(lo|docker0)$" | include "type" "IPv4" '
         '| join "address" " " }}',
         "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": True},
+        # RPC to the servers over TLS: the servers' certificate is checked (name server.<dc>.consul), and the
+        # agent's own certificate comes from the servers (auto-encrypt).
+        "tls": {
+            "defaults": {"ca_file": AGENT_CA_FILE, "verify_outgoing": True},
+            "internal_rpc": {"verify_server_hostname": True},
+        },
+        "auto_encrypt": {"tls": True},
         "leave_on_terminate": True,
         "disable_update_check": True,
         "log_level": "INFO",
     }
 
 
-def server_user_data(version: str, config: dict[str, Any], secret_arns: dict[str, str]) -> str:
-    """The servers' boot script: the template file, preceded by the JSON document it reads."""
+def server_user_data(
+    version: str, config: dict[str, Any], secret_arns: dict[str, str], tls: dict[str, str] | None = None
+) -> str:
+    """The servers' boot script: the template file, preceded by the JSON document it reads.
+
+    ``tls`` holds the CA and server certificates (PEM; public); the server's key is the secret ``server_key``."""
     data = {
         "version": version,
         "repository": HASHICORP_REPO,
@@ -128,6 +162,7 @@ def server_user_data(version: str, config: dict[str, Any], secret_arns: dict[str
         "secrets": secret_arns,
         "acl_policies": ACL_POLICIES,
         "leader_timeout": LEADER_TIMEOUT_SECONDS,
+        "tls": tls or {},
     }
     for policy in APP_TOKENS:
         problems = rules.consul_app_token_problems(ACL_POLICIES[policy])

@@ -10,7 +10,8 @@ from . import broker, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .contract import broker as contract
-from .references import ClusterReference, DiscoveryReference
+from .pki import CertificateAuthorityReference
+from .references import ClusterReference, DiscoveryReference, get
 from .secrets import StoredSecret
 from .service import ContainerService
 
@@ -64,6 +65,10 @@ class RabbitMessagingArgs(TypedDict, total=False):
     cluster: Required[pulumi.Input[ClusterReference]]
     """The cluster the services run on (``EcsCluster.reference``); its instances are the broker's only
     clients. Required."""
+    ca: pulumi.Input[CertificateAuthorityReference]
+    """The internal CA (``CertificateAuthority.reference``): it signs the broker's certificate, and the apps
+    verify the broker with it. Required with ``broker_mode`` ``container`` or ``cluster`` (Amazon MQ has a
+    public certificate)."""
     discovery: pulumi.Input[DiscoveryReference]
     """Consul discovery (``ConsulMesh.discovery``): the broker registers there as ``rabbitmq`` and the apps
     find it by that name. Required with ``broker_mode="container"``."""
@@ -147,7 +152,14 @@ class RabbitMessaging(pulumi.ComponentResource):
             run_broker = broker.cluster if a["broker_mode"] == BrokerMode.CLUSTER else broker.container
             run_broker(name, a, password.result, self)
             endpoint = pulumi.Output.from_input(f"consul:{BROKER_SERVICE}")
-            location = {"RABBITMQ_SERVICE": BROKER_SERVICE}
+            # AMQP over TLS only: the apps check the broker's certificate against the internal CA and the name
+            # rabbitmq (Consul hands out addresses, which no certificate could name in advance).
+            location = {
+                "RABBITMQ_SERVICE": BROKER_SERVICE,
+                "RABBITMQ_TLS": "true",
+                "RABBITMQ_TLS_SERVER_NAME": BROKER_SERVICE,
+                "RABBITMQ_CA_PEM": get(a["ca"], "certificate_pem"),
+            }
         services = {app: self._app(name, app, a, location, credentials) for app in ("send", "receive")}
 
         self.broker_endpoint = endpoint
@@ -219,6 +231,7 @@ def problems(args: RabbitMessagingArgs) -> list[Problem]:
     found.check("broker_mode", mode, check.one_of(mode, BrokerMode))
     if mode in (BrokerMode.CONTAINER, BrokerMode.CLUSTER):
         found.require(a, "discovery", why=f"with broker_mode={str(mode)!r} (the apps find the broker through Consul)")
+        found.require(a, "ca", why=f"with broker_mode={str(mode)!r} (it signs the broker's certificate)")
     if mode == BrokerMode.CLUSTER:
         found.check("broker_nodes", a["broker_nodes"], check.one_of(a["broker_nodes"], (3, 5, 7)))
         discovery = a.get("discovery")

@@ -389,7 +389,9 @@ class Monitoring(pulumi.ComponentResource):
                 metric_queries=[
                     query("depth", telemetry.NAMESPACE, telemetry.QUEUE_DEPTH, queue, "Maximum"),
                     query("consumers", telemetry.NAMESPACE, telemetry.CONSUMERS, queue, "Minimum"),
-                    query("stranded", expression="IF(depth > 0 AND FILL(consumers, 0) < 1, 1, 0)", label="stranded"),
+                    query(
+                        "stranded", expression="IF(depth > 0, IF(FILL(consumers, 0) < 1, 1, 0), 0)", label="stranded"
+                    ),
                 ],
                 # Nothing reported: neither app is connected, so nothing consumes.
                 **over(0, 3, 3, "breaching"),

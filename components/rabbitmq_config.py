@@ -1,6 +1,6 @@
 """The RabbitMQ configuration seaport runs its own broker with, as data: rabbitmq.conf, plugins, definitions.
 
-The official image is started by a small wrapper (``START_COMMAND``) that
+The official image is started by a small wrapper (``start_command``) that
 writes these files from the task's environment and secrets, then hands over
 to the image's entry point, so nothing is baked into an image and the files
 change with the task definition:
@@ -55,36 +55,63 @@ CLUSTER_PORTS = [
 CLI_PORTS = (35672, 35682)  # rabbitmqctl and rabbitmq-diagnostics talking to other nodes
 PEER_DISCOVERY_PLUGIN = "rabbitmq_peer_discovery_consul"
 
-START_COMMAND = [
-    "/bin/sh",
-    "-c",
-    "set -eu; umask 027; "
-    f'printf "%s\\n" "${CONF_VARIABLE}" > {CONF_FILE}; '
-    f'printf "%s\\n" "${{{CONF_4X_VARIABLE}:-}}" > {CONF_4X_FILE}; '
-    f'printf "%s\\n" "${DEFINITIONS_VARIABLE}" > {DEFINITIONS_FILE}; '
-    f"chown rabbitmq:rabbitmq {CONF_FILE} {CONF_4X_FILE} {DEFINITIONS_FILE}; "
-    f"unset {DEFINITIONS_VARIABLE}; "
-    "exec docker-entrypoint.sh rabbitmq-server",
-]
+# TLS: the broker's certificate (public, plain environment) and key (a secret) become files of this directory.
+TLS_DIR = "/etc/rabbitmq/tls"
+CA_VARIABLE = "SEAPORT_RABBITMQ_CA_PEM"
+CERT_VARIABLE = "SEAPORT_RABBITMQ_CERT_PEM"
+KEY_VARIABLE = "SEAPORT_RABBITMQ_KEY_PEM"
 
 
-# The clustered node's wrapper: also the plugins, the Consul token (in a conf file, not the environment) and
-# the Erlang cookie (a file of mode 0400, never an environment variable of the server or an argument).
-CLUSTER_START_COMMAND = [
-    "/bin/sh",
-    "-c",
-    "set -eu; umask 027; "
-    f'printf "%s\n" "${CONF_VARIABLE}" > {CONF_FILE}; '
-    f'printf "%s\n" "${{{CONF_4X_VARIABLE}:-}}" > {CONF_4X_FILE}; '
-    f'printf "%s\n" "${DEFINITIONS_VARIABLE}" > {DEFINITIONS_FILE}; '
-    f'printf "cluster_formation.consul.acl_token = %s\n" "${CONSUL_TOKEN_VARIABLE}" > {SECRET_CONF_FILE}; '
-    f'printf "[rabbitmq_management,{PEER_DISCOVERY_PLUGIN}].\n" > {PLUGINS_FILE}; '
-    f'umask 077; printf "%s" "${COOKIE_VARIABLE}" > {COOKIE_FILE}; chmod 0400 {COOKIE_FILE}; '
-    f"chown rabbitmq:rabbitmq {CONF_FILE} {CONF_4X_FILE} {DEFINITIONS_FILE} {SECRET_CONF_FILE} {PLUGINS_FILE} "
-    f"{COOKIE_FILE}; "
-    f"unset {DEFINITIONS_VARIABLE} {CONSUL_TOKEN_VARIABLE} {COOKIE_VARIABLE}; "
-    "exec docker-entrypoint.sh rabbitmq-server",
-]
+def start_command(*, clustered: bool) -> list[str]:
+    """The container's command: write the configuration files from the environment, drop the secrets from
+    the environment, then start the image's entry point (which switches to the rabbitmq user).
+
+    Secrets (definitions, TLS key, and for a clustered node the Consul token and the Erlang cookie) end up in
+    files only the rabbitmq user can read, never in the server's environment or arguments."""
+
+    def write(variable: str, path: str, template: str = "%s\\n") -> str:
+        return f'printf "{template}" "${{{variable}}}" > {path}'
+
+    steps = [
+        "set -eu",
+        "umask 027",
+        f"mkdir -p {TLS_DIR}",
+        write(CONF_VARIABLE, CONF_FILE),
+        f'printf "%s\\n" "${{{CONF_4X_VARIABLE}:-}}" > {CONF_4X_FILE}',
+        write(DEFINITIONS_VARIABLE, DEFINITIONS_FILE),
+        write(CA_VARIABLE, f"{TLS_DIR}/ca.pem"),
+        write(CERT_VARIABLE, f"{TLS_DIR}/cert.pem"),
+        f"(umask 077; {write(KEY_VARIABLE, f'{TLS_DIR}/key.pem')})",
+    ]
+    owned = [
+        CONF_FILE,
+        CONF_4X_FILE,
+        DEFINITIONS_FILE,
+        TLS_DIR,
+        f"{TLS_DIR}/ca.pem",
+        f"{TLS_DIR}/cert.pem",
+        f"{TLS_DIR}/key.pem",
+    ]
+    secret_variables = [DEFINITIONS_VARIABLE, KEY_VARIABLE]
+    if clustered:
+        steps += [
+            write(CONSUL_TOKEN_VARIABLE, SECRET_CONF_FILE, "cluster_formation.consul.acl_token = %s\\n"),
+            f'printf "[rabbitmq_management,{PEER_DISCOVERY_PLUGIN}].\\n" > {PLUGINS_FILE}',
+            f"(umask 077; {write(COOKIE_VARIABLE, COOKIE_FILE, '%s')})",
+            f"chmod 0400 {COOKIE_FILE}",
+        ]
+        owned += [SECRET_CONF_FILE, PLUGINS_FILE, COOKIE_FILE]
+        secret_variables += [CONSUL_TOKEN_VARIABLE, COOKIE_VARIABLE]
+    steps += [
+        f"chown rabbitmq:rabbitmq {' '.join(owned)}",
+        f"unset {' '.join(secret_variables)}",
+        "exec docker-entrypoint.sh rabbitmq-server",
+    ]
+    return ["/bin/sh", "-c", "; ".join(steps)]
+
+
+START_COMMAND = start_command(clustered=False)
+CLUSTER_START_COMMAND = start_command(clustered=True)
 
 
 def memory_watermark_mib(task_memory_mib: int) -> int:
@@ -92,14 +119,26 @@ def memory_watermark_mib(task_memory_mib: int) -> int:
     return int(task_memory_mib * MEMORY_WATERMARK_SHARE)
 
 
-def conf(task_memory_mib: int) -> dict[str, str]:
-    """rabbitmq.conf keys every supported RabbitMQ (3.10 and 4.x) accepts."""
+def conf(task_memory_mib: int, amqps_port: int = contract.AMQPS_PORT) -> dict[str, str]:
+    """rabbitmq.conf keys every supported RabbitMQ (3.10 and 4.x) accepts: limits, definitions, and AMQP over
+    TLS only (plaintext 5672 is closed) with the certificate the internal CA issued for ``rabbitmq``."""
     return {
         "vm_memory_high_watermark.absolute": f"{memory_watermark_mib(task_memory_mib)}MiB",
         "disk_free_limit.absolute": DISK_FREE_LIMIT,
         "load_definitions": DEFINITIONS_FILE,
         # Clients that vanish without closing are noticed within a minute.
         "heartbeat": "30",
+        "listeners.tcp": "none",
+        "listeners.ssl.default": str(amqps_port),
+        "ssl_options.cacertfile": f"{TLS_DIR}/ca.pem",
+        "ssl_options.certfile": f"{TLS_DIR}/cert.pem",
+        "ssl_options.keyfile": f"{TLS_DIR}/key.pem",
+        "ssl_options.verify": "verify_none",  # clients prove who they are with their password, not a certificate
+        "ssl_options.fail_if_no_peer_cert": "false",
+        "ssl_options.versions.1": "tlsv1.3",
+        "ssl_options.versions.2": "tlsv1.2",
+        # The management API (used only from inside the container) never listens beyond loopback.
+        "management.tcp.ip": "127.0.0.1",
     }
 
 
@@ -109,7 +148,7 @@ def cluster_conf(
     consul_host: str = "localhost",
     consul_port: int = 8500,
     service: str = contract.SERVICE_NAME,
-    amqp_port: int = contract.AMQP_PORT,
+    amqps_port: int = contract.AMQPS_PORT,
 ) -> dict[str, str]:
     """rabbitmq.conf of a clustered node (3.10 and 4.x): ``conf`` plus cluster formation through the
     instance's Consul agent and automatic clean-up of nodes that are gone for good.
@@ -117,13 +156,13 @@ def cluster_conf(
     The node registers itself in Consul as ``service`` (what the apps look up) with a TTL check the plugin
     keeps passing; the Consul ACL token is written by the wrapper into a separate file."""
     return {
-        **conf(task_memory_mib),
+        **conf(task_memory_mib, amqps_port),
         "cluster_formation.peer_discovery_backend": "consul",
         "cluster_formation.consul.host": consul_host,
         "cluster_formation.consul.port": str(consul_port),
         "cluster_formation.consul.scheme": "http",
         "cluster_formation.consul.svc": service,
-        "cluster_formation.consul.svc_port": str(amqp_port),
+        "cluster_formation.consul.svc_port": str(amqps_port),
         # Register the instance's address (host network); long node names are the instances' DNS names.
         "cluster_formation.consul.svc_addr_auto": "true",
         "cluster_formation.consul.svc_addr_use_nodename": "false",

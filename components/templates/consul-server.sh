@@ -7,6 +7,7 @@
 #   secrets          name -> Secrets Manager ARN (gossip, management, agent, and one per ACL policy)
 #   acl_policies     policy name -> rules; a token with the secret of the same name gets each
 #   leader_timeout   seconds to wait for a leader before failing the boot loudly
+#   tls              the CA and this server's certificate (PEM); its key is the secret server_key
 set -euo pipefail
 
 DATA=/etc/seaport/consul-server.json
@@ -32,8 +33,18 @@ gossip_key="$(read_secret gossip)"
 management_token="$(read_secret management)"
 agent_token="$(read_secret agent)"
 
-install -d -o consul -g consul -m 0750 /opt/consul /etc/consul.d /etc/consul.d/acl
+install -d -o consul -g consul -m 0750 /opt/consul /etc/consul.d /etc/consul.d/acl /etc/consul.d/tls
 jq .config "$DATA" > /etc/consul.d/consul.json
+# TLS for RPC and the HTTPS API: certificates from the data, the key from Secrets Manager (checked like the rest).
+if [ "$(jq -r '.tls.certificate // empty' "$DATA")" != "" ]; then
+  server_key="$(read_secret server_key)"
+  jq -e -j .tls.ca "$DATA" > /etc/consul.d/tls/ca.pem
+  jq -e -j .tls.certificate "$DATA" > /etc/consul.d/tls/server.pem
+  (umask 077; printf '%s\n' "$server_key" > /etc/consul.d/tls/server-key.pem)
+  chown consul:consul /etc/consul.d/tls/*.pem
+  chmod 0640 /etc/consul.d/tls/ca.pem /etc/consul.d/tls/server.pem
+  chmod 0600 /etc/consul.d/tls/server-key.pem
+fi
 # Some packaged units carry ConditionFileNotEmpty=/etc/consul.d/consul.hcl: keep that file, valid and
 # not empty, and clear the condition with a drop-in, so systemd never skips the unit silently.
 printf '# seaport: the configuration is in consul.json and secrets.json\n' > /etc/consul.d/consul.hcl

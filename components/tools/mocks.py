@@ -290,6 +290,32 @@ def _mq_broker(m, out, name, h):
     return broker_id
 
 
+def _pem(kind: str, h: str) -> str:
+    body = base64.b64encode(bytes.fromhex(h * 2)).decode()
+    return f"-----BEGIN {kind}-----\n{body[:64]}\n{body[64:]}\n-----END {kind}-----\n"
+
+
+def _private_key(m, out, name, h):
+    out["privateKeyPem"] = _pem("EC PRIVATE KEY", h)
+    out["privateKeyOpenssh"] = _pem("OPENSSH PRIVATE KEY", h)
+    out["publicKeyPem"] = _pem("PUBLIC KEY", h)
+    out["publicKeyFingerprintSha256"] = "SHA256:" + h[:43]
+    return h[:40]
+
+
+def _certificate(m, out, name, h):
+    out["certPem"] = _pem("CERTIFICATE", h)
+    out["validityStartTime"] = "2026-01-01T00:00:00Z"
+    out["validityEndTime"] = "2027-01-01T00:00:00Z"
+    out["readyForRenewal"] = False
+    return str(int(h[:16], 16))
+
+
+def _cert_request(m, out, name, h):
+    out["certRequestPem"] = _pem("CERTIFICATE REQUEST", h)
+    return h[:40]
+
+
 RESOURCE_SHAPES: dict[str, Callable[[SeaportMocks, dict, str, str], str]] = {
     "aws:ec2/vpc:Vpc": _vpc,
     "aws:ec2/subnet:Subnet": _subnet,
@@ -326,6 +352,10 @@ RESOURCE_SHAPES: dict[str, Callable[[SeaportMocks, dict, str, str], str]] = {
     "random:index/randomBytes:RandomBytes": _random_bytes,
     "random:index/randomUuid4:RandomUuid4": _random_uuid,
     "aws:mq/broker:Broker": _mq_broker,
+    "tls:index/privateKey:PrivateKey": _private_key,
+    "tls:index/selfSignedCert:SelfSignedCert": _certificate,
+    "tls:index/locallySignedCert:LocallySignedCert": _certificate,
+    "tls:index/certRequest:CertRequest": _cert_request,
 }
 
 

@@ -102,7 +102,7 @@ def summary(plan: Plan, files: list[Path]) -> str:
         lines += [f"  {r.describe()}" for r in times]
     lines += ["", "Exports:"]
     for key, value in sorted(plan.outputs.items()):
-        text = json.dumps(value) if not isinstance(value, str) else value
+        text = " ".join((json.dumps(value) if not isinstance(value, str) else value).split())
         lines.append(f"  {key:<24} {text if len(text) <= 90 else text[:87] + '...'}")
     lines += ["", "Wrote " + ", ".join(str(f) for f in files)]
     return "\n".join(lines)

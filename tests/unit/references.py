@@ -1,6 +1,6 @@
 """Reference objects as another stack would hand them over: plain ids, no resources behind them."""
 
-from seaport import ClusterReference, DiscoveryReference, NetworkReference
+from seaport import CertificateAuthorityReference, ClusterReference, DiscoveryReference, NetworkReference
 
 VPC_ID = "vpc-0123456789abcdef0"
 PUBLIC_SUBNETS = ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"]
@@ -24,10 +24,17 @@ CLUSTER: ClusterReference = {
     "network": NETWORK,
     "dedicated_instances": ["broker"],  # what a container-mode broker needs
 }
+CA_CERT = "-----BEGIN CERTIFICATE-----\nMIIBtestca\n-----END CERTIFICATE-----\n"
+CA: CertificateAuthorityReference = {
+    "certificate_pem": CA_CERT,
+    "private_key_pem": "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIA\n-----END EC PRIVATE KEY-----\n",
+    "certificate_validity_days": 365,
+}
 DISCOVERY: DiscoveryReference = {
     "agent_address": "consul-agent:8500",
     "agent_hosts": {"consul-agent": "172.17.0.1"},
     "reader_token_secret_arn": SECRET_ARN.format("reader"),
     "registrar_image": REGISTRAR_IMAGE,
     "registrar_token_secret_arn": SECRET_ARN.format("registrar"),
+    "broker_token_secret_arn": SECRET_ARN.format("broker"),
 }

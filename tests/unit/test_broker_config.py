@@ -7,7 +7,7 @@ import json
 from seaport import ContainerService, EcsCluster, InvalidArgument, RabbitMessaging
 from seaport import rabbitmq_config as config
 from seaport.tools.testing import run
-from tests.unit.references import CLUSTER, DISCOVERY, NETWORK
+from tests.unit.references import CA, CLUSTER, DISCOVERY, NETWORK
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:" + "a" * 64
 
@@ -46,7 +46,7 @@ def test_a_service_on_a_dedicated_instance_is_placed_there_by_launch_type():
 
 def test_container_mode_refuses_a_cluster_without_the_broker_instance():
     cluster = {**CLUSTER, "dedicated_instances": []}
-    args = {"cluster": cluster, "discovery": DISCOVERY, "send_image": IMAGE, "receive_image": IMAGE}
+    args = {"cluster": cluster, "discovery": DISCOVERY, "ca": CA, "send_image": IMAGE, "receive_image": IMAGE}
     error = run(lambda: RabbitMessaging("mq", args), expect=InvalidArgument)
     assert "broker_mode='container' needs the cluster's dedicated instance 'broker'" in str(error)
     assert "dedicated_instances={'broker': ''}" in str(error)
@@ -60,6 +60,17 @@ def test_the_watermark_is_half_the_task_memory_and_every_key_is_one_rabbitmq_acc
         "disk_free_limit.absolute = 2GB",
         "load_definitions = /etc/rabbitmq/seaport-definitions.json",
         "heartbeat = 30",
+        # AMQP over TLS only, with the certificate the internal CA issued for "rabbitmq"
+        "listeners.tcp = none",
+        "listeners.ssl.default = 5671",
+        "ssl_options.cacertfile = /etc/rabbitmq/tls/ca.pem",
+        "ssl_options.certfile = /etc/rabbitmq/tls/cert.pem",
+        "ssl_options.keyfile = /etc/rabbitmq/tls/key.pem",
+        "ssl_options.verify = verify_none",
+        "ssl_options.fail_if_no_peer_cert = false",
+        "ssl_options.versions.1 = tlsv1.3",
+        "ssl_options.versions.2 = tlsv1.2",
+        "management.tcp.ip = 127.0.0.1",
     ]
     assert config.render(config.conf_4x()) == "definitions.skip_if_unchanged = true\n"
 

@@ -8,7 +8,7 @@ import settings
 from seaport import InvalidArgument, RabbitMessaging
 from seaport.tools.testing import run, run_program, stack_config
 from tests.unit.conftest import REPO
-from tests.unit.references import CLUSTER, DISCOVERY
+from tests.unit.references import CA, CLUSTER, DISCOVERY
 from tests.unit.test_consul import RecordingMocks
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:" + "a" * 64
@@ -37,7 +37,7 @@ def test_prod_runs_three_nodes_one_per_instance_in_the_instances_network(recorde
     assert service["capacityProviderStrategies"][0]["capacityProvider"]
     # one node at a time during a deployment: the other two keep the majority
     assert (service["deploymentMinimumHealthyPercent"], service["deploymentMaximumPercent"]) == (67, 100)
-    assert container["portMappings"] == [{"containerPort": 5672, "hostPort": 5672, "protocol": "tcp"}]
+    assert container["portMappings"] == [{"containerPort": 5671, "hostPort": 5671, "protocol": "tcp"}]  # AMQPS
     assert task["volumes"] == [{"name": "rabbitmq-data", "hostPath": "/var/lib/seaport/rabbitmq"}]
     assert not plan.of_type("aws:mq/broker:Broker")
     assert "seaport-broker" not in {g["name"] for g in plan.of_type("aws:autoscaling/group:Group")}
@@ -73,7 +73,10 @@ def test_the_erlang_cookie_is_only_a_secret(recorded_prod):
     command = " ".join(container["command"])
     # written to the cookie file (0400), then removed from the environment before the server starts
     assert "chmod 0400 /var/lib/rabbitmq/.erlang.cookie" in command
-    assert "unset SEAPORT_RABBITMQ_DEFINITIONS SEAPORT_CONSUL_TOKEN SEAPORT_ERLANG_COOKIE" in command
+    assert (
+        "unset SEAPORT_RABBITMQ_DEFINITIONS SEAPORT_RABBITMQ_KEY_PEM SEAPORT_CONSUL_TOKEN SEAPORT_ERLANG_COOKIE"
+        in command
+    )
 
 
 def test_a_cluster_needs_as_many_instances_as_nodes():
@@ -85,7 +88,7 @@ def test_a_cluster_needs_as_many_instances_as_nodes():
 
 def test_cluster_mode_needs_the_brokers_consul_token():
     discovery = {k: v for k, v in DISCOVERY.items() if k != "broker_token_secret_arn"}
-    args = {"cluster": CLUSTER, "discovery": discovery, "send_image": IMAGE, "receive_image": IMAGE}
+    args = {"cluster": CLUSTER, "discovery": discovery, "ca": CA, "send_image": IMAGE, "receive_image": IMAGE}
     error = run(lambda: RabbitMessaging("mq", {**args, "broker_mode": "cluster"}), expect=InvalidArgument)
     assert [p.path for p in error.problems] == ["discovery.broker_token_secret_arn"]
     error = run(

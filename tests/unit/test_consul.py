@@ -13,7 +13,7 @@ import pytest
 from seaport import ConsulMesh, ContainerService, InvalidArgument
 from seaport.tools.mocks import SeaportMocks
 from seaport.tools.testing import run
-from tests.unit.references import CLUSTER, INSTANCE_SG, PRIVATE_SUBNETS, REGISTRAR_IMAGE
+from tests.unit.references import CA, CA_CERT, CLUSTER, INSTANCE_SG, PRIVATE_SUBNETS, REGISTRAR_IMAGE
 
 MESH = "seaport:index:ConsulMesh"
 JOIN = "provider=aws region=us-east-1 tag_key=seaport-consul-join tag_value=seaport-test-consul"
@@ -103,7 +103,7 @@ def recorded():
     mocks = RecordingMocks()
 
     def program():
-        mesh = ConsulMesh("consul", {"cluster": CLUSTER, "registrar_image": REGISTRAR_IMAGE, "servers": 3})
+        mesh = ConsulMesh("consul", {"cluster": CLUSTER, "ca": CA, "registrar_image": REGISTRAR_IMAGE, "servers": 3})
         ContainerService(
             "web",
             {
@@ -150,6 +150,7 @@ def test_servers_read_every_secret_by_arn_at_boot_never_by_value(recorded):
     data = server_data(plan)
     assert data["secrets"] == {
         "gossip": secret_arn(plan, "consul-gossip-key"),
+        "server_key": secret_arn(plan, "consul-server-tls-key"),
         **{token: secret_arn(plan, f"consul-{token}-token") for token in TOKENS},
     }
     assert {v["inputs"]["secretString"] for v in plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")} == {
@@ -171,6 +172,21 @@ def test_server_configuration_has_the_values_that_matter(mesh_plan):
         "retry_join": [JOIN],
         "bind_addr": BIND_ADDRESS,
         "client_addr": "0.0.0.0",
+        # plain HTTP on loopback only; HTTPS (8501) for the UI through an SSM port forward
+        "addresses": {"http": "127.0.0.1"},
+        "ports": {"https": 8501},
+        "tls": {
+            "defaults": {
+                "ca_file": "/etc/consul.d/tls/ca.pem",
+                "cert_file": "/etc/consul.d/tls/server.pem",
+                "key_file": "/etc/consul.d/tls/server-key.pem",
+                "verify_incoming": True,
+                "verify_outgoing": True,
+            },
+            "internal_rpc": {"verify_server_hostname": True},
+            "https": {"verify_incoming": False},
+        },
+        "auto_encrypt": {"allow_tls": True},
         "ui_config": {"enabled": True},
         "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": True},
         "disable_update_check": True,
@@ -269,7 +285,7 @@ def test_server_ami_is_readable_in_the_plan(mesh_plan):
 def test_launch_template_waits_for_every_secret_version(mesh_plan):
     template = mesh_plan.within(MESH, "aws:ec2/launchTemplate:LaunchTemplate")
     versions = mesh_plan.of_type("aws:secretsmanager/secretVersion:SecretVersion")
-    assert len(versions) == 6  # gossip key, management, agent, registrar, reader, broker
+    assert len(versions) == 7  # gossip key, management, agent, registrar, reader, broker, server TLS key
     for version in versions:
         assert mesh_plan.depends_on(template, version), version["name"]
 
@@ -278,12 +294,11 @@ def test_gossip_key_is_32_random_bytes_in_secrets_manager(mesh_plan):
     key = mesh_plan.named("consul-gossip-key", "random:index/randomBytes:RandomBytes")
     assert key["inputs"]["length"] == 32
     secrets = {s["name"] for s in mesh_plan.of_type("aws:secretsmanager/secret:Secret")}
-    assert secrets == {"consul-gossip-key", *(f"consul-{t}-token" for t in TOKENS)}
+    assert secrets == {"consul-gossip-key", "consul-server-tls-key", *(f"consul-{t}-token" for t in TOKENS)}
 
 
 def test_consul_ports_admit_only_the_cluster_and_server_groups(mesh_plan):
     servers = mesh_plan.named("consul-servers", "aws:ec2/securityGroup:SecurityGroup")["outputs"]["id"]
-    ui = mesh_plan.named("consul-ui", "aws:ec2/securityGroup:SecurityGroup")["outputs"]["id"]
     cluster = INSTANCE_SG
     rules = [r["inputs"] for r in mesh_plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")]
     assert all("cidrIpv4" not in r and "cidrIpv6" not in r for r in rules)
@@ -298,28 +313,42 @@ def test_consul_ports_admit_only_the_cluster_and_server_groups(mesh_plan):
 
     from_agents_and_servers = {
         (port, protocol, source)
-        for port, protocol in [(8300, "tcp"), (8301, "tcp"), (8301, "udp"), (8500, "tcp"), (8600, "tcp"), (8600, "udp")]
+        # RPC (TLS) and LAN gossip: no HTTP API, no DNS (agents need neither from the servers)
+        for port, protocol in [(8300, "tcp"), (8301, "tcp"), (8301, "udp")]
         for source in (cluster, servers)
     }
     wan_gossip_between_servers = {(8302, "tcp", servers), (8302, "udp", servers)}  # and from no one else
-    assert admitted(servers) == from_agents_and_servers | wan_gossip_between_servers | {(8500, "tcp", ui)}
+    assert admitted(servers) == from_agents_and_servers | wan_gossip_between_servers
     assert admitted(cluster) == {
         (8301, "tcp", cluster),
         (8301, "udp", cluster),
         (8301, "tcp", servers),
         (8301, "udp", servers),
     }
-    assert admitted(ui) == {(80, "tcp", cluster), (80, "tcp", servers)}
 
 
-def test_ui_is_behind_an_internal_load_balancer(mesh_plan):
-    balancer = mesh_plan.one("aws:lb/loadBalancer:LoadBalancer")["inputs"]
-    assert balancer["internal"] is True
-    assert balancer["subnets"] == PRIVATE_SUBNETS
-    target_group = mesh_plan.one("aws:lb/targetGroup:TargetGroup")["inputs"]
-    assert (target_group["port"], target_group["healthCheck"]["path"]) == (8500, "/v1/status/leader")
-    outputs = mesh_plan.one(MESH)["outputs"]
-    assert outputs["ui_url"].startswith("http://") and outputs["ui_url"].endswith("/ui/")
+def test_the_ui_has_no_load_balancer_only_the_servers_https_port(mesh_plan):
+    """Fewer parts, and the management token typed into the UI never crosses the VPC in clear."""
+    assert not [r for r in mesh_plan.resources if r["type"].startswith("aws:lb/")]
+    assert mesh_plan.one(MESH)["outputs"]["ui_port"] == 8501
+    group = mesh_plan.named("consul-servers", "aws:autoscaling/group:Group")["inputs"]
+    assert "targetGroupArns" not in group
+
+
+def test_the_servers_serve_rpc_with_a_certificate_from_the_internal_ca(recorded):
+    plan, mocks = recorded
+    data = server_data(plan)
+    certificate = plan.named("consul-server-tls-cert", "tls:index/locallySignedCert:LocallySignedCert")
+    request = plan.named("consul-server-tls-request", "tls:index/certRequest:CertRequest")["inputs"]
+    assert request["dnsNames"] == ["server.dc1.consul", "localhost"] and request["ipAddresses"] == ["127.0.0.1"]
+    assert certificate["inputs"]["caCertPem"] == CA_CERT
+    assert certificate["inputs"]["caPrivateKeyPem"] == "[secret]"
+    assert set(certificate["inputs"]["allowedUses"]) >= {"server_auth", "client_auth"}
+    assert data["tls"] == {"ca": CA_CERT, "certificate": certificate["outputs"]["certPem"]}
+    # the key goes to Secrets Manager and is read at boot like the tokens, never written into the user data
+    assert data["secrets"]["server_key"] == secret_arn(plan, "consul-server-tls-key")
+    key = mocks.generated.get("consul-server-tls-key-key.privateKeyPem") or ""
+    assert "PRIVATE KEY" not in user_data(plan) and (not key or key not in user_data(plan))
 
 
 # -- the agents ----------------------------------------------------------------------------------
@@ -347,9 +376,10 @@ def test_agent_daemon_in_host_mode_with_pinned_image_and_secrets(mesh_plan):
 
 def test_agent_configuration_has_the_values_that_matter(mesh_plan):
     agent = task_containers(mesh_plan, "consul-agent-task")["consul-agent"]
-    (variable,) = agent["environment"]
-    assert variable["name"] == "CONSUL_LOCAL_CONFIG"
-    config = json.loads(variable["value"])
+    variables = {e["name"]: e["value"] for e in agent["environment"]}
+    assert set(variables) == {"CONSUL_LOCAL_CONFIG", "CONSUL_CA_PEM"}
+    assert variables["CONSUL_CA_PEM"] == CA_CERT  # public: the agents trust the servers through it
+    config = json.loads(variables["CONSUL_LOCAL_CONFIG"])
     expected = {
         "server": False,
         "datacenter": "dc1",
@@ -359,6 +389,12 @@ def test_agent_configuration_has_the_values_that_matter(mesh_plan):
         "client_addr": '{{ GetAllInterfaces | include "name" "^(lo|docker0)$" | include "type" "IPv4" '
         '| join "address" " " }}',
         "acl": {"enabled": True, "default_policy": "deny", "enable_token_persistence": True},
+        # RPC to the servers over TLS, their name checked; the agent's certificate from the servers
+        "tls": {
+            "defaults": {"ca_file": "/consul/config/ca.pem", "verify_outgoing": True},
+            "internal_rpc": {"verify_server_hostname": True},
+        },
+        "auto_encrypt": {"tls": True},
         "leave_on_terminate": True,
     }
     assert {key: config.get(key) for key in expected} == expected
@@ -431,7 +467,14 @@ def test_tasks_wait_for_the_secret_versions_they_read(mesh_plan):
 
 def test_bad_arguments_are_all_reported_before_anything_is_registered():
     mocks = RecordingMocks()
-    args = {"cluster": CLUSTER, "servers": 2, "version": "1.21", "instance_type": "tiny", "log_retention_days": 10}
+    args = {
+        "cluster": CLUSTER,
+        "ca": CA,
+        "servers": 2,
+        "version": "1.21",
+        "instance_type": "tiny",
+        "log_retention_days": 10,
+    }
     error = run(lambda: ConsulMesh("consul", args), mocks=mocks, expect=InvalidArgument)
     assert {(p.path, p.value) for p in error.problems} == {
         ("registrar_image", error.problems[0].value),
@@ -454,4 +497,4 @@ def test_bad_arguments_are_all_reported_before_anything_is_registered():
 
 def test_cluster_is_required():
     error = run(lambda: ConsulMesh("consul", {"registrar_image": REGISTRAR_IMAGE}), expect=InvalidArgument)
-    assert [str(p) for p in error.problems] == ["cluster is required"]
+    assert [str(p) for p in error.problems] == ["cluster is required", "ca is required"]

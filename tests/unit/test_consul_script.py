@@ -25,6 +25,7 @@ SECRET_VALUES = {
     "registrar": "2f34a3bf-1cbd-437a-8c48-e3636d617353",
     "reader": "793dafda-3720-4c62-84d5-b3f77576b7c2",
     "broker": "0b0b5f2a-9c51-4d7e-a3c6-2f1e8d4b6a70",
+    "server_key": "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIserverkey\n-----END EC PRIVATE KEY-----",
 }
 ARNS = {k: f"arn:aws:secretsmanager:us-east-1:123456789012:secret:consul-{k}-AbCdEf" for k in SECRET_VALUES}
 
@@ -50,7 +51,14 @@ def test_rendered_user_data_of_each_stack_passes_shellcheck(stack, request):
 
 
 def test_user_data_for_any_arns_passes_shellcheck():
-    shellcheck(server_user_data("1.21.5", server_config(1, "dc1", ["provider=aws tag_key=k tag_value=v"]), ARNS))
+    shellcheck(
+        server_user_data(
+            "1.22.7",
+            server_config(1, "dc1", ["provider=aws tag_key=k tag_value=v"]),
+            ARNS,
+            {"ca": "x", "certificate": "y"},
+        )
+    )
 
 
 # -- running the boot script ---------------------------------------------------------------------
@@ -175,6 +183,12 @@ def test_boot_writes_the_configuration_secrets_and_tokens(script, tmp_path):
     assert oct(boot.file("/etc/consul.d/secrets.json").stat().st_mode & 0o777) == "0o640"
     for policy, rules in data["acl_policies"].items():
         assert json.loads(boot.file(f"/etc/consul.d/acl/{policy}.json").read_text()) == rules
+    # TLS: the certificates from the data, the key from Secrets Manager, readable by the consul user only
+    assert boot.file("/etc/consul.d/tls/ca.pem").read_text() == data["tls"]["ca"]
+    assert boot.file("/etc/consul.d/tls/server.pem").read_text() == data["tls"]["certificate"]
+    key = boot.file("/etc/consul.d/tls/server-key.pem")
+    assert key.read_text() == SECRET_VALUES["server_key"] + "\n"
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
     calls = boot.calls
     assert "dnf install -y consul-1.22.7" in calls
     assert calls.index("systemctl daemon-reload") < calls.index("systemctl enable --now consul")
@@ -291,9 +305,12 @@ def test_agent_command_writes_its_secrets_file_and_starts_the_agent(dev_plan, tm
         "PATH": f"{tmp_path}:{os.environ['PATH']}",
         "CONSUL_GOSSIP_ENCRYPTION": SECRET_VALUES["gossip"],
         "CONSUL_AGENT_ACL": SECRET_VALUES["agent"],
+        "CONSUL_CA_PEM": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----",
     }
+    ca_file = tmp_path / "ca.pem"
+    command = command.replace("/consul/config/secrets.json", str(target)).replace("/consul/config/ca.pem", str(ca_file))
     result = subprocess.run(
-        [shell, flag, command.replace("/consul/config/secrets.json", str(target))],
+        [shell, flag, command],
         env=env,
         capture_output=True,
         text=True,
@@ -304,6 +321,7 @@ def test_agent_command_writes_its_secrets_file_and_starts_the_agent(dev_plan, tm
         "encrypt": SECRET_VALUES["gossip"],
         "acl": {"tokens": {"agent": SECRET_VALUES["agent"]}},
     }
+    assert ca_file.read_text() == env["CONSUL_CA_PEM"] + "\n"  # the CA the agent verifies the servers with
 
 
 def test_server_data_helper_reads_the_plan(dev_plan):

@@ -23,6 +23,7 @@ import pytest
 import seaport
 from seaport import (
     AutoscalingOptions,
+    CertificateAuthorityArgs,
     ClusterReference,
     ConsulMeshArgs,
     ConsulService,
@@ -48,6 +49,7 @@ from seaport import (
     messaging,
     monitoring,
     network,
+    pki,
     references,
     service,
     web_service,
@@ -77,6 +79,7 @@ CASES: list[tuple[type, dict[str, Any], bool]] = [
     (ContainerImageArgs, images.DEFAULTS, True),
     (ConsulService, discovery.CONSUL_SERVICE_DEFAULTS, True),
     (ClusterReference, references.CLUSTER_REFERENCE_DEFAULTS, True),
+    (CertificateAuthorityArgs, pki.DEFAULTS, True),
     (monitoring.MonitoringArgs, monitoring.DEFAULTS, True),
     (monitoring.WebServiceWatch, monitoring.WEB_SERVICE_DEFAULTS, True),
     (monitoring.ServiceWatch, monitoring.SERVICE_DEFAULTS, True),

@@ -8,13 +8,14 @@ import pytest
 
 from seaport import InvalidArgument, RabbitMessaging
 from seaport.tools.testing import run
-from tests.unit.references import CLUSTER, DISCOVERY, INSTANCE_SG, PRIVATE_SUBNETS, REGISTRAR_IMAGE
+from tests.unit.references import CA, CA_CERT, CLUSTER, DISCOVERY, INSTANCE_SG, PRIVATE_SUBNETS, REGISTRAR_IMAGE
 from tests.unit.test_consul import RecordingMocks
 
 ECR = "123456789012.dkr.ecr.us-east-1.amazonaws.com"
 BASE = {
     "cluster": CLUSTER,
     "discovery": DISCOVERY,
+    "ca": CA,
     "send_image": f"{ECR}/send@sha256:" + "1" * 64,
     "receive_image": f"{ECR}/receive@sha256:" + "2" * 64,
 }
@@ -66,8 +67,21 @@ def test_broker_runs_the_pinned_image_on_its_dedicated_instance_with_its_data_on
     assert service["placementConstraints"] == [
         {"type": "memberOf", "expression": "attribute:seaport.dedicated == broker"}
     ]
-    assert broker["portMappings"] == [{"containerPort": 5672, "hostPort": 0, "protocol": "tcp"}]
+    assert broker["portMappings"] == [{"containerPort": 5671, "hostPort": 0, "protocol": "tcp"}]  # AMQPS only
     assert broker["healthCheck"]["command"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+
+
+def test_the_broker_serves_amqp_over_tls_with_a_certificate_for_its_service_name(plan):
+    broker = definitions(plan, "mq-broker-task")["rabbitmq"]
+    variables = {e["name"]: e["value"] for e in broker["environment"]}
+    request = plan.named("mq-broker-tls-request", "tls:index/certRequest:CertRequest")["inputs"]
+    assert request["dnsNames"] == ["rabbitmq", "localhost"] and request["subject"]["commonName"] == "rabbitmq"
+    certificate = plan.named("mq-broker-tls-cert", "tls:index/locallySignedCert:LocallySignedCert")
+    assert variables["SEAPORT_RABBITMQ_CERT_PEM"] == certificate["outputs"]["certPem"]
+    assert variables["SEAPORT_RABBITMQ_CA_PEM"] == CA_CERT
+    conf = dict(line.split(" = ", 1) for line in variables["SEAPORT_RABBITMQ_CONF"].splitlines())
+    assert (conf["listeners.tcp"], conf["listeners.ssl.default"]) == ("none", "5671")
+    assert "PRIVATE KEY" not in json.dumps(broker["environment"])
 
 
 def test_broker_throttles_publishers_before_its_container_runs_out_of_memory(plan):
@@ -93,7 +107,11 @@ def test_the_broker_imports_its_user_queues_and_policy_at_every_boot(recorded):
     plan, mocks = recorded
     broker = definitions(plan, "mq-broker-task")["rabbitmq"]
     secret = plan.named("mq-broker-definitions", "aws:secretsmanager/secret:Secret")
-    assert broker["secrets"] == [{"name": "SEAPORT_RABBITMQ_DEFINITIONS", "valueFrom": secret["outputs"]["arn"]}]
+    key = plan.named("mq-broker-tls-key", "aws:secretsmanager/secret:Secret")["outputs"]["arn"]
+    assert broker["secrets"] == [
+        {"name": "SEAPORT_RABBITMQ_DEFINITIONS", "valueFrom": secret["outputs"]["arn"]},
+        {"name": "SEAPORT_RABBITMQ_KEY_PEM", "valueFrom": key},
+    ]
     document = json.loads(mocks.secret_strings["mq-broker-definitions"])
     (user,) = document["users"]
     password = mocks.generated["mq-broker-password.result"]
@@ -121,7 +139,7 @@ def test_broker_registers_in_consul_as_rabbitmq_with_a_tcp_check(plan):
     assert variables == {
         "REGISTRAR_SERVICE": "rabbitmq",
         "REGISTRAR_CONTAINER": "rabbitmq",
-        "REGISTRAR_CONTAINER_PORT": "5672",
+        "REGISTRAR_CONTAINER_PORT": "5671",
         "REGISTRAR_CHECK": "tcp",
         "CONSUL_HTTP_ADDR": "consul-agent:8500",
     }
@@ -163,6 +181,10 @@ def test_send_and_receive_settings(plan):
             "RABBITMQ_QUEUE": "orders",
             "RABBITMQ_QUEUE_TYPE": "quorum",
             "RABBITMQ_MAX_DELIVERIES": "10",  # the broker policy's delivery limit
+            # TLS only: the broker's certificate is checked against the internal CA and the name rabbitmq
+            "RABBITMQ_TLS": "true",
+            "RABBITMQ_TLS_SERVER_NAME": "rabbitmq",
+            "RABBITMQ_CA_PEM": CA_CERT,
         }
         assert app["secrets"] == [
             {"name": "CONSUL_HTTP_TOKEN", "valueFrom": DISCOVERY["reader_token_secret_arn"]},

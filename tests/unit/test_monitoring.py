@@ -250,7 +250,7 @@ def test_messaging_alarms_read_the_apps_queue_metrics(system):
     assert (backlog["evaluationPeriods"], backlog["datapointsToAlarm"]) == (10, 10)
     stranded = found["no-consumer"]["inputs"]
     queries = {q["id"]: q for q in stranded["metricQueries"]}
-    assert queries["stranded"]["expression"] == "IF(depth > 0 AND FILL(consumers, 0) < 1, 1, 0)"
+    assert queries["stranded"]["expression"] == "IF(depth > 0, IF(FILL(consumers, 0) < 1, 1, 0), 0)"
     assert (queries["consumers"]["metric"]["metricName"], queries["consumers"]["metric"]["stat"]) == (
         telemetry.CONSUMERS,
         "Minimum",

@@ -147,7 +147,8 @@ def test_no_ip_address_in_any_environment_or_command(plan):
     for task, definition in containers(plan):
         where = f"{task['name']}/{definition['name']}"
         for name, value in env(definition).items():
-            assert ip_literals(value) == [], f"{where}: {name}={value}"
+            # loopback only: a process binding something to its own container (e.g. RabbitMQ's management API)
+            assert all(ipaddress.ip_address(a).is_loopback for a in ip_literals(value)), f"{where}: {name}={value}"
         for argument in definition.get("command", []) + definition.get("entryPoint", []):
             assert ip_literals(argument) == [], f"{where}: command {argument}"
         for argument in (definition.get("healthCheck") or {}).get("command", []):
@@ -195,8 +196,10 @@ def test_one_secret_per_generated_credential(plan):
         "consul-management-token",
         "consul-reader-token",
         "consul-registrar-token",
+        "consul-server-tls-key",  # the Consul servers' TLS key
         "messaging-broker-credentials",
         "messaging-broker-definitions",  # the broker's user (password hash), queues and policy
+        "messaging-broker-tls-key",  # the broker's TLS key
     ]
     if _clustered(plan):
         expected.append("messaging-erlang-cookie")  # the nodes of the cluster authenticate each other with it
@@ -227,7 +230,7 @@ def test_tasks_launch_templates_and_services_wait_for_the_secret_values_they_use
         "seaport-instances": set(),
         **({} if _clustered(plan) else {"seaport-broker": set()}),
     }
-    assert len(read_at_boot["consul-server"]) == 6
+    assert len(read_at_boot["consul-server"]) == 7
 
 
 def test_ami_ids_are_readable_in_the_plan(plan):
@@ -248,7 +251,6 @@ def _group_of(plan, name):
 def test_consul_and_broker_ports_are_reachable_only_from_the_cluster_and_server_groups(plan):
     cluster = _group_of(plan, "seaport-instances")
     servers = _group_of(plan, "consul-servers")
-    ui = _group_of(plan, "consul-ui")
     alb = _group_of(plan, "portal-alb")
     ingress = [r["inputs"] for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")]
 
@@ -259,11 +261,10 @@ def test_consul_and_broker_ports_are_reachable_only_from_the_cluster_and_server_
             if r["securityGroupId"] == group
         }
 
-    consul_ports = [(8300, "tcp"), (8301, "tcp"), (8301, "udp"), (8500, "tcp"), (8600, "tcp"), (8600, "udp")]
+    consul_ports = [(8300, "tcp"), (8301, "tcp"), (8301, "udp")]  # RPC (TLS) and gossip; no HTTP, no DNS
     assert admitted(servers) == (
         {(port, port, protocol, source) for port, protocol in consul_ports for source in (cluster, servers)}
         | {(8302, 8302, "tcp", servers), (8302, 8302, "udp", servers)}  # WAN gossip between servers only
-        | {(8500, 8500, "tcp", ui)}
     )
     assert admitted(cluster) == {
         # the dynamic host ports (the broker's among them), from the cluster itself and the portal's ALB
@@ -281,7 +282,7 @@ def clustered_broker_rules(cluster):
     """A clustered broker (host network) is reached on AMQP, and its nodes reach each other on epmd,
     distribution and CLI ports: from the cluster's instances only."""
     return {
-        (5672, 5672, "tcp", cluster),
+        (5671, 5671, "tcp", cluster),
         (4369, 4369, "tcp", cluster),
         (25672, 25672, "tcp", cluster),
         (35672, 35682, "tcp", cluster),
@@ -338,7 +339,7 @@ def test_portal_finds_weather_and_stocks_through_consul(plan):
     broker = env(container(plan, "rabbitmq-registrar"))
     assert (broker["REGISTRAR_SERVICE"], broker["REGISTRAR_CONTAINER_PORT"], broker["REGISTRAR_CHECK"]) == (
         "rabbitmq",
-        "5672",
+        "5671",
         "tcp",
     )
 
@@ -372,7 +373,8 @@ def test_consul_servers_and_portal_tasks_follow_the_stack(dev_plan, prod_plan):
 def test_exports(plan):
     outputs = plan.outputs
     assert outputs["portalUrl"].startswith("http://")
-    assert outputs["consulUiUrl"].endswith("/ui/")
+    assert outputs["consulServersGroup"].startswith("consul-servers")  # the UI: SSM port forward to a server
+    assert outputs["internalCaCertificate"].startswith("-----BEGIN CERTIFICATE-----")
     assert outputs["brokerEndpoint"] == "consul:rabbitmq"
     assert outputs["clusterName"]
     assert outputs["vpcId"].startswith("vpc-")
@@ -402,7 +404,9 @@ def test_amazonmq_mode_replaces_only_the_broker(dev_plan, dev_amazonmq_plan):
             assert env(definition)["RABBITMQ_URL"].startswith("amqps://")
             changed = {k for k in set(env(definition)) | set(env(old)) if env(definition).get(k) != env(old).get(k)}
             # without the broker in Consul, the apps need neither the agent nor the reader token
-            assert changed == {"RABBITMQ_URL", "RABBITMQ_SERVICE", "CONSUL_HTTP_ADDR"}
+            # Amazon MQ: its endpoint and public certificate instead of Consul and the internal CA
+            tls = {"RABBITMQ_TLS", "RABBITMQ_TLS_SERVER_NAME", "RABBITMQ_CA_PEM"}
+            assert changed == {"RABBITMQ_URL", "RABBITMQ_SERVICE", "CONSUL_HTTP_ADDR", *tls}
             assert {s["name"] for s in old["secrets"]} - {s["name"] for s in definition["secrets"]} == {
                 "CONSUL_HTTP_TOKEN"
             }

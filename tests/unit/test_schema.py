@@ -68,6 +68,7 @@ def test_every_component_is_in_the_schema(schema):
     names = {cls.__name__ for cls in COMPONENTS}
     assert names == {
         "Network",
+        "CertificateAuthority",
         "EcsCluster",
         "ContainerService",
         "ServiceAutoscaling",
@@ -143,7 +144,7 @@ def test_every_container_service_option_is_reachable_from_the_web_service(schema
 
 def test_modes_are_enums(schema):
     for token, values in (
-        ("seaport:index:ScalingMode", {"step", "target-tracking"}),
+        ("seaport:index:ScalingMode", {"step", "target-tracking", "backlog"}),
         ("seaport:index:BrokerMode", {"container", "cluster", "amazonmq"}),
         ("seaport:index:Scheduling", {"REPLICA", "DAEMON"}),
     ):

@@ -108,7 +108,7 @@ def test_the_diagram_shows_the_system_its_users_know(dev_files):
         ("loadbalancer_portal_alb", "service_portal"): "container port 8080",
         ("service_portal", "service_weather"): "weather found through Consul",
         ("service_portal", "service_stocks"): "stocks found through Consul",
-        ("service_messaging_send", "service_messaging_broker"): "rabbitmq found through Consul, container port 5672",
+        ("service_messaging_send", "service_messaging_broker"): "rabbitmq found through Consul, container port 5671",
         ("service_messaging_broker", "service_messaging_receive"): "deliveries",
         ("service_consul_agent", "group_consul_servers"): "tcp 8300",
     }

@@ -7,21 +7,25 @@ stocks backends (found through Consul), and the portal behind the load balancer.
 import pulumi
 
 import settings
+import watchlist
 from seaport import (
     CertificateAuthority,
     ConsulMesh,
     ContainerImage,
     ContainerService,
     EcsCluster,
+    Monitoring,
     Network,
     RabbitMessaging,
     ScaledWebService,
+    deployment_alarm_names,
 )
 from seaport.messaging import dedicated_instances as messaging_hosts
 
 APPS = ("send", "receive", "portal", "weather", "stocks", "registrar")
 APP_PORT = 8080  # every HTTP app listens here inside its container (bridge mode maps it to a dynamic host port)
 HEALTH_CHECK = {"command": ["CMD", "python", "-m", "apps.common.healthcheck"]}  # no curl in slim images
+MONITORING = "monitoring"
 
 config = settings.load()
 tags = {"project": "seaport", "stack": config.stack, **config.tags}
@@ -61,10 +65,13 @@ mesh = ConsulMesh(
     },
 )
 
+# receive scales on its backlog (ready messages per task) between receiveMinTasks and receiveMaxTasks.
+receive_scaling = {**config["messaging"].get("receive_autoscaling", {}), "scaling_mode": "backlog"}
 messaging = RabbitMessaging(
     "messaging",
     {
         **config["messaging"],
+        "receive_autoscaling": receive_scaling,
         "cluster": cluster.reference,
         "discovery": mesh.discovery,
         "ca": ca.reference,
@@ -124,6 +131,35 @@ portal = ScaledWebService(
             **portal_config.get("service", {}),
             "discovery": mesh.discovery,
             "discovers": ["weather", "stocks"],
+            # a release whose 5xx share pages is rolled back, on top of the circuit breaker
+            "deployment_alarms": deployment_alarm_names(MONITORING, "portal"),
+        },
+        "tags": tags,
+    },
+)
+
+# Alarms that page through one topic (seaport:alarmEmail), and the dashboard.
+monitoring = Monitoring(
+    MONITORING,
+    {
+        **config["monitoring"],
+        "cluster": cluster.reference,
+        "cluster_autoscaling_group_name": cluster.autoscaling_group_name,
+        "web_services": [
+            {
+                "name": "portal",
+                "load_balancer_arn_suffix": portal.load_balancer_arn_suffix,
+                "target_group_arn": portal.target_group_arn,
+                "service_name": portal.service_name,
+                "autoscaling": portal_config.get("autoscaling", {}),
+            }
+        ],
+        "services": watchlist.services(config, backends, messaging, mesh, receive_scaling.get("min_tasks", 2)),
+        "messaging": watchlist.queue(config, messaging),
+        "consul": {
+            "server_autoscaling_group_name": mesh.server_autoscaling_group_name,
+            "servers": config["consul"].get("servers", 3),
+            "agent_service_name": mesh.agent_service_name,
         },
         "tags": tags,
     },
@@ -136,3 +172,5 @@ pulumi.export("internalCaCertificate", ca.certificate_pem)
 pulumi.export("brokerEndpoint", messaging.broker_endpoint)
 pulumi.export("imageDigests", {app: image.repo_digest for app, image in images.items()})
 pulumi.export("vpcId", network.vpc_id)
+pulumi.export("alarmTopicArn", monitoring.topic_arn)
+pulumi.export("dashboardUrl", monitoring.dashboard_url)

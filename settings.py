@@ -37,6 +37,7 @@ from seaport import (
     images,
     load_balancer,
     messaging,
+    monitoring,
     network,
     service,
     web_service,
@@ -64,7 +65,7 @@ ARGUMENTS: dict[str, list[tuple[str, str]]] = {
     "minInstances": [("cluster", "min_instances")],
     "maxInstances": [("cluster", "max_instances")],
     "rootVolumeSizeGiB": [("cluster", "root_volume_size_gib")],
-    "containerInsights": [("cluster", "container_insights")],
+    "containerInsights": [("cluster", "container_insights"), ("monitoring", "container_insights")],
     "capacityTargetPercent": [("cluster", "capacity_target_percent")],
     # the portal (ScaledWebService)
     "minTasks": [("portal", "autoscaling.min_tasks")],
@@ -100,7 +101,17 @@ ARGUMENTS: dict[str, list[tuple[str, str]]] = {
     "queueType": [("messaging", "queue_type")],
     "sendTasks": [("messaging", "send_tasks")],
     "sendRate": [("messaging", "send_rate")],
-    "receiveTasks": [("messaging", "receive_tasks")],
+    "receiveMinTasks": [("messaging", "receive_autoscaling.min_tasks")],
+    "receiveMaxTasks": [("messaging", "receive_autoscaling.max_tasks")],
+    "receiveTargetBacklogPerTask": [("messaging", "receive_autoscaling.target_backlog_per_task")],
+    # Monitoring
+    "alarmEmail": [("monitoring", "alarm_email")],
+    "errorRatePercent": [("monitoring", "error_rate_percent")],
+    "latencyP99Seconds": [("monitoring", "latency_p99_seconds")],
+    "runningTasksMinutes": [("monitoring", "running_tasks_minutes")],
+    "backlogMessages": [("monitoring", "backlog_messages")],
+    "backlogMinutes": [("monitoring", "backlog_minutes")],
+    "brokerMemoryPercent": [("monitoring", "broker_memory_percent")],
     # every component with logs
     "logRetentionDays": [
         ("portal", "service.log_retention_days"),
@@ -110,7 +121,7 @@ ARGUMENTS: dict[str, list[tuple[str, str]]] = {
     ],
 }
 # Prefixes a key may carry before the argument's own name (where two components share a name).
-KEY_PREFIXES = ("", "web", "backend", "image", "consul")
+KEY_PREFIXES = ("", "web", "backend", "image", "consul", "receive")
 
 # Each component's rules and defaults, as the component declares them.
 VALIDATORS: dict[str, Callable[[dict[str, Any]], list[Problem]]] = {
@@ -121,6 +132,7 @@ VALIDATORS: dict[str, Callable[[dict[str, Any]], list[Problem]]] = {
     "images": images.problems,  # type: ignore[dict-item]
     "consul": consul.problems,  # type: ignore[dict-item]
     "messaging": messaging.problems,  # type: ignore[dict-item]
+    "monitoring": monitoring.problems,  # type: ignore[dict-item]
 }
 DEFAULTS: dict[str, dict[str, Any]] = {
     "network": network.DEFAULTS,
@@ -134,7 +146,8 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "backends": service.DEFAULTS,
     "images": images.DEFAULTS,
     "consul": consul.DEFAULTS,
-    "messaging": messaging.DEFAULTS,
+    "messaging": {**messaging.DEFAULTS, "receive_autoscaling": autoscaling.DEFAULTS},
+    "monitoring": monitoring.DEFAULTS,
 }
 
 
@@ -264,10 +277,7 @@ def component_default(key: str) -> Any:
     """The default a setting takes from its component (what ``make docs`` writes into Pulumi.yaml)."""
     component, path = ARGUMENTS[key][0]
     value: Any = DEFAULTS[component]
-    parts = path.split(".")
-    if component == "portal":
-        value = value[parts.pop(0)]
-    for part in parts:
+    for part in path.split("."):
         value = value.get(part) if isinstance(value, dict) else None
     return str(value) if isinstance(value, str) else value  # enum members as their values
 
@@ -288,6 +298,11 @@ def _read(config: pulumi.Config, key: str, spec: dict) -> Any:
             return int(raw)
         except ValueError:
             raise ValueError(f"{_key(key)}={raw!r} is not a whole number") from None
+    if kind == "number":
+        try:
+            return float(raw)
+        except ValueError:
+            raise ValueError(f"{_key(key)}={raw!r} is not a number") from None
     if kind == "boolean":
         if raw.lower() in ("true", "false"):
             return raw.lower() == "true"

@@ -24,6 +24,15 @@ from .discovery import ConsulService
 from .images import ContainerImage, ContainerImageArgs, Platform, pinned_image
 from .load_balancer import LoadBalancerOptions
 from .messaging import BrokerMode, QueueType, RabbitMessaging, RabbitMessagingArgs
+from .monitoring import (
+    ConsulWatch,
+    MessagingWatch,
+    Monitoring,
+    MonitoringArgs,
+    ServiceWatch,
+    WebServiceWatch,
+    deployment_alarm_names,
+)
 from .network import Network, NetworkArgs
 from .pki import CertificateAuthority, CertificateAuthorityArgs, CertificateAuthorityReference
 from .references import ClusterReference, DiscoveryReference, NetworkReference
@@ -41,6 +50,7 @@ COMPONENTS = [
     ConsulMesh,
     RabbitMessaging,
     ContainerImage,
+    Monitoring,
 ]
 
 __all__ = [
@@ -54,6 +64,7 @@ __all__ = [
     "ConsulMesh",
     "ConsulMeshArgs",
     "ConsulService",
+    "ConsulWatch",
     "Container",
     "ContainerImage",
     "ContainerImageArgs",
@@ -65,6 +76,9 @@ __all__ = [
     "HealthCheck",
     "InvalidArgument",
     "LoadBalancerOptions",
+    "MessagingWatch",
+    "Monitoring",
+    "MonitoringArgs",
     "MountPoint",
     "Network",
     "NetworkArgs",
@@ -82,6 +96,9 @@ __all__ = [
     "ServiceAutoscaling",
     "ServiceAutoscalingArgs",
     "ServiceOptions",
+    "ServiceWatch",
+    "WebServiceWatch",
     "__version__",
+    "deployment_alarm_names",
     "pinned_image",
 ]

@@ -194,9 +194,8 @@ def _cluster_rules(name: str, a: dict[str, Any], child: pulumi.ResourceOptions) 
 
 def amazon_mq(
     name: str, a: dict[str, Any], user: str, password: pulumi.Output[str], parent: pulumi.Resource
-) -> pulumi.Output[str]:
-    """A private Amazon MQ for RabbitMQ broker reachable on AMQPS from the cluster's instances only;
-    returns its ``amqps://`` endpoint."""
+) -> aws.mq.Broker:
+    """A private Amazon MQ for RabbitMQ broker reachable on AMQPS from the cluster's instances only."""
     child = pulumi.ResourceOptions(parent=parent)
     network = get(a["cluster"], "network")
     single = str(a["amazon_mq_deployment_mode"]) == "SINGLE_INSTANCE"
@@ -214,8 +213,10 @@ def amazon_mq(
         {"cluster": get(a["cluster"], "instance_security_group_id")},
         child,
     )
-    mq = aws.mq.Broker(
+    return aws.mq.Broker(
         f"{name}-broker",
+        # a readable, stable name: the Broker dimension of its CloudWatch metrics
+        broker_name=f"{pulumi.get_project()}-{pulumi.get_stack()}-{name}"[:50],
         engine_type="RabbitMQ",
         engine_version=a["amazon_mq_engine_version"],
         host_instance_type=a["amazon_mq_instance_type"],
@@ -230,4 +231,8 @@ def amazon_mq(
         tags=name_tags(a["tags"], f"{name}-broker"),
         opts=child,
     )
+
+
+def endpoint(mq: aws.mq.Broker) -> pulumi.Output[str]:
+    """The broker's ``amqps://`` endpoint."""
     return mq.instances.apply(lambda instances: instances[0].endpoints[0])

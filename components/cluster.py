@@ -180,6 +180,8 @@ class EcsCluster(pulumi.ComponentResource):
             ),
             health_check_type="EC2",
             health_check_grace_period=INSTANCE_WARMUP_SECONDS,
+            # the dashboard's instance count (Auto Scaling publishes group metrics only when asked)
+            enabled_metrics=["GroupInServiceInstances", "GroupDesiredCapacity"],
             # Managed termination protection: the capacity provider decides which instances may go.
             protect_from_scale_in=True,
             # A new AMI or instance type rolls through the group: a replacement starts before an old instance

@@ -83,6 +83,8 @@ class ConsulMesh(pulumi.ComponentResource):
     """Security group of the servers."""
     server_autoscaling_group_name: pulumi.Output[str]
     """Auto Scaling group of the servers."""
+    agent_service_name: pulumi.Output[str]
+    """The agents' DAEMON service."""
     gossip_key_secret_arn: pulumi.Output[str]
     """Secrets Manager ARN of the gossip encryption key."""
     management_token_secret_arn: pulumi.Output[str]
@@ -126,7 +128,7 @@ class ConsulMesh(pulumi.ComponentResource):
             lambda pems: {"ca": pems[0], "certificate": pems[1]}
         )
         server_group, servers = self._servers(name, a, retry_join, join_value, secrets, tls_files)
-        self._agents(name, a, retry_join, secrets)
+        agents = self._agents(name, a, retry_join, secrets)
 
         self.discovery = {  # type: ignore[assignment]  # a dict of outputs; other languages see an object
             "agent_address": AGENT_ADDRESS,
@@ -138,6 +140,7 @@ class ConsulMesh(pulumi.ComponentResource):
         }
         self.server_security_group_id = server_group
         self.server_autoscaling_group_name = servers.name
+        self.agent_service_name = agents.service_name
         self.gossip_key_secret_arn = secrets["gossip"].arn
         self.management_token_secret_arn = secrets["management"].arn
         self.ui_port = pulumi.Output.from_input(cfg.HTTPS_PORT)
@@ -146,6 +149,7 @@ class ConsulMesh(pulumi.ComponentResource):
                 "discovery": self.discovery,
                 "server_security_group_id": self.server_security_group_id,
                 "server_autoscaling_group_name": self.server_autoscaling_group_name,
+                "agent_service_name": self.agent_service_name,
                 "gossip_key_secret_arn": self.gossip_key_secret_arn,
                 "management_token_secret_arn": self.management_token_secret_arn,
                 "ui_port": self.ui_port,
@@ -192,6 +196,8 @@ class ConsulMesh(pulumi.ComponentResource):
                 id=template.id, version=template.latest_version.apply(str)
             ),
             health_check_type="EC2",
+            # the servers-in-service alarm reads these (Auto Scaling publishes group metrics only when asked)
+            enabled_metrics=["GroupInServiceInstances", "GroupDesiredCapacity"],
             tags=[
                 aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
                 for key, value in {**name_tags(tags, f"{name}-server"), cfg.JOIN_TAG_KEY: join_value}.items()
@@ -237,13 +243,13 @@ class ConsulMesh(pulumi.ComponentResource):
 
     def _agents(
         self, name: str, a: dict[str, Any], retry_join: pulumi.Output[list[str]], secrets: dict[str, StoredSecret]
-    ) -> None:
+    ) -> ContainerService:
         """A client agent on every ECS instance (DAEMON, host network)."""
         image = a.get("agent_image") or pinned_image(
             f"{AGENT_IMAGE}:{a['version']}", opts=pulumi.InvokeOutputOptions(parent=self)
         )
         agent_config = retry_join.apply(lambda join: json.dumps(cfg.agent_config(a["datacenter"], join)))
-        ContainerService(
+        return ContainerService(
             f"{name}-agent",
             {
                 "cluster": a["cluster"],

@@ -6,9 +6,10 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_random as random
 
-from . import broker, references
+from . import autoscaling, broker, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
+from .autoscaling import AutoscalingOptions, ServiceAutoscaling
 from .contract import broker as contract
 from .pki import CertificateAuthorityReference
 from .references import ClusterReference, DiscoveryReference, get
@@ -100,7 +101,10 @@ class RabbitMessagingArgs(TypedDict, total=False):
     send_rate: int
     """Messages per second each send task publishes (1-10000). Default ``5``."""
     receive_tasks: int
-    """Tasks of the receive service (0-50). Default ``2``."""
+    """Tasks of the receive service (0-50), when it is not autoscaled. Default ``2``."""
+    receive_autoscaling: AutoscalingOptions
+    """Scale receive on its backlog: ``{"scaling_mode": "backlog", "min_tasks": ..., "max_tasks": ...,
+    "target_backlog_per_task": ...}`` (the queue is ``queue_name``). Default: none (``receive_tasks`` tasks)."""
     log_retention_days: int
     """CloudWatch Logs retention. Default ``30``."""
     tags: dict[str, str]
@@ -130,6 +134,10 @@ class RabbitMessaging(pulumi.ComponentResource):
     """Name of the send ECS service."""
     receive_service_name: pulumi.Output[str]
     """Name of the receive ECS service."""
+    broker_service_name: pulumi.Output[str]
+    """Name of the broker's ECS service (``container`` and ``cluster`` modes; ``""`` with Amazon MQ)."""
+    amazon_mq_broker_name: pulumi.Output[str]
+    """Name of the Amazon MQ broker (``amazonmq`` mode; ``""`` otherwise)."""
 
     def __init__(self, name: str, args: RabbitMessagingArgs, opts: pulumi.ResourceOptions | None = None):
         raise_if(problems(args))  # before anything is registered
@@ -146,11 +154,16 @@ class RabbitMessaging(pulumi.ComponentResource):
             child,
         )
         if a["broker_mode"] == BrokerMode.AMAZONMQ:
-            endpoint = broker.amazon_mq(name, a, BROKER_USER, password.result, self)
+            mq = broker.amazon_mq(name, a, BROKER_USER, password.result, self)
+            endpoint = broker.endpoint(mq)
             location: dict[str, Any] = {"RABBITMQ_URL": endpoint}
+            self.broker_service_name = pulumi.Output.from_input("")
+            self.amazon_mq_broker_name = mq.broker_name
         else:
             run_broker = broker.cluster if a["broker_mode"] == BrokerMode.CLUSTER else broker.container
-            run_broker(name, a, password.result, self)
+            broker_service = run_broker(name, a, password.result, self)
+            self.broker_service_name = broker_service.service_name
+            self.amazon_mq_broker_name = pulumi.Output.from_input("")
             endpoint = pulumi.Output.from_input(f"consul:{BROKER_SERVICE}")
             # AMQP over TLS only: the apps check the broker's certificate against the internal CA and the name
             # rabbitmq (Consul hands out addresses, which no certificate could name in advance).
@@ -161,6 +174,18 @@ class RabbitMessaging(pulumi.ComponentResource):
                 "RABBITMQ_CA_PEM": get(a["ca"], "certificate_pem"),
             }
         services = {app: self._app(name, app, a, location, credentials) for app in ("send", "receive")}
+        if a.get("receive_autoscaling"):
+            ServiceAutoscaling(
+                f"{name}-receive",
+                {
+                    **a["receive_autoscaling"],
+                    "cluster": a["cluster"],
+                    "service_name": services["receive"].service_name,
+                    "queue_name": a["queue_name"],
+                    "tags": a["tags"],
+                },
+                opts=pulumi.ResourceOptions(parent=self),
+            )
 
         self.broker_endpoint = endpoint
         self.credentials_secret_arn = credentials.arn
@@ -172,6 +197,8 @@ class RabbitMessaging(pulumi.ComponentResource):
                 "credentials_secret_arn": self.credentials_secret_arn,
                 "send_service_name": self.send_service_name,
                 "receive_service_name": self.receive_service_name,
+                "broker_service_name": self.broker_service_name,
+                "amazon_mq_broker_name": self.amazon_mq_broker_name,
             }
         )
 
@@ -180,6 +207,7 @@ class RabbitMessaging(pulumi.ComponentResource):
     ) -> ContainerService:
         """``send`` or ``receive``: the same settings, found the same way; only the command differs."""
         through_consul = a["broker_mode"] != BrokerMode.AMAZONMQ
+        scaled = app == "receive" and bool(a.get("receive_autoscaling"))
         return ContainerService(
             f"{name}-{app}",
             {
@@ -204,7 +232,8 @@ class RabbitMessaging(pulumi.ComponentResource):
                         "RABBITMQ_PASSWORD": credentials.key("password"),
                     },
                 },
-                "desired_tasks": a[f"{app}_tasks"],
+                "desired_tasks": a["receive_autoscaling"].get("min_tasks", 1) if scaled else a[f"{app}_tasks"],
+                "autoscaled": scaled,
                 # Both apps drain on SIGTERM (outstanding confirms, in-flight acks) before exiting.
                 "stop_timeout_seconds": 60,
                 "log_retention_days": a["log_retention_days"],
@@ -227,6 +256,9 @@ def problems(args: RabbitMessagingArgs) -> list[Problem]:
     found.require(a, "cluster", "send_image", "receive_image")
     found.extend_under("cluster", references.problems(a.get("cluster"), ClusterReference))
     found.extend_under("discovery", references.problems(a.get("discovery"), DiscoveryReference))
+    scaling = a.get("receive_autoscaling")
+    if scaling:
+        found.extend_under("receive_autoscaling", autoscaling.options_problems({**scaling, "queue_name": "-"}))
     mode = a["broker_mode"]
     found.check("broker_mode", mode, check.one_of(mode, BrokerMode))
     if mode in (BrokerMode.CONTAINER, BrokerMode.CLUSTER):

@@ -46,15 +46,20 @@ def test_step_scaling_reacts_in_alarm_periods_plus_cooldown():
     assert (reaction.scale_out_seconds, reaction.scale_in_seconds) == (2 * 60 + 60, 15 * 60 + 60)
 
 
+def _portal(plan):
+    (reaction,) = [r for r in scaling.reaction_times(plan) if "/portal-" in r.resource_id]
+    return reaction
+
+
 def test_dev_stack_reactions(dev_plan):
-    (reaction,) = scaling.reaction_times(dev_plan)
+    reaction = _portal(dev_plan)
     assert reaction.mode == "step"
     assert reaction.scale_out_seconds == 2 * 60 + 60  # 2 one-minute datapoints + 60 s cooldown
     assert reaction.scale_in_seconds == 15 * 60 + 120
 
 
 def test_prod_stack_uses_target_tracking_with_its_managed_alarm_datapoints(prod_plan):
-    (reaction,) = scaling.reaction_times(prod_plan)
+    reaction = _portal(prod_plan)
     assert reaction.mode == "target-tracking"
     assert reaction.scale_out_seconds == 3 * 60 + 60
     assert reaction.scale_in_seconds == 15 * 60 + 120

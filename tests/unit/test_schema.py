@@ -76,6 +76,7 @@ def test_every_component_is_in_the_schema(schema):
         "ConsulMesh",
         "RabbitMessaging",
         "ContainerImage",
+        "Monitoring",
     }
     for token, resource in schema["resources"].items():
         assert resource["isComponent"] is True

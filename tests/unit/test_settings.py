@@ -47,7 +47,7 @@ def test_every_pulumi_yaml_setting_is_a_component_argument_or_read_by_the_progra
     assert not set(settings.ARGUMENTS) & PROGRAM_SETTINGS
     for key, spec in schema.items():
         assert spec.get("description"), f"{key} has no description"
-        assert spec["type"] in ("string", "integer", "boolean", "array"), key
+        assert spec["type"] in ("string", "integer", "number", "boolean", "array"), key
         assert "default" in spec, f"{key} has no default"
 
 
@@ -87,6 +87,7 @@ COMPONENT_ARGS = {
     "images": seaport.ContainerImageArgs,
     "consul": seaport.ConsulMeshArgs,
     "messaging": seaport.RabbitMessagingArgs,
+    "monitoring": seaport.MonitoringArgs,
 }
 
 
@@ -331,7 +332,13 @@ def test_no_problem_speaks_of_component_arguments():
         ({"queueType": "stream"}, "seaport:queueType='stream' must be one of quorum, classic"),
         ({"sendTasks": 51}, "seaport:sendTasks=51 must be between 0 and 50"),
         ({"sendRate": 0}, "seaport:sendRate=0 must be between 1 and 10000"),
-        ({"receiveTasks": -1}, "seaport:receiveTasks=-1 must be between 0 and 50"),
+        ({"receiveMaxTasks": 0}, "seaport:receiveMaxTasks=0 must be between 1 and 1000"),
+        (
+            {"receiveMinTasks": 5, "receiveMaxTasks": 3},
+            "seaport:receiveMinTasks=5 must be <= seaport:receiveMaxTasks=3",
+        ),
+        ({"alarmEmail": "ops"}, "seaport:alarmEmail='ops'"),
+        ({"errorRatePercent": 0}, "seaport:errorRatePercent=0"),
     ],
 )
 def test_each_rule_rejects_a_bad_value_naming_key_value_and_what_is_accepted(values, expected):

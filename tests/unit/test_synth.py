@@ -164,21 +164,22 @@ def test_missing_stack_file_is_reported():
 def test_dev_plan_has_the_load_balanced_step_scaled_portal(dev_plan):
     web = "seaport:index:ScaledWebService"
     balancers = dev_plan.of_type("aws:lb/loadBalancer:LoadBalancer")
-    assert [b["inputs"]["internal"] for b in balancers].count(False) == 1  # the portal's; Consul's UI is internal
+    assert [b["inputs"]["internal"] for b in balancers] == [False]  # the portal's, and no other
     dev_plan.within(web, "aws:lb/loadBalancer:LoadBalancer")
     assert dev_plan.within(web, "aws:lb/targetGroup:TargetGroup")["inputs"]["targetType"] == "instance"
     service = dev_plan.within(web, "aws:ecs/service:Service")
     task = dev_plan.referenced(service["inputs"]["taskDefinition"])
     definitions = json.loads(task["inputs"]["containerDefinitions"])
     assert definitions[0]["portMappings"][0]["hostPort"] == 0
-    policies = dev_plan.of_type("aws:appautoscaling/policy:Policy")
+    scaler = dev_plan.one("seaport:index:ScaledWebService")
+    policies = dev_plan.children(scaler, "aws:appautoscaling/policy:Policy")
     adjustments = sorted(
         s["scalingAdjustment"]
         for p in policies
         for s in p["inputs"]["stepScalingPolicyConfiguration"]["stepAdjustments"]
     )
     assert adjustments == [-1, 1]
-    alarms = dev_plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    alarms = dev_plan.children(scaler, "aws:cloudwatch/metricAlarm:MetricAlarm")
     assert sorted(a for alarm in alarms for a in alarm["inputs"]["alarmActions"]) == sorted(
         p["outputs"]["arn"] for p in policies
     )
@@ -187,6 +188,7 @@ def test_dev_plan_has_the_load_balanced_step_scaled_portal(dev_plan):
 
 
 def test_prod_plan_uses_target_tracking(prod_plan):
-    (policy,) = prod_plan.of_type("aws:appautoscaling/policy:Policy")
+    scaler = prod_plan.one("seaport:index:ScaledWebService")
+    (policy,) = prod_plan.children(scaler, "aws:appautoscaling/policy:Policy")
     assert policy["inputs"]["policyType"] == "TargetTrackingScaling"
-    assert not prod_plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    assert not prod_plan.children(scaler, "aws:cloudwatch/metricAlarm:MetricAlarm")  # AWS manages them

@@ -55,6 +55,7 @@ lint: $(VENV)/.stamp
 bench: $(VENV)/.stamp sysdeps
 	$(PY) -m benchmarks.messaging
 	$(PY) -m benchmarks.portal
+	$(PY) -m benchmarks.cluster
 
 ## local: run the apps on loopback (Ctrl-C stops everything)
 local: $(VENV)/.stamp

@@ -106,6 +106,9 @@ class RabbitMQCluster:
                 ports.append(port)
         names = [f"seaport{port}@localhost" for port in ports]
         self.conf_keys = local_conf(names, task_memory_mib)
+        # The first node lists only itself: it starts the cluster at once instead of trying the others
+        # (not running yet) for a few seconds. The list is read only on a node's first boot.
+        first_conf = local_conf(names[:1], task_memory_mib)
         cookie = secrets.token_hex(20)
         self.nodes = [
             RabbitMQNode(
@@ -113,7 +116,7 @@ class RabbitMQCluster:
                 amqp_port=port,
                 nodename=name,
                 cookie=cookie,
-                conf=rabbitmq_config.render(self.conf_keys),
+                conf=rabbitmq_config.render(first_conf if number == 1 else self.conf_keys),
                 schedulers=schedulers,
                 startup_timeout=startup_timeout,
             )
@@ -127,9 +130,17 @@ class RabbitMQCluster:
     def start(self) -> RabbitMQCluster:
         """Boot the first node, then the others together; returns once the cluster has every node."""
         first, *others = self.nodes
-        first.start().wait_ready()
+        first.start()
+        # The others need several seconds before they look for a peer; by then the first node, past its own
+        # discovery (this log line), has its database running, which is all a joining node asks of it.
+        deadline = time.monotonic() + first.startup_timeout
+        while "Discovered no peer nodes" not in (first.log_path.read_text() if first.log_path.exists() else ""):
+            if not first.is_running() or time.monotonic() > deadline:
+                first.wait_ready(0.1)  # raises with the node's log
+            time.sleep(0.1)
         for node in others:
             node.start()
+        first.wait_ready()
         with ThreadPoolExecutor(max_workers=len(others) or 1) as pool:
             for future in [pool.submit(node.wait_ready) for node in others]:
                 future.result()

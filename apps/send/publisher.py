@@ -20,11 +20,12 @@ publishes the window again: at most ``window`` duplicates, nothing lost.
 When no broker node can take messages (the connection is lost and not yet
 replaced, e.g. a cluster that lost its majority: with ``pause_minority`` the
 remaining node stops serving; or confirms stop coming for ``STALL_SECONDS``
-while messages wait for them, e.g. a quorum queue without a leader), send logs
-``publishing paused`` once, with what it keeps to republish, and
-``publishing resumed`` (with the pause's length) at the next confirm. Nothing
-is dropped meanwhile: unconfirmed messages are published again, possibly
-twice (at-least-once).
+while messages wait for them, e.g. a quorum queue whose leader just died),
+send logs ``publishing paused`` once, with what it keeps to republish, and
+``publishing resumed`` (with the pause's length) at the next confirm. Stalled
+confirms also make it reconnect (``confirms stalled, reconnecting``) and
+publish the unconfirmed messages again. Nothing is dropped meanwhile:
+unconfirmed messages are published again, possibly twice (at-least-once).
 
 A nack means the broker did not take the message: typically a full queue
 (the policy's ``overflow: reject-publish``) or an internal error. Publishing
@@ -111,12 +112,12 @@ class Publisher(ReconnectingService):
                 )
                 return
         if (
-            self._paused_since is None
+            self.ready
             and self.unconfirmed
             and not self.blocked
             and time.monotonic() - self._last_confirm > STALL_SECONDS
         ):
-            self._pause(f"no confirm for {STALL_SECONDS:g} s (a queue without a majority of its replicas?)")
+            self._confirms_stalled()
         if self.ready and (self.source.rate is not None or self.to_resend):
             self._pump()  # paced sending, or resending after a pause
 
@@ -157,6 +158,22 @@ class Publisher(ReconnectingService):
             self.log.warning("will republish unconfirmed messages", extra={"fields": {"unconfirmed": len(lost)}})
         if not self.done:
             self._pause("lost the connection to the broker node; trying the others")
+
+    def _confirms_stalled(self) -> None:
+        """Messages wait for confirms and none came for STALL_SECONDS: publish them again on a new connection.
+
+        Seen on RabbitMQ 3.10 when the node leading the quorum queue is killed: a channel opened on another
+        node just then may nack everything it is given, for good, although the queue has a new leader within
+        seconds. A new connection (to another node when there is one) gets the new leader. When the queue
+        has no majority, no connection helps: this repeats, paused, until the majority is back."""
+        self._last_confirm = time.monotonic()
+        self._pause(f"no confirm for {STALL_SECONDS:g} s (the queue's leader gone, or its majority?)")
+        self.log.warning(
+            "confirms stalled, reconnecting to publish again",
+            extra={"fields": {"unconfirmed": len(self.unconfirmed), "broker": str(self.address)}},
+        )
+        self._lost_reason = f"no confirm for {STALL_SECONDS:g} s"
+        self._close_connection(lost=True)
 
     def _pause(self, reason: str) -> None:
         """Say once that nothing gets published now, and what is kept to publish again."""
@@ -264,9 +281,10 @@ class Publisher(ReconnectingService):
             self.finish(EXIT_OK)
 
     def _on_confirm(self, frame) -> None:
-        self._last_confirm = time.monotonic()
-        if self._paused_since is not None and isinstance(frame.method, Basic.Ack):
-            self._resume()
+        if isinstance(frame.method, Basic.Ack):  # nacks do not count: a broker may nack everything
+            self._last_confirm = time.monotonic()
+            if self._paused_since is not None:
+                self._resume()
         method = frame.method
         settled = self._settle(method.delivery_tag, method.multiple)
         if isinstance(method, Basic.Ack) and not self.returned:

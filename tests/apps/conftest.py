@@ -6,11 +6,16 @@ starts the node again if a previous test left it down.
 
 Likewise one three-node cluster (devtools.rabbitmq_cluster) serves every
 cluster test of the session; the ``cluster`` fixture starts again whatever node
-a previous test left down and waits until the cluster is whole.
+a previous test left down and waits until the cluster is whole. Booting it
+takes 20-30 s of mostly one busy core per node, so when the session has
+cluster tests they run last, and the cluster starts booting in the background
+as soon as the tests are collected, while the others run (pytest itself keeps
+one core busy; the machine has two).
 """
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 import pytest
@@ -55,16 +60,61 @@ def messaging(broker, queue_name, tmp_path):
     harness.cleanup()
 
 
+class ClusterBoot:
+    """A RabbitMQCluster booting in a background thread; ``wait()`` returns it formed, or raises what failed."""
+
+    def __init__(self):
+        self.cluster = RabbitMQCluster(size=3)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._start, name="rabbitmq-cluster-boot", daemon=True)
+        self.thread.start()
+
+    def _start(self) -> None:
+        try:
+            self.cluster.start()
+        except BaseException as error:  # reported by wait(), in the test that needs the cluster
+            self.error = error
+
+    def wait(self, timeout: float = 180.0) -> RabbitMQCluster:
+        self.thread.join(timeout)
+        if self.thread.is_alive():
+            raise rabbitmq.RabbitMQError(f"the cluster did not form in {timeout:g} s")
+        if self.error is not None:
+            raise self.error
+        return self.cluster
+
+
+_boot: ClusterBoot | None = None
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Cluster tests last, and the cluster booting meanwhile (see the module docstring)."""
+    global _boot
+    needs_cluster = [item for item in items if "rabbitmq_cluster" in getattr(item, "fixturenames", ())]
+    if not needs_cluster or not rabbitmq.available():
+        return
+    others = [item for item in items if item not in needs_cluster]
+    items[:] = others + needs_cluster
+    if _boot is None:
+        _boot = ClusterBoot()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the cluster when the fixture never took it over (its tests deselected or never reached)."""
+    if _boot is not None:
+        _boot.thread.join(180)
+        _boot.cluster.close()
+
+
 @pytest.fixture(scope="session")
 def rabbitmq_cluster():
     if not rabbitmq.available():
         pytest.fail("rabbitmq-server is not installed: run `make sysdeps` (apt-get install rabbitmq-server)")
-    cluster = RabbitMQCluster(size=3)
+    boot = _boot or ClusterBoot()
     try:
-        cluster.start()
-        yield cluster
+        yield boot.wait()
     finally:
-        cluster.close()
+        boot.cluster.close()
 
 
 @pytest.fixture

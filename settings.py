@@ -57,6 +57,7 @@ ARGUMENTS: dict[str, list[tuple[str, str]]] = {
     "subnetPrefixLength": [("network", "subnet_prefix_length")],
     "privateSubnets": [("network", "private_subnets")],
     "singleNatGateway": [("network", "single_nat_gateway")],
+    "flowLogs": [("network", "flow_logs")],
     "existingVpcId": [("network", "existing_vpc_id")],
     "existingPublicSubnetIds": [("network", "existing_public_subnet_ids")],
     "existingPrivateSubnetIds": [("network", "existing_private_subnet_ids")],
@@ -77,6 +78,13 @@ ARGUMENTS: dict[str, list[tuple[str, str]]] = {
     "scaleOutCooldownSeconds": [("portal", "autoscaling.scale_out_cooldown_seconds")],
     "scaleInCooldownSeconds": [("portal", "autoscaling.scale_in_cooldown_seconds")],
     "certificateArn": [("portal", "load_balancer.certificate_arn")],
+    "domainName": [("portal", "load_balancer.domain_name")],
+    "hostedZoneId": [("portal", "load_balancer.hosted_zone_id")],
+    "deletionProtection": [("portal", "load_balancer.deletion_protection")],
+    "accessLogs": [("portal", "load_balancer.access_logs")],
+    "accessLogRetentionDays": [("portal", "load_balancer.access_log_retention_days")],
+    "waf": [("portal", "load_balancer.waf")],
+    "wafRateLimit": [("portal", "load_balancer.waf_rate_limit")],
     "healthCheckPath": [("portal", "load_balancer.health_check_path")],
     "webCpu": [("portal", "container.cpu")],
     "webMemoryMiB": [("portal", "container.memory_mib")],
@@ -114,6 +122,7 @@ ARGUMENTS: dict[str, list[tuple[str, str]]] = {
     "brokerMemoryPercent": [("monitoring", "broker_memory_percent")],
     # every component with logs
     "logRetentionDays": [
+        ("network", "log_retention_days"),
         ("portal", "service.log_retention_days"),
         ("backends", "log_retention_days"),
         ("consul", "log_retention_days"),
@@ -226,6 +235,12 @@ def _program_rules(values: dict[str, Any], tags: dict[str, str]) -> list[str]:
         problems.append(
             f"{_key('brokerMode')}='cluster' runs {_key('brokerNodes')}={nodes} nodes, one per instance: "
             f"{_key('minInstances')}={low} must be at least {nodes}"
+        )
+    if not (values["certificateArn"] or values["domainName"]) and not values["allowPlainHttp"]:
+        problems.append(
+            f"{_key('domainName')} is not set: the portal would serve the internet over plain HTTP. Set "
+            f"{_key('domainName')} and {_key('hostedZoneId')} (or {_key('certificateArn')}), or "
+            f"{_key('allowPlainHttp')}=true for a stack that may (dev)"
         )
     if check.one_of(values["tempScale"], ("C", "F")):
         problems.append(f"{_key('tempScale')}={values['tempScale']!r} must be one of C, F")

@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "container_insights": True,
     "capacity_target_percent": 100,
     "dedicated_instances": {},
+    "metadata_blocked_uids": [100, 999],
     "tags": {},
 }
 # The ECS attribute that marks a dedicated instance; services reach it with a memberOf placement constraint.
@@ -56,6 +57,10 @@ class EcsClusterArgs(TypedDict, total=False):
     in an Auto Scaling group of one, for a service that must come back to the same host because its data lives
     there (a single broker node). A service runs there with ``dedicated_instance``. Losing the instance loses
     that data; it is not replaced by instance refreshes. Default ``{}``."""
+    metadata_blocked_uids: list[int]
+    """Users (uids) whose processes may not reach the instance metadata service, where the instance role's
+    credentials are: host-network containers are not stopped by the hop limit. 100 is the official Consul
+    image's ``consul``, 999 the official RabbitMQ image's ``rabbitmq``. Default ``[100, 999]``."""
     tags: dict[str, str]
     """Tags added to every resource and propagated to the instances. Default ``{}``."""
 
@@ -164,7 +169,7 @@ class EcsCluster(pulumi.ComponentResource):
             instance_type=a["instance_type"],
             profile_arn=profile.arn,
             security_group_id=security_group_id,
-            user_data=cluster_name.apply(user_data),
+            user_data=cluster_name.apply(lambda cluster: user_data(cluster, blocked_uids=a["metadata_blocked_uids"])),
             volume_gib=a["root_volume_size_gib"],
             public_ip=get(a["network"], "instances_need_public_ip"),
             tags=a["tags"],
@@ -225,7 +230,9 @@ class EcsCluster(pulumi.ComponentResource):
             instance_type=instance_type,
             profile_arn=profile_arn,
             security_group_id=security_group_id,
-            user_data=cluster_name.apply(lambda cluster: user_data(cluster, {DEDICATED_ATTRIBUTE: dedicated})),
+            user_data=cluster_name.apply(
+                lambda cluster: user_data(cluster, {DEDICATED_ATTRIBUTE: dedicated}, a["metadata_blocked_uids"])
+            ),
             volume_gib=a["root_volume_size_gib"],
             public_ip=get(a["network"], "instances_need_public_ip"),
             tags=a["tags"],
@@ -316,6 +323,8 @@ def problems(args: EcsClusterArgs, name: str = "cluster") -> list[Problem]:
     target = a["capacity_target_percent"]
     found.check("capacity_target_percent", target, check.int_between(target, 1, 100))
     found.check("tags", a["tags"], check.tags(a["tags"]))
+    for index, uid in enumerate(a["metadata_blocked_uids"]):
+        found.check(f"metadata_blocked_uids[{index}]", uid, check.int_between(uid, 1, 2**31 - 1))
     for dedicated, instance_type in (a["dedicated_instances"] or {}).items():
         if not (dedicated.isascii() and dedicated.replace("-", "").isalnum() and dedicated[:1].isalpha()):
             found.check(f"dedicated_instances.{dedicated}", dedicated, "must be letters, digits and -, from a letter")
@@ -328,9 +337,41 @@ def problems(args: EcsClusterArgs, name: str = "cluster") -> list[Problem]:
     return found
 
 
-def user_data(cluster_name: str, attributes: dict[str, str] | None = None) -> str:
-    """The instances' boot script: join the cluster (with ``attributes``), nothing else (services bring the rest)."""
+def user_data(
+    cluster_name: str, attributes: dict[str, str] | None = None, blocked_uids: list[int] | None = None
+) -> str:
+    """The instances' boot script: join the cluster (with ``attributes``), keep ``blocked_uids`` away from the
+    instance metadata service (at every boot), nothing else (services bring the rest)."""
     attribute_line = f"ECS_INSTANCE_ATTRIBUTES={json.dumps(attributes, sort_keys=True)}\n" if attributes else ""
+    return _join(cluster_name, attribute_line) + (_metadata_guard(blocked_uids) if blocked_uids else "")
+
+
+def _metadata_guard(uids: list[int]) -> str:
+    """A systemd unit that rejects, at every boot, connections to the metadata service from these users."""
+    starts = "\n".join(
+        f"ExecStart=/usr/sbin/iptables -w -I OUTPUT -d 169.254.169.254/32 -m owner --uid-owner {uid} -j REJECT"
+        for uid in uids
+    )
+    return f"""
+# Host-network containers (the Consul agent, clustered RabbitMQ) must not borrow the instance role through
+# the metadata service: the hop limit only stops bridge-mode containers.
+cat > /etc/systemd/system/seaport-metadata-guard.service <<'UNIT'
+[Unit]
+Description=Keep host-network containers away from the instance metadata service
+Before=docker.service ecs.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+{starts}
+[Install]
+WantedBy=multi-user.target
+UNIT
+systemctl daemon-reload
+systemctl enable --now seaport-metadata-guard.service
+"""
+
+
+def _join(cluster_name: str, attribute_line: str) -> str:
     return f"""#!/bin/bash
 # Join ECS cluster {cluster_name}. Everything else on the instance runs as an ECS service.
 set -euo pipefail

@@ -1,12 +1,13 @@
 """The internet-facing side of a web service: ALB, its security group, target group and listeners."""
 
+import re
 from dataclasses import dataclass
 from typing import Any, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 
-from . import rules
+from . import edge, rules
 from . import validation as check
 from .args import Problem, Problems, with_defaults
 from .references import get, subnet_ids
@@ -20,7 +21,13 @@ DEFAULTS: dict[str, Any] = {
     "health_check_path": "/health",
     "deregistration_delay_seconds": 30,
     "deletion_protection": False,
+    "access_logs": True,
+    "access_log_retention_days": 90,
+    "waf": False,
+    "waf_rate_limit": 2000,
 }
+_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
 
 
 class LoadBalancerOptions(TypedDict, total=False):
@@ -28,10 +35,26 @@ class LoadBalancerOptions(TypedDict, total=False):
     """Path the target group checks on each task (expects 200). Default ``"/health"``."""
     deregistration_delay_seconds: int
     """Seconds the load balancer drains a target before deregistering it (0-3600). Default ``30``."""
+    domain_name: str
+    """Serve HTTPS for this name: a DNS-validated ACM certificate and an alias record in ``hosted_zone_id``; HTTP
+    redirects to HTTPS and ``url`` is ``https://<domain_name>/``. Default: none."""
+    hosted_zone_id: pulumi.Input[str]
+    """The Route 53 public hosted zone of ``domain_name`` (``Z...``). Required with ``domain_name``. Default:
+    none."""
     certificate_arn: pulumi.Input[str]
-    """ACM certificate: serve HTTPS on 443 and redirect HTTP to it. Default: none (HTTP only)."""
+    """Bring your own ACM certificate instead of ``domain_name``: serve HTTPS on 443 and redirect HTTP to it.
+    Default: none (HTTP only, unless ``domain_name``)."""
     deletion_protection: bool
     """Refuse to delete the load balancer until this is turned off. Default ``False``."""
+    access_logs: bool
+    """Write access logs to an S3 bucket made for them (private, encrypted, expiring). Default ``True``."""
+    access_log_retention_days: int
+    """Days access logs are kept (1-3650). Default ``90``."""
+    waf: bool
+    """Put a WAF in front (AWS's common rule set and a per-address rate limit). Default ``False``."""
+    waf_rate_limit: int
+    """With ``waf``: requests one address may send in 5 minutes before it is blocked (10-2000000000). Default
+    ``2000``."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +66,7 @@ class WebEndpoint:
     listeners: list[aws.lb.Listener]
     security_group_id: pulumi.Output[str]
     secure: bool
+    url: pulumi.Output[str]
 
     @property
     def target_group_arn_once_listened(self) -> pulumi.Output[str]:
@@ -64,7 +88,10 @@ def internet_facing(
     """
     o = with_defaults(options, DEFAULTS)
     child = pulumi.ResourceOptions(parent=parent)
+    if o.get("domain_name"):
+        o["certificate_arn"] = edge.certificate_for(name, o["domain_name"], o["hosted_zone_id"], tags, parent)
     secure = bool(o.get("certificate_arn"))
+    logs = edge.access_log_bucket(name, o["access_log_retention_days"], tags, parent) if o["access_logs"] else None
     vpc_id = get(cluster, "network").apply(lambda n: n["vpc_id"])
     alb_group = _security_group(name, cluster, vpc_id, [HTTP, HTTPS] if secure else [HTTP], tags, child)
     balancer = aws.lb.LoadBalancer(
@@ -76,9 +103,18 @@ def internet_facing(
         drop_invalid_header_fields=True,
         desync_mitigation_mode="defensive",
         enable_deletion_protection=o["deletion_protection"],
+        access_logs=aws.lb.LoadBalancerAccessLogsArgs(bucket=logs[0].id, enabled=True) if logs else None,
         tags=name_tags(tags, f"{name}-alb"),
-        opts=child,
+        # ELB checks at creation that it may write to the bucket: the bucket policy comes first.
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=[logs[1]] if logs else None),
     )
+    if o["waf"]:
+        edge.web_acl(name, balancer.arn, o["waf_rate_limit"], tags, parent)
+    if o.get("domain_name"):
+        edge.alias_record(name, o["domain_name"], o["hosted_zone_id"], balancer, parent)
+        url = pulumi.Output.from_input(f"https://{o['domain_name']}/")
+    else:
+        url = balancer.dns_name.apply(lambda dns: f"{'https' if secure else 'http'}://{dns}/")
     target_group = aws.lb.TargetGroup(
         f"{name}-tg",
         vpc_id=vpc_id,
@@ -100,7 +136,7 @@ def internet_facing(
         opts=child,
     )
     listeners = _listeners(name, balancer, target_group, o, tags, child)
-    return WebEndpoint(balancer, target_group, listeners, alb_group.id, secure)
+    return WebEndpoint(balancer, target_group, listeners, alb_group.id, secure, url)
 
 
 def _security_group(
@@ -198,4 +234,18 @@ def problems(options: LoadBalancerOptions) -> list[Problem]:
     certificate = o.get("certificate_arn")
     if isinstance(certificate, str):
         found.check("certificate_arn", certificate, check.certificate_arn(certificate))
+    domain = o.get("domain_name")
+    if domain:
+        found.check(
+            "domain_name", domain, None if _DOMAIN.match(domain) else "is not a DNS name, e.g. portal.example.com"
+        )
+        found.require(o, "hosted_zone_id", why="with domain_name (the zone its certificate and alias records go in)")
+        if certificate:
+            found.check("certificate_arn", certificate, "and domain_name are two ways to the same thing: give one")
+    zone = o.get("hosted_zone_id")
+    if isinstance(zone, str) and zone and not _ZONE_ID.match(zone):
+        found.check("hosted_zone_id", zone, "is not a Route 53 hosted zone id (Z and letters or digits)")
+    days = o["access_log_retention_days"]
+    found.check("access_log_retention_days", days, check.int_between(days, 1, 3650))
+    found.check("waf_rate_limit", o["waf_rate_limit"], check.int_between(o["waf_rate_limit"], 10, 2_000_000_000))
     return found

@@ -5,6 +5,7 @@ from typing import Any, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from . import iam
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .references import NetworkReference
@@ -19,6 +20,8 @@ DEFAULTS: dict[str, Any] = {
     "existing_vpc_id": "",
     "existing_public_subnet_ids": [],
     "existing_private_subnet_ids": [],
+    "flow_logs": True,
+    "log_retention_days": 30,
     "tags": {},
 }
 
@@ -41,6 +44,11 @@ class NetworkArgs(TypedDict, total=False):
     """With ``existing_vpc_id``: its public subnets (at least 2 AZs). Default ``[]``."""
     existing_private_subnet_ids: list[str]
     """With ``existing_vpc_id`` and ``private_subnets``: its private subnets for the instances. Default ``[]``."""
+    flow_logs: bool
+    """Record the new VPC's traffic (accepted and rejected) in VPC flow logs, to CloudWatch Logs. Default
+    ``True``."""
+    log_retention_days: int
+    """CloudWatch Logs retention of the flow logs, one of the values CloudWatch accepts. Default ``30``."""
     tags: dict[str, str]
     """Tags added to every resource. Default ``{}``."""
 
@@ -113,6 +121,8 @@ class Network(pulumi.ComponentResource):
             tags=name_tags(tags, f"{name}-vpc"),
             opts=child,
         )
+        if a["flow_logs"]:
+            self._flow_logs(name, vpc.id, a["log_retention_days"], tags)
         # An empty default security group: nothing falls back to its allow-all rules.
         aws.ec2.DefaultSecurityGroup(
             f"{name}-default-sg", vpc_id=vpc.id, tags=name_tags(tags, f"{name}-default-locked"), opts=child
@@ -126,6 +136,41 @@ class Network(pulumi.ComponentResource):
         self.vpc_id = vpc.id
         self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
         self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+
+    def _flow_logs(self, name: str, vpc_id: pulumi.Output[str], retention_days: int, tags: dict[str, str]) -> None:
+        """Every flow of the VPC (accepted and rejected) to a log group, through a role only VPC Flow Logs may
+        assume and that may write only that group."""
+        child = pulumi.ResourceOptions(parent=self)
+        logs = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            retention_in_days=retention_days,
+            tags=name_tags(tags, f"{name}-flow-logs"),
+            opts=child,
+        )
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            assume_role_policy=iam.assume_role_policy("vpc-flow-logs.amazonaws.com"),
+            tags=name_tags(tags, f"{name}-flow-logs"),
+            opts=child,
+        )
+        actions = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.name,
+            policy=iam.policy_document([iam.statement(actions, [logs.arn, logs.arn.apply(lambda arn: f"{arn}:*")])]),
+            opts=child,
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-logs",
+            vpc_id=vpc_id,
+            traffic_type="ALL",
+            log_destination_type="cloud-watch-logs",
+            log_destination=logs.arn,
+            iam_role_arn=role.arn,
+            max_aggregation_interval=60,
+            tags=name_tags(tags, f"{name}-flow-logs"),
+            opts=child,
+        )
 
     def _subnets(
         self,
@@ -202,6 +247,7 @@ def problems(args: NetworkArgs) -> list[Problem]:
     private = a["private_subnets"]
     found.check("tags", a["tags"], check.tags(a["tags"]))
     found.check("az_count", a["az_count"], check.int_between(a["az_count"], 2, 6))
+    found.check("log_retention_days", a["log_retention_days"], check.log_retention(a["log_retention_days"]))
     if a["single_nat_gateway"] and not private:
         found.check("single_nat_gateway", True, "is only used with private_subnets=True")
     if a["existing_vpc_id"]:

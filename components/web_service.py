@@ -85,11 +85,10 @@ class ScaledWebService(pulumi.ComponentResource):
             {**a["autoscaling"], "cluster": a["cluster"], "service_name": web.service_name, "tags": a["tags"]},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        scheme = "https" if endpoint.secure else "http"
         self.load_balancer_arn = endpoint.balancer.arn
         self.load_balancer_arn_suffix = endpoint.balancer.arn_suffix
         self.alb_dns_name = endpoint.balancer.dns_name
-        self.url = endpoint.balancer.dns_name.apply(lambda dns: f"{scheme}://{dns}/")
+        self.url = endpoint.url
         self.target_group_arn = endpoint.target_group.arn
         self.alb_security_group_id = endpoint.security_group_id
         self.service_name = web.service_name

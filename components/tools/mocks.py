@@ -290,6 +290,67 @@ def _mq_broker(m, out, name, h):
     return broker_id
 
 
+def _bucket(m, out, name, h):
+    bucket = out.get("bucket") or f"{name}-{h[:7]}".lower()
+    out["bucket"] = bucket
+    out["arn"] = f"arn:aws:s3:::{bucket}"
+    out["bucketDomainName"] = f"{bucket}.s3.amazonaws.com"
+    return bucket
+
+
+def _acm_certificate(m, out, name, h):
+    out["arn"] = m.arn("acm", f"certificate/{_uuid(h)}")
+    domain = out.get("domainName", "example.com")
+    out["domainValidationOptions"] = [
+        {
+            "domainName": domain,
+            "resourceRecordName": f"_{h[:32]}.{domain}.",
+            "resourceRecordType": "CNAME",
+            "resourceRecordValue": f"_{h[32:64]}.acm-validations.aws.",
+        }
+    ]
+    out["status"] = "ISSUED"
+    return out["arn"]
+
+
+def _certificate_validation(m, out, name, h):
+    # The provider's id is the certificate's issue time; the ARN is an output, as in AWS.
+    out.setdefault("certificateArn", m.arn("acm", f"certificate/{_uuid(h)}"))
+    return f"2026-01-01 00:{int(h[:2], 16) % 60:02d}:{int(h[2:4], 16) % 60:02d} +0000 UTC"
+
+
+def _route53_record(m, out, name, h):
+    out["fqdn"] = str(out.get("name", name)).rstrip(".")
+    return f"{out.get('zoneId', 'Z0')}_{out['fqdn']}_{out.get('type', 'A')}"
+
+
+def _web_acl(m, out, name, h):
+    resource_id = _uuid(h)
+    out["arn"] = m.arn("wafv2", f"regional/webacl/{name}/{resource_id}")
+    out["capacity"] = 700
+    return resource_id
+
+
+def _kms_key(m, out, name, h):
+    key_id = _uuid(h)
+    out["arn"] = m.arn("kms", f"key/{key_id}")
+    out["keyId"] = key_id
+    return key_id
+
+
+def _sns_topic(m, out, name, h):
+    topic = out.get("name") or f"{name}-{h[:7]}"
+    out["name"] = topic
+    out["arn"] = m.arn("sns", topic)
+    return out["arn"]
+
+
+def _flow_log(m, out, name, h):
+    resource_id = f"fl-{h[:17]}"
+    out["arn"] = m.arn("ec2", f"vpc-flow-log/{resource_id}")
+    return resource_id
+
+
 def _pem(kind: str, h: str) -> str:
     body = base64.b64encode(bytes.fromhex(h * 2)).decode()
     return f"-----BEGIN {kind}-----\n{body[:64]}\n{body[64:]}\n-----END {kind}-----\n"
@@ -352,6 +413,14 @@ RESOURCE_SHAPES: dict[str, Callable[[SeaportMocks, dict, str, str], str]] = {
     "random:index/randomBytes:RandomBytes": _random_bytes,
     "random:index/randomUuid4:RandomUuid4": _random_uuid,
     "aws:mq/broker:Broker": _mq_broker,
+    "aws:s3/bucket:Bucket": _bucket,
+    "aws:acm/certificate:Certificate": _acm_certificate,
+    "aws:acm/certificateValidation:CertificateValidation": _certificate_validation,
+    "aws:route53/record:Record": _route53_record,
+    "aws:wafv2/webAcl:WebAcl": _web_acl,
+    "aws:kms/key:Key": _kms_key,
+    "aws:sns/topic:Topic": _sns_topic,
+    "aws:ec2/flowLog:FlowLog": _flow_log,
     "tls:index/privateKey:PrivateKey": _private_key,
     "tls:index/selfSignedCert:SelfSignedCert": _certificate,
     "tls:index/locallySignedCert:LocallySignedCert": _certificate,
@@ -431,7 +500,13 @@ def _registry_image(m: SeaportMocks, args: dict) -> dict:
     }
 
 
+def _elb_service_account(m: SeaportMocks, args: dict) -> dict:
+    # The region's Elastic Load Balancing account (us-east-1's, as AWS documents it).
+    return {"id": "127311923021", "arn": "arn:aws:iam::127311923021:root", "region": m.region}
+
+
 CALLS: dict[str, Callable[[SeaportMocks, dict], dict]] = {
+    "aws:elb/getServiceAccount:getServiceAccount": _elb_service_account,
     "docker:index/getRegistryImage:getRegistryImage": _registry_image,
     "aws:ssm/getParameter:getParameter": _ssm_parameter,
     "aws:index/getAvailabilityZones:getAvailabilityZones": _availability_zones,

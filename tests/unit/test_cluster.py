@@ -116,20 +116,45 @@ def test_public_ip_only_without_private_subnets_of_a_network_in_the_same_program
     assert group["vpcZoneIdentifiers"] == [s["outputs"]["id"] for s in subnets]
 
 
-def test_user_data_only_joins_the_cluster(plan):
+def test_user_data_only_joins_the_cluster_and_guards_the_metadata_service(plan):
     script = base64.b64decode(launch_template(plan)["userData"]).decode()
     cluster = plan.one("aws:ecs/cluster:Cluster")
     assert f"ECS_CLUSTER={cluster['outputs']['name']}\n" in script
     assert script.startswith("#!/bin/bash\n")
+    commands = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("#"))
     for foreign in ("consul", "docker run", "rabbitmq", "ssh", "curl"):
-        assert foreign not in script.lower()
+        assert foreign not in commands.lower()
+    # host-network containers get task-role credentials from the ECS agent, never the instance role
+    assert "ECS_ENABLE_TASK_IAM_ROLE_NETWORK_HOST=true" in script
+    for uid in (100, 999):
+        assert (
+            f"ExecStart=/usr/sbin/iptables -w -I OUTPUT -d 169.254.169.254/32 -m owner --uid-owner {uid} -j REJECT"
+            in script
+        )
+
+
+def test_the_metadata_guard_runs_before_any_container_at_every_boot():
+    script = user_data("app-1234567", blocked_uids=[100])
+    unit = script.split("<<'UNIT'\n", 1)[1].split("\nUNIT\n", 1)[0]
+    assert "Before=docker.service ecs.service" in unit
+    assert "Type=oneshot" in unit and "RemainAfterExit=yes" in unit
+    assert "WantedBy=multi-user.target" in unit
+    assert "systemctl enable --now seaport-metadata-guard.service" in script
+    assert "metadata" not in user_data("app-1234567", blocked_uids=[]).split("ECS_CLUSTER", 1)[1]
+
+
+def test_a_bad_blocked_uid_is_refused():
+    error = run(
+        lambda: EcsCluster("app", {"network": NETWORK, "metadata_blocked_uids": [100, 0]}), expect=InvalidArgument
+    )
+    assert "metadata_blocked_uids[1]=0 must be between 1 and" in str(error)
 
 
 def test_user_data_passes_shellcheck():
     assert shutil.which("shellcheck"), "shellcheck is missing: make sysdeps installs it"
     result = subprocess.run(
         ["shellcheck", "--shell=bash", "--severity=style", "-"],
-        input=user_data("app-1234567"),
+        input=user_data("app-1234567", {"seaport.dedicated": "broker-1"}, [100, 999]),
         capture_output=True,
         text=True,
     )

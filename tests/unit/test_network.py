@@ -2,6 +2,7 @@
 
 import inspect
 import ipaddress
+import json
 from unittest import mock
 
 import pulumi_aws as aws
@@ -21,8 +22,11 @@ TAGGABLE = {
     "aws:ec2/eip:Eip",
     "aws:ec2/natGateway:NatGateway",
     "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+    "aws:ec2/flowLog:FlowLog",
+    "aws:cloudwatch/logGroup:LogGroup",
+    "aws:iam/role:Role",
 }
-UNTAGGABLE = {"aws:ec2/routeTableAssociation:RouteTableAssociation"}
+UNTAGGABLE = {"aws:ec2/routeTableAssociation:RouteTableAssociation", "aws:iam/rolePolicy:RolePolicy"}
 
 
 def plan_of(**args):
@@ -160,6 +164,33 @@ def test_adopt_mode_creates_nothing_and_passes_ids_on():
     assert outputs["reference"]["instances_need_public_ip"] is False
 
 
+def test_flow_logs_record_every_flow_of_a_created_vpc_through_a_role_that_may_only_write_them():
+    plan = plan_of(log_retention_days=90)
+    flow = plan.one("aws:ec2/flowLog:FlowLog")
+    vpc, group, role = (
+        plan.one(t) for t in ("aws:ec2/vpc:Vpc", "aws:cloudwatch/logGroup:LogGroup", "aws:iam/role:Role")
+    )
+    assert flow["inputs"]["vpcId"] == vpc["outputs"]["id"]
+    assert flow["inputs"]["trafficType"] == "ALL"  # rejected flows are the ones an investigation needs
+    assert (flow["inputs"]["logDestinationType"], flow["inputs"]["logDestination"]) == (
+        "cloud-watch-logs",
+        group["outputs"]["arn"],
+    )
+    assert flow["inputs"]["iamRoleArn"] == role["outputs"]["arn"]
+    assert group["inputs"]["retentionInDays"] == 90
+    trust = json.loads(role["inputs"]["assumeRolePolicy"])
+    assert [s["Principal"] for s in trust["Statement"]] == [{"Service": "vpc-flow-logs.amazonaws.com"}]
+    (statement,) = json.loads(plan.one("aws:iam/rolePolicy:RolePolicy")["inputs"]["policy"])["Statement"]
+    assert sorted(statement["Resource"]) == sorted([group["outputs"]["arn"], group["outputs"]["arn"] + ":*"])
+    assert not any(r == "*" for r in statement["Resource"])
+
+
+def test_flow_logs_can_be_turned_off_and_are_not_made_for_an_adopted_vpc():
+    assert plan_of(flow_logs=False).of_type("aws:ec2/flowLog:FlowLog") == []
+    adopted = plan_of(existing_vpc_id=VPC_ID, existing_public_subnet_ids=PUBLIC_SUBNETS)
+    assert adopted.of_type("aws:ec2/flowLog:FlowLog") == []
+
+
 def test_adopt_mode_without_private_subnets_puts_instances_in_the_public_ones():
     plan = plan_of(existing_vpc_id=VPC_ID, existing_public_subnet_ids=PUBLIC_SUBNETS)
     outputs = plan.one("seaport:index:Network")["outputs"]
@@ -215,6 +246,7 @@ def test_untaggable_types_are_really_untaggable():
         ),
         ({"existing_public_subnet_ids": PUBLIC_SUBNETS}, "existing_public_subnet_ids", "only used with existing_vpc"),
         ({"tags": {"aws:x": "y"}}, "tags", "has tag key 'aws:x'"),
+        ({"log_retention_days": 10}, "log_retention_days", "log_retention_days=10 must be one of 1, 3, 5"),
     ],
 )
 def test_bad_arguments_fail_before_anything_is_registered(args, path, message):

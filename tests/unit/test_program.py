@@ -301,7 +301,22 @@ def test_only_the_portal_listener_is_open_to_the_world(plan):
         for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r["inputs"].get("cidrIpv4") == "0.0.0.0/0" or r["inputs"].get("cidrIpv6") == "::/0"
     ]
-    assert [(r["securityGroupId"], r["fromPort"], r["toPort"]) for r in world] == [(alb, 80, 80)]
+    # dev serves plain HTTP (seaport:allowPlainHttp); prod serves HTTPS and keeps 80 only to redirect to it
+    ports = [(80, 80)] if plan.stack == "dev" else [(80, 80), (443, 443)]
+    assert sorted((r["securityGroupId"], r["fromPort"], r["toPort"]) for r in world) == [(alb, *p) for p in ports]
+
+
+def test_prod_serves_https_under_its_name_and_http_only_redirects(prod_plan):
+    listeners = {r["inputs"]["port"]: r["inputs"] for r in prod_plan.of_type("aws:lb/listener:Listener")}
+    assert set(listeners) == {80, 443}
+    (redirect,) = listeners[80]["defaultActions"]
+    assert redirect["type"] == "redirect" and redirect["redirect"]["protocol"] == "HTTPS"
+    validated = prod_plan.one("aws:acm/certificateValidation:CertificateValidation")["outputs"]["certificateArn"]
+    assert listeners[443]["certificateArn"] == validated  # the listener waits for the certificate to be issued
+    alias = prod_plan.named("portal-alias", "aws:route53/record:Record")["inputs"]
+    assert alias["name"] == prod_plan.outputs["portalUrl"].removeprefix("https://").rstrip("/")
+    assert prod_plan.one("aws:wafv2/webAclAssociation:WebAclAssociation")
+    assert prod_plan.one("aws:lb/loadBalancer:LoadBalancer")["inputs"]["enableDeletionProtection"] is True
 
 
 # -- discovery ---------------------------------------------------------------------------------------
@@ -372,7 +387,7 @@ def test_consul_servers_and_portal_tasks_follow_the_stack(dev_plan, prod_plan):
 
 def test_exports(plan):
     outputs = plan.outputs
-    assert outputs["portalUrl"].startswith("http://")
+    assert outputs["portalUrl"].startswith("http://" if plan.stack == "dev" else "https://")
     assert outputs["consulServersGroup"].startswith("consul-servers")  # the UI: SSM port forward to a server
     assert outputs["internalCaCertificate"].startswith("-----BEGIN CERTIFICATE-----")
     assert outputs["brokerEndpoint"] == "consul:rabbitmq"

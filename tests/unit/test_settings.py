@@ -15,13 +15,15 @@ VALID_ADOPT = {
     "existingPublicSubnetIds": ["subnet-0123456789abcdef0", "subnet-0123456789abcdef1"],
 }
 # Settings the program reads itself instead of handing them to a component.
-PROGRAM_SETTINGS = {"tags", "tempScale"}
+PROGRAM_SETTINGS = {"tags", "tempScale", "allowPlainHttp"}
+# A test stack that may serve plain HTTP, as dev does; the rule that refuses it by default has its own tests.
+PLAIN_HTTP = {"allowPlainHttp": True}
 
 
 def problems(**values):
     """The problems reported for the defaults overridden by ``values``."""
     try:
-        settings.from_values(values, "test")
+        settings.from_values({**PLAIN_HTTP, **values}, "test")
     except settings.SettingsError as error:
         return error.problems
     return []
@@ -30,6 +32,7 @@ def problems(**values):
 def _load(config, stack="test"):
     """settings.load() as the program calls it, with config set as the engine would."""
     result = {}
+    config = {"seaport:allowPlainHttp": "true", **config} if stack == "test" else config
     testing.run(lambda: result.setdefault("s", settings.load()), stack=stack, config=config)
     return result["s"]
 
@@ -124,7 +127,7 @@ def test_pulumi_yaml_defaults_are_the_components_defaults():
 
 
 def test_defaults_are_valid_and_become_component_arguments():
-    s = settings.from_values({}, "test")
+    s = settings.from_values(PLAIN_HTTP, "test")
     schema = settings.schema()
     assert s["network"]["az_count"] == schema["azCount"]["default"]
     assert s["cluster"]["instance_type"] == schema["instanceType"]["default"]
@@ -137,7 +140,7 @@ def test_defaults_are_valid_and_become_component_arguments():
 
 
 def test_one_setting_feeds_every_component_that_has_the_argument():
-    s = settings.from_values({"logRetentionDays": 90}, "test")
+    s = settings.from_values({**PLAIN_HTTP, "logRetentionDays": 90}, "test")
     assert s["portal"]["service"]["log_retention_days"] == 90
     assert s["backends"]["log_retention_days"] == 90
     assert s["consul"]["log_retention_days"] == 90
@@ -338,6 +341,12 @@ def test_no_problem_speaks_of_component_arguments():
             "seaport:receiveMinTasks=5 must be <= seaport:receiveMaxTasks=3",
         ),
         ({"alarmEmail": "ops"}, "seaport:alarmEmail='ops'"),
+        # the internet edge
+        ({"domainName": "portal"}, "seaport:domainName='portal' is not a DNS name, e.g. portal.example.com"),
+        ({"domainName": "portal.example.com"}, "seaport:hostedZoneId=<missing> is required with seaport:domainName"),
+        ({"hostedZoneId": "zone"}, "seaport:hostedZoneId='zone' is not a Route 53 hosted zone id"),
+        ({"accessLogRetentionDays": 0}, "seaport:accessLogRetentionDays=0 must be between 1 and"),
+        ({"wafRateLimit": 5}, "seaport:wafRateLimit=5 must be between 10 and 2000000000"),
         ({"errorRatePercent": 0}, "seaport:errorRatePercent=0"),
     ],
 )
@@ -348,7 +357,48 @@ def test_each_rule_rejects_a_bad_value_naming_key_value_and_what_is_accepted(val
 
 def test_adopt_mode_with_valid_ids_passes():
     s = settings.from_values(
-        {**VALID_ADOPT, "privateSubnets": True, "existingPrivateSubnetIds": ["subnet-0123456789abcdef2"]}, "t"
+        {**PLAIN_HTTP, **VALID_ADOPT, "privateSubnets": True, "existingPrivateSubnetIds": ["subnet-0123456789abcdef2"]},
+        "t",
     )
     assert s["network"]["existing_vpc_id"] == VALID_ADOPT["existingVpcId"]
     assert s["network"]["existing_private_subnet_ids"] == ["subnet-0123456789abcdef2"]
+
+
+# -- the internet edge: HTTPS unless the stack says it may serve plain HTTP ------------------------------
+
+
+def _plain_http_problems(**values):
+    try:
+        settings.from_values(values, "test")
+    except settings.SettingsError as error:
+        return [p for p in error.problems if "plain HTTP" in p]
+    return []
+
+
+def test_a_stack_without_a_name_or_certificate_is_refused_unless_it_allows_plain_http():
+    (refused,) = _plain_http_problems()
+    assert refused.startswith("seaport:domainName is not set: the portal would serve the internet over plain HTTP")
+    assert "seaport:allowPlainHttp=true" in refused
+    assert _plain_http_problems(allowPlainHttp=True) == []
+    assert _plain_http_problems(domainName="portal.example.com", hostedZoneId="Z0123456789EXAMPLE") == []
+    arn = "arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-abcd-0123-0123456789ab"
+    assert _plain_http_problems(certificateArn=arn) == []
+
+
+def test_the_edge_settings_reach_the_load_balancer():
+    s = settings.from_values(
+        {
+            "domainName": "portal.example.com",
+            "hostedZoneId": "Z0123456789EXAMPLE",
+            "waf": True,
+            "wafRateLimit": 500,
+            "accessLogRetentionDays": 30,
+            "deletionProtection": True,
+        },
+        "test",
+    )
+    balancer = s["portal"]["load_balancer"]
+    assert (balancer["domain_name"], balancer["hosted_zone_id"]) == ("portal.example.com", "Z0123456789EXAMPLE")
+    assert (balancer["waf"], balancer["waf_rate_limit"], balancer["deletion_protection"]) == (True, 500, True)
+    assert (balancer["access_logs"], balancer["access_log_retention_days"]) == (True, 30)
+    assert s["network"]["flow_logs"] is True

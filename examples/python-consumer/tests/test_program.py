@@ -46,7 +46,11 @@ def test_the_image_is_pinned_by_digest_and_served_on_dynamic_ports(plan):
 
 def test_safe_defaults_come_with_the_components(plan):
     assert plan.one("aws:ec2/launchTemplate:LaunchTemplate")["inputs"]["metadataOptions"]["httpTokens"] == "required"
-    assert plan.one("aws:cloudwatch/logGroup:LogGroup")["inputs"]["retentionInDays"] == 30
+    logs = plan.within("seaport:index:ScaledWebService", "aws:cloudwatch/logGroup:LogGroup")
+    assert logs["inputs"]["retentionInDays"] == 30
+    assert plan.one("aws:ec2/flowLog:FlowLog")["inputs"]["trafficType"] == "ALL"
+    balancer = plan.one("aws:lb/loadBalancer:LoadBalancer")["inputs"]
+    assert balancer["accessLogs"]["enabled"] is True and balancer["dropInvalidHeaderFields"] is True
     service = plan.one("aws:ecs/service:Service")["inputs"]
     assert service["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
     assert plan.one("aws:appautoscaling/policy:Policy")["inputs"]["policyType"] == "TargetTrackingScaling"

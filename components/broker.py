@@ -57,7 +57,6 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
                 "environment": {
                     "RABBITMQ_NODENAME": f"rabbit@{BROKER_SERVICE}",
                     config.CONF_VARIABLE: config.render(config.conf(BROKER_MEMORY_MIB)),
-                    config.CONF_4X_VARIABLE: config.render(config.conf_4x()),
                     **tls.environment,
                 },
                 "secrets": {config.DEFINITIONS_VARIABLE: definitions.arn, **tls.secrets},

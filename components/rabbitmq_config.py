@@ -9,15 +9,17 @@ change with the task definition:
   absolute memory high watermark and free-disk limit derived from the task's
   memory (RabbitMQ's defaults are relative to the *host's* memory, so a
   container with a hard limit is OOM-killed before it throttles publishers),
-  and ``load_definitions``;
+  and where the definitions are;
 - the definitions (a Secrets Manager secret, since they hold the password
   hash): the apps' user and permissions, the work queue, its dead-letter queue
-  and the broker policy from ``seaport.contract.broker``, imported at every
-  boot, so a changed policy or a rotated password applies on the next restart.
+  and the broker policy from ``seaport.contract.broker``, imported at boot
+  whenever they changed, so a changed policy or a rotated password applies on
+  the next restart.
 
-Keys that RabbitMQ 4.x knows and 3.10 (the broker the tests boot) does not
-are kept in a second file (``conf.d/91-seaport-4x.conf``), so a test can boot
-the first file on 3.10 and say what it left out.
+Keys that RabbitMQ 4.x knows and 3.10 (the broker the tests boot) refuses
+(continuous membership reconciliation of quorum queues, from 3.13) are kept in
+a second file (``conf.d/91-seaport-4x.conf``), so a test can boot the first
+file on 3.10 and say what it left out.
 """
 
 import base64
@@ -125,7 +127,14 @@ def conf(task_memory_mib: int, amqps_port: int = contract.AMQPS_PORT) -> dict[st
     return {
         "vm_memory_high_watermark.absolute": f"{memory_watermark_mib(task_memory_mib)}MiB",
         "disk_free_limit.absolute": DISK_FREE_LIMIT,
-        "load_definitions": DEFINITIONS_FILE,
+        # The definitions file through the import backend, not the classic ``load_definitions`` key: any other
+        # ``definitions.*`` key (such as skip_if_unchanged) makes RabbitMQ (3.10 and 4.x) refuse to boot
+        # without ``definitions.import_backend``.
+        "definitions.import_backend": "local_filesystem",
+        "definitions.local.path": DEFINITIONS_FILE,
+        # Re-import only when the file changed (a new password or policy changes it): a restarted node of a
+        # cluster does not re-run an import the other nodes already hold.
+        "definitions.skip_if_unchanged": "true",
         # Clients that vanish without closing are noticed within a minute.
         "heartbeat": "30",
         "listeners.tcp": "none",
@@ -163,12 +172,16 @@ def cluster_conf(
         "cluster_formation.consul.scheme": "http",
         "cluster_formation.consul.svc": service,
         "cluster_formation.consul.svc_port": str(amqps_port),
-        # Register the instance's address (host network); long node names are the instances' DNS names.
+        # Register the instance's host name (host network) as the address clients connect to. Peers find each
+        # other's node name (rabbit@<instance FQDN>, RABBITMQ_USE_LONGNAME) in the registration's metadata
+        # (4.x; 3.10 derived it from the address, which needs the node named after the host name too).
         "cluster_formation.consul.svc_addr_auto": "true",
         "cluster_formation.consul.svc_addr_use_nodename": "false",
-        "cluster_formation.consul.use_longname": "true",
+        # The plugin passes the check every 15 s whatever this says (3.10); anything lower would flap.
         "cluster_formation.consul.svc_ttl": "30",
         "cluster_formation.consul.deregister_after": "90",
+        # The first node waits for this many peers before it forms the cluster alone.
+        "cluster_formation.target_cluster_size_hint": str(nodes),
         # A node that is gone for good (its instance replaced) is removed from the cluster.
         "cluster_formation.node_cleanup.interval": "60",
         "cluster_formation.node_cleanup.only_log_warning": "false",
@@ -178,23 +191,13 @@ def cluster_conf(
 
 
 def cluster_conf_4x(nodes: int) -> dict[str, str]:
-    """4.x-only keys of a clustered node: wait for the cluster's size when forming it, and keep every quorum
-    queue at ``nodes`` replicas: a replacement node is added to the queues' membership, a node gone for good is
-    removed (continuous membership reconciliation)."""
+    """Keys of a clustered node that 3.13+ knows and 3.10 refuses: keep every quorum queue at ``nodes``
+    replicas, so a replacement node is added to the queues' membership and a node gone for good is removed
+    (continuous membership reconciliation)."""
     return {
-        **conf_4x(),
-        "cluster_formation.target_cluster_size_hint": str(nodes),
         "quorum_queue.continuous_membership_reconciliation.enabled": "true",
         "quorum_queue.continuous_membership_reconciliation.target_group_size": str(nodes),
         "quorum_queue.continuous_membership_reconciliation.auto_remove": "true",
-    }
-
-
-def conf_4x() -> dict[str, str]:
-    """rabbitmq.conf keys only RabbitMQ 4.x accepts (an older node refuses to boot with them)."""
-    return {
-        # Re-import only when the file changed: a node's restart does not re-run an unchanged import.
-        "definitions.skip_if_unchanged": "true",
     }
 
 

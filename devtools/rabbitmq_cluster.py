@@ -56,7 +56,7 @@ from seaport import rabbitmq_config
 KEPT = ("vm_memory_high_watermark.absolute", "disk_free_limit.absolute", "heartbeat", "cluster_partition_handling")
 LEFT_OUT = {
     "cluster_formation.": "peer discovery is classic_config on one machine (see the module docstring)",
-    "load_definitions": "definitions are imported with rabbitmqctl (the generated path is the container's)",
+    "definitions.": "definitions are imported with rabbitmqctl (the generated path is the container's)",
     "listeners.": "the local nodes listen for plain AMQP on 127.0.0.1 (the apps' tests connect without TLS)",
     "ssl_options.": "no TLS locally (the certificate files are the container's)",
     "management.": "no management plugin locally",

@@ -92,7 +92,7 @@ def test_broker_throttles_publishers_before_its_container_runs_out_of_memory(pla
     assert broker["memory"] == 1024
     assert conf["vm_memory_high_watermark.absolute"] == "512MiB"
     assert conf["disk_free_limit.absolute"] == "2GB"
-    assert conf["load_definitions"] == "/etc/rabbitmq/seaport-definitions.json"
+    assert conf["definitions.local.path"] == "/etc/rabbitmq/seaport-definitions.json"
     assert variables["RABBITMQ_NODENAME"] == "rabbit@rabbitmq"
     # the wrapper writes the files, then hands over to the image's entry point
     command = " ".join(broker["command"])

@@ -4,6 +4,8 @@ import base64
 import hashlib
 import json
 
+import pytest
+
 from seaport import ContainerService, EcsCluster, InvalidArgument, RabbitMessaging
 from seaport import rabbitmq_config as config
 from seaport.tools.testing import run
@@ -92,3 +94,18 @@ def test_definitions_hold_the_user_with_publish_and_consume_rights_only():
     assert document["users"][0]["tags"] == []
     (policy,) = document["policies"]
     assert "delivery-limit" not in policy["definition"]  # a classic queue has none (the policy would not apply)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [config.conf(1024), {**config.cluster_conf(2048, 3), **config.cluster_conf_4x(3)}],
+    ids=["container", "cluster"],
+)
+def test_definitions_are_loaded_the_one_way_4x_boots_with(keys):
+    """RabbitMQ (3.10 and 4.x, rabbit_definitions) treats any ``definitions.*`` key as a pluggable import source
+    and refuses to boot without ``definitions.import_backend``; the classic ``load_definitions`` beside it would
+    also import the file a second time."""
+    assert "load_definitions" not in keys
+    assert keys["definitions.import_backend"] == "local_filesystem"
+    assert keys["definitions.local.path"] == config.DEFINITIONS_FILE
+    assert keys["definitions.skip_if_unchanged"] == "true"

@@ -260,8 +260,10 @@ class ConsulMesh(pulumi.ComponentResource):
                     "image": image,
                     "cpu": 64,
                     "memory_mib": 128,
-                    "read_only_root_filesystem": False,  # the image's entry point writes its config
+                    # The entry point and the command write the configuration into a tmpfs; nothing else.
+                    "tmpfs": [cfg.AGENT_CONFIG_DIR],
                     "environment": {
+                        "CONSUL_UID": str(cfg.AGENT_UID),
                         "CONSUL_LOCAL_CONFIG": agent_config,
                         cfg.CA_VARIABLE: get(a["ca"], "certificate_pem"),
                     },

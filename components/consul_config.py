@@ -60,6 +60,11 @@ APP_TOKENS = ("reader", "registrar")
 
 # The official image's entry point reads CONSUL_LOCAL_CONFIG; the two secrets arrive as
 # environment variables (ECS secrets) and are written to a file the agent reads, never logged.
+# The official image's ``consul`` user (Alpine's first system uid; the UBI image sets it explicitly). The agent
+# runs as this uid (CONSUL_UID), which the instances keep away from the instance metadata service.
+AGENT_UID = 100
+# Where the entry point and AGENT_COMMAND write the agent's configuration: a tmpfs on a read-only root.
+AGENT_CONFIG_DIR = "/consul/config"
 AGENT_COMMAND = [
     "/bin/sh",
     "-c",

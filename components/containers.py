@@ -29,6 +29,7 @@ CONTAINER_DEFAULTS: dict[str, Any] = {
     "secrets": {},
     "mount_points": [],
     "read_only_root_filesystem": True,
+    "tmpfs": [],
     "depends_on": {},
     "extra_hosts": {},
 }
@@ -85,6 +86,9 @@ class Container(TypedDict, total=False):
     """Volumes mounted into the container. Default ``[]``."""
     read_only_root_filesystem: bool
     """Read-only root filesystem with a small tmpfs on /tmp. Default ``True``."""
+    tmpfs: list[str]
+    """More writable in-memory directories (64 MiB each) on a read-only root filesystem, e.g. the configuration
+    directory an image's entry point writes at start. Default ``[]``."""
     depends_on: dict[str, str]
     """Container name -> condition (START, HEALTHY, COMPLETE, SUCCESS) to wait for. Default ``{}``."""
     hostname: str
@@ -121,7 +125,8 @@ def definition(
         "stopTimeout": stop_timeout,
     }
     if c["read_only_root_filesystem"]:
-        result["linuxParameters"] = {"tmpfs": [{"containerPath": "/tmp", "size": TMPFS_MIB}]}  # noqa: S108
+        writable = ["/tmp", *c["tmpfs"]]  # noqa: S108
+        result["linuxParameters"] = {"tmpfs": [{"containerPath": path, "size": TMPFS_MIB} for path in writable]}
     if c.get("port"):
         # Bridge mode: hostPort 0 lets Docker pick a free ephemeral port, so copies share an instance.
         host_port = c["port"] if network_mode == "host" else 0
@@ -176,6 +181,11 @@ def problems(c: dict[str, Any], volumes: set[str]) -> list[Problem]:
     for index, mount in enumerate(c["mount_points"]):
         if mount.get("source_volume") not in volumes:
             found.check(f"mount_points[{index}].source_volume", mount.get("source_volume"), "is not one of volumes")
+    for index, path in enumerate(c["tmpfs"]):
+        if not c["read_only_root_filesystem"]:
+            found.check(f"tmpfs[{index}]", path, "is only used with read_only_root_filesystem=True")
+        elif not (isinstance(path, str) and path.startswith("/") and path.rstrip("/") not in ("", "/tmp")):
+            found.check(f"tmpfs[{index}]", path, "must be an absolute directory other than / and /tmp (always one)")
     for other, condition in c["depends_on"].items():
         found.check(f"depends_on.{other}", condition, check.one_of(condition, DEPENDENCY_CONDITIONS))
     if c.get("health_check") is not None and not c["health_check"].get("command"):

@@ -56,6 +56,9 @@ CLUSTER_PORTS = [
 ]
 CLI_PORTS = (35672, 35682)  # rabbitmqctl and rabbitmq-diagnostics talking to other nodes
 PEER_DISCOVERY_PLUGIN = "rabbitmq_peer_discovery_consul"
+# The official image's rabbitmq user (useradd --uid 999), which the instances keep away from the instance
+# metadata service (a clustered node runs on the host's network).
+RABBITMQ_UID = 999
 
 # TLS: the broker's certificate (public, plain environment) and key (a secret) become files of this directory.
 TLS_DIR = "/etc/rabbitmq/tls"

@@ -143,6 +143,13 @@ def test_the_metadata_guard_runs_before_any_container_at_every_boot():
     assert "metadata" not in user_data("app-1234567", blocked_uids=[]).split("ECS_CLUSTER", 1)[1]
 
 
+def test_the_default_blocked_uids_are_the_host_network_containers_users():
+    from seaport import consul_config, rabbitmq_config
+    from seaport.cluster import DEFAULTS
+
+    assert DEFAULTS["metadata_blocked_uids"] == [consul_config.AGENT_UID, rabbitmq_config.RABBITMQ_UID]
+
+
 def test_a_bad_blocked_uid_is_refused():
     error = run(
         lambda: EcsCluster("app", {"network": NETWORK, "metadata_blocked_uids": [100, 0]}), expect=InvalidArgument

@@ -11,6 +11,8 @@ import json
 import pytest
 
 from seaport import ConsulMesh, ContainerService, InvalidArgument
+from seaport import consul_config as cfg
+from seaport.cluster import DEFAULTS as CLUSTER_DEFAULTS
 from seaport.tools.mocks import SeaportMocks
 from seaport.tools.testing import run
 from tests.unit.references import CA, CA_CERT, CLUSTER, INSTANCE_SG, PRIVATE_SUBNETS, REGISTRAR_IMAGE
@@ -368,6 +370,13 @@ def test_agent_daemon_in_host_mode_with_pinned_image_and_secrets(mesh_plan):
         "curl -sf http://127.0.0.1:8500/v1/status/leader | grep -q ':'",
     ]
     assert agent["mountPoints"] == [{"sourceVolume": "consul-data", "containerPath": "/consul/data", "readOnly": False}]
+    # read-only but for its data volume and the configuration the entry point writes (a tmpfs)
+    assert agent["readonlyRootFilesystem"] is True
+    assert [t["containerPath"] for t in agent["linuxParameters"]["tmpfs"]] == ["/tmp", "/consul/config"]
+    assert "/consul/config/secrets.json" in agent["command"][-1] and cfg.AGENT_CA_FILE.startswith("/consul/config/")
+    # as the uid the instances keep away from the instance metadata service
+    variables = {e["name"]: e["value"] for e in agent["environment"]}
+    assert variables["CONSUL_UID"] == "100" and 100 in CLUSTER_DEFAULTS["metadata_blocked_uids"]
     (policy,) = [p for p in mesh_plan.of_type("aws:iam/rolePolicy:RolePolicy") if p["name"] == "consul-agent-task"]
     assert json.loads(policy["inputs"]["policy"])["Statement"] == [
         {"Effect": "Allow", "Action": ["ec2:DescribeInstances"], "Resource": ["*"]}
@@ -377,7 +386,7 @@ def test_agent_daemon_in_host_mode_with_pinned_image_and_secrets(mesh_plan):
 def test_agent_configuration_has_the_values_that_matter(mesh_plan):
     agent = task_containers(mesh_plan, "consul-agent-task")["consul-agent"]
     variables = {e["name"]: e["value"] for e in agent["environment"]}
-    assert set(variables) == {"CONSUL_LOCAL_CONFIG", "CONSUL_CA_PEM"}
+    assert set(variables) == {"CONSUL_LOCAL_CONFIG", "CONSUL_CA_PEM", "CONSUL_UID"}
     assert variables["CONSUL_CA_PEM"] == CA_CERT  # public: the agents trust the servers through it
     config = json.loads(variables["CONSUL_LOCAL_CONFIG"])
     expected = {

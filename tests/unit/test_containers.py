@@ -53,6 +53,34 @@ def test_a_container_may_opt_out_of_the_read_only_root_filesystem():
         assert "linuxParameters" not in found[name]
 
 
+def test_a_read_only_container_may_have_more_tmpfs_directories():
+    found = definitions(container={**MAIN, "tmpfs": ["/etc/app"]})
+    assert found["app"]["readonlyRootFilesystem"] is True
+    assert found["app"]["linuxParameters"]["tmpfs"] == [
+        {"containerPath": "/tmp", "size": 64},
+        {"containerPath": "/etc/app", "size": 64},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("container", "message"),
+    [
+        ({"tmpfs": ["etc/app"]}, "tmpfs[0]='etc/app' must be an absolute directory other than / and /tmp"),
+        ({"tmpfs": ["/tmp"]}, "tmpfs[0]='/tmp' must be an absolute directory other than / and /tmp"),
+        (
+            {"tmpfs": ["/etc/app"], "read_only_root_filesystem": False},
+            "tmpfs[0]='/etc/app' is only used with read_only_root_filesystem=True",
+        ),
+    ],
+)
+def test_bad_tmpfs_directories_are_refused(container, message):
+    error = run(
+        lambda: ContainerService("app", {"cluster": CLUSTER, "container": {**MAIN, **container}}),
+        expect=InvalidArgument,
+    )
+    assert message in str(error)
+
+
 def test_sidecars_are_small_and_not_essential_unless_they_say_so():
     found = definitions(
         sidecars=[

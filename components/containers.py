@@ -184,7 +184,7 @@ def problems(c: dict[str, Any], volumes: set[str]) -> list[Problem]:
     for index, path in enumerate(c["tmpfs"]):
         if not c["read_only_root_filesystem"]:
             found.check(f"tmpfs[{index}]", path, "is only used with read_only_root_filesystem=True")
-        elif not (isinstance(path, str) and path.startswith("/") and path.rstrip("/") not in ("", "/tmp")):
+        elif not (isinstance(path, str) and path.startswith("/") and path.rstrip("/") not in ("", "/tmp")):  # noqa: S108
             found.check(f"tmpfs[{index}]", path, "must be an absolute directory other than / and /tmp (always one)")
     for other, condition in c["depends_on"].items():
         found.check(f"depends_on.{other}", condition, check.one_of(condition, DEPENDENCY_CONDITIONS))

@@ -32,15 +32,15 @@ class Violation:
     message: str
 
 
-def _options(parent: str | None) -> PolicyResourceOptions:
+def _options(resource: dict[str, Any]) -> PolicyResourceOptions:
     return PolicyResourceOptions(
         protect=False,
         ignore_changes=[],
         delete_before_replace=None,
         aliases=[],
         custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
-        additional_secret_outputs=[],
-        parent=parent,
+        additional_secret_outputs=list(resource.get("additionalSecretOutputs", [])),
+        parent=resource.get("parent"),
     )
 
 
@@ -50,7 +50,7 @@ def check(resources: list[dict[str, Any]]) -> list[Violation]:
     custom = [r for r in resources if r.get("custom", True)]
     for policy in RESOURCE_POLICIES:
         for r in custom:
-            args = ResourceValidationArgs(r["type"], r["inputs"], r["urn"], r["name"], _options(r.get("parent")), None)
+            args = ResourceValidationArgs(r["type"], r["inputs"], r["urn"], r["name"], _options(r), None)
             policy.validate(
                 args,
                 lambda message, urn=None, p=policy, r=r: violations.append(Violation(p.name, urn or r["urn"], message)),
@@ -62,7 +62,7 @@ def check(resources: list[dict[str, Any]]) -> list[Violation]:
                 {**r["inputs"], **r["outputs"]},
                 r["urn"],
                 r["name"],
-                _options(r.get("parent")),
+                _options(r),
                 None,
                 None,
                 [],

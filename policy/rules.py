@@ -35,6 +35,13 @@ GENERATED_SECRETS = {
     "random:index/randomString:RandomString": ("result",),
 }
 
+# Of those, the outputs the random provider itself marks secret; the others must be asked for
+# (additional_secret_outputs), or the state file keeps the value in clear.
+PROVIDER_SECRET_OUTPUTS = {
+    "random:index/randomPassword:RandomPassword": ("result",),
+    "random:index/randomBytes:RandomBytes": ("base64", "hex"),
+}
+
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 LEGACY_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -43,6 +50,8 @@ LISTENER = "aws:lb/listener:Listener"
 SCALING_POLICY = "aws:appautoscaling/policy:Policy"
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 ECS_SERVICE = "aws:ecs/service:Service"
+VPC = "aws:ec2/vpc:Vpc"
+FLOW_LOG = "aws:ec2/flowLog:FlowLog"
 
 
 def _where(name: str, resource_type: str) -> str:
@@ -325,6 +334,64 @@ def _scan_on_push(args: ResourceValidationArgs, report: ReportViolation) -> None
         )
 
 
+# -- issue 13: secrets, containers, the edge, the network ---------------------------------------------
+
+
+def _generated_secrets_secret(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    outputs = GENERATED_SECRETS.get(args.resource_type)
+    if not outputs:
+        return
+    secret = set(PROVIDER_SECRET_OUTPUTS.get(args.resource_type, ())) | set(args.opts.additional_secret_outputs or [])
+    clear = [o for o in outputs if o not in secret]
+    if clear:
+        report(
+            f"{_where(args.name, args.resource_type)} generates a credential whose {', '.join(clear)} the state keeps "
+            f"in clear. Fix: pass opts additional_secret_outputs={clear!r}, or generate it with RandomBytes or "
+            "RandomPassword (secret by the provider)."
+        )
+
+
+def _sidecars_read_only(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    # The first container is the task's own; the rest help it (registrars hold tokens that write the catalog).
+    for container in _container_definitions(args)[1:]:
+        if not container.get("readonlyRootFilesystem"):
+            report(
+                f"{_where(args.name, args.resource_type)} runs sidecar {container.get('name')!r} on a writable root "
+                "filesystem. Fix: set readonlyRootFilesystem to true (and a tmpfs where it must write)."
+            )
+
+
+def _stack_of(urn: str) -> str:
+    """The stack name of a URN (``urn:pulumi:<stack>::<project>::...``)."""
+    prefix = "urn:pulumi:"
+    return urn[len(prefix) :].split("::", 1)[0] if urn.startswith(prefix) else ""
+
+
+def _access_logs_in_prod(args: ResourceValidationArgs, report: ReportViolation) -> None:
+    if args.resource_type != LOAD_BALANCER or args.props.get("internal", False):
+        return
+    if not _stack_of(args.urn).startswith("prod"):
+        return
+    if not (args.props.get("accessLogs") or {}).get("enabled"):
+        report(
+            f"{_where(args.name, args.resource_type)} faces the internet in a production stack without access logs. "
+            "Fix: enable accessLogs to an S3 bucket (seaport's load_balancer access_logs, seaport:accessLogs)."
+        )
+
+
+def _flow_logs(args: StackValidationArgs, report: ReportViolation) -> None:
+    """Every VPC the stack creates has a flow log (the VPC's id unknown in a preview: nothing to compare)."""
+    logged = {r.props.get("vpcId") for r in args.resources if r.resource_type == FLOW_LOG}
+    for r in args.resources:
+        vpc_id = r.props.get("id")
+        if r.resource_type == VPC and vpc_id and vpc_id not in logged:
+            report(
+                f"{_where(r.name, r.resource_type)} records no flow logs. Fix: add a flow log of its traffic "
+                "(seaport's Network flow_logs, seaport:flowLogs).",
+                r.urn,
+            )
+
+
 MANDATORY = EnforcementLevel.MANDATORY
 
 RESOURCE_POLICIES = [
@@ -345,6 +412,21 @@ RESOURCE_POLICIES = [
         "nonzero-step-adjustments", "Step scaling adjustments change the capacity.", _nonzero_steps, MANDATORY
     ),
     ResourceValidationPolicy("ecr-scan-on-push", "ECR repositories scan on push.", _scan_on_push, MANDATORY),
+    ResourceValidationPolicy(
+        "generated-secrets-secret",
+        "Generated credentials are secret in the state (the provider's marking or additional_secret_outputs).",
+        _generated_secrets_secret,
+        MANDATORY,
+    ),
+    ResourceValidationPolicy(
+        "sidecars-read-only", "Sidecar containers have read-only root filesystems.", _sidecars_read_only, MANDATORY
+    ),
+    ResourceValidationPolicy(
+        "internet-facing-alb-access-logs-in-prod",
+        "Internet-facing load balancers of production stacks write access logs.",
+        _access_logs_in_prod,
+        MANDATORY,
+    ),
 ]
 STACK_POLICIES = [
     StackValidationPolicy(
@@ -377,5 +459,6 @@ STACK_POLICIES = [
         _alarms_cover,
         MANDATORY,
     ),
+    StackValidationPolicy("vpc-flow-logs", "Every VPC the stack creates records flow logs.", _flow_logs, MANDATORY),
 ]
 POLICIES = RESOURCE_POLICIES + STACK_POLICIES

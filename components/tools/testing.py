@@ -87,6 +87,12 @@ class RecordingMonitor(sdk.MockMonitor):
                 "inputs": _redact(inputs),
                 "outputs": _redact(state),
                 "dependencies": sorted(dependencies),
+                # the engine stores these encrypted (the policy pack checks generated secrets ask for it)
+                **(
+                    {"additionalSecretOutputs": sorted(request.additionalSecretOutputs)}
+                    if request.additionalSecretOutputs
+                    else {}
+                ),
             }
         )
         return sdk.RegisterResourceResponse(urn=urn, id=resource_id, object=sdk.serialize(state))

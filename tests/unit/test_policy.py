@@ -6,7 +6,7 @@ import re
 import pytest
 
 from policy.offline import check
-from policy.rules import POLICIES
+from policy.rules import POLICIES, _stack_of
 
 DIGEST = "@sha256:" + "a" * 64
 
@@ -162,6 +162,35 @@ VIOLATIONS = {
         ),
     ],
 }
+
+
+VIOLATIONS["generated-secrets-secret"] = [
+    resource("random:index/randomUuid4:RandomUuid4", "token-in-clear", {}, {"result": "0b7e..."}),
+]
+VIOLATIONS["sidecars-read-only"] = [
+    resource(
+        "aws:ecs/taskDefinition:TaskDefinition",
+        "writable-registrar",
+        {
+            "containerDefinitions": json.dumps(
+                [
+                    {"name": "app", "image": "app" + DIGEST, "readonlyRootFilesystem": False},
+                    {"name": "app-registrar", "image": "registrar" + DIGEST, "readonlyRootFilesystem": False},
+                ]
+            )
+        },
+    )
+]
+VIOLATIONS["internet-facing-alb-access-logs-in-prod"] = [
+    paging_alarm("unlogged-5xx", {"LoadBalancer": "app/unlogged/1"}),
+    {
+        **resource(
+            "aws:lb/loadBalancer:LoadBalancer", "unlogged", {"internal": False}, {"arnSuffix": "app/unlogged/1"}
+        ),
+        "urn": "urn:pulumi:prod::seaport::aws:lb/loadBalancer:LoadBalancer::unlogged",
+    },
+]
+VIOLATIONS["vpc-flow-logs"] = [resource("aws:ec2/vpc:Vpc", "unlogged-vpc", {}, {"id": "vpc-0123456789abcdef0"})]
 
 
 def test_every_policy_has_a_violating_case():
@@ -372,3 +401,41 @@ def test_alarm_coverage_cases(resources, ok):
 def test_alarm_notification_cases(actions, ok):
     found = [v for v in check([paging_alarm("a", {}, actions=actions)]) if v.policy == "alarms-notify-a-topic"]
     assert (found == []) is ok
+
+
+def test_generated_secrets_are_secret_by_the_provider_or_by_asking():
+    password = resource("random:index/randomPassword:RandomPassword", "pw", {}, {"result": "x"})
+    asked = {**resource("random:index/randomUuid4:RandomUuid4", "id", {}), "additionalSecretOutputs": ["result"]}
+    half = {**resource("random:index/randomBytes:RandomBytes", "key", {}), "additionalSecretOutputs": []}
+    assert [v for v in check([password, asked, half]) if v.policy == "generated-secrets-secret"] == []
+    uuid = resource("random:index/randomUuid:RandomUuid", "clear", {})
+    (violation,) = [v for v in check([uuid]) if v.policy == "generated-secrets-secret"]
+    assert "additional_secret_outputs=['result']" in violation.message
+
+
+def test_the_plan_records_what_the_engine_stores_encrypted(dev_plan):
+    """The policy pack reads additional secret outputs from the plan as Pulumi hands them to it."""
+    generated = [r for r in dev_plan.resources if r["type"].startswith("random:")]
+    assert generated
+    assert [v for v in check(generated) if v.policy == "generated-secrets-secret"] == []
+
+
+@pytest.mark.parametrize(
+    ("stack", "access_logs", "ok"),
+    [("prod", {"enabled": True, "bucket": "logs"}, True), ("prod", None, False), ("dev", None, True)],
+)
+def test_access_logs_are_required_of_production_stacks_only(stack, access_logs, ok):
+    balancer = resource("aws:lb/loadBalancer:LoadBalancer", "web", {"internal": False, "accessLogs": access_logs})
+    assert _stack_of(balancer["urn"]) == "test"
+    balancer["urn"] = balancer["urn"].replace("urn:pulumi:test::", f"urn:pulumi:{stack}::")
+    internal = {**balancer, "inputs": {"internal": True}, "outputs": {"internal": True}}
+    found = [v for v in check([balancer, internal]) if v.policy == "internet-facing-alb-access-logs-in-prod"]
+    assert (found == []) is ok
+
+
+def test_a_vpc_with_its_flow_log_passes_and_an_adopted_one_is_not_judged():
+    vpc = resource("aws:ec2/vpc:Vpc", "main", {}, {"id": "vpc-1"})
+    flow = resource("aws:ec2/flowLog:FlowLog", "main", {"vpcId": "vpc-1", "trafficType": "ALL"})
+    assert [v for v in check([vpc, flow]) if v.policy == "vpc-flow-logs"] == []
+    unknown_in_preview = resource("aws:ec2/vpc:Vpc", "new", {})
+    assert [v for v in check([unknown_in_preview]) if v.policy == "vpc-flow-logs"] == []

@@ -47,11 +47,7 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
             "discovery": a["discovery"],
             "consul_service": {"name": BROKER_SERVICE, "check": "tcp"},
             "container": {
-                "name": BROKER_SERVICE,
-                "image": image,
-                "port": AMQPS_PORT,
-                "cpu": 512,
-                "memory_mib": BROKER_MEMORY_MIB,
+                **_node(image, config.START_COMMAND, "ping", start_period_seconds=60),
                 # A fixed node name: the broker finds its own data again after a restart.
                 "hostname": BROKER_SERVICE,
                 "environment": {
@@ -60,15 +56,6 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
                     **tls.environment,
                 },
                 "secrets": {config.DEFINITIONS_VARIABLE: definitions.arn, **tls.secrets},
-                "command": config.START_COMMAND,
-                "mount_points": [{"source_volume": "rabbitmq-data", "container_path": "/var/lib/rabbitmq"}],
-                "read_only_root_filesystem": False,  # the image's entry point writes its configuration
-                "health_check": {
-                    "command": ["CMD", "rabbitmq-diagnostics", "-q", "ping"],
-                    "interval_seconds": 30,
-                    "timeout_seconds": 10,
-                    "start_period_seconds": 60,
-                },
             },
             # On the dedicated instance's disk: a restarted or redeployed broker finds its data again.
             "volumes": [{"name": "rabbitmq-data", "host_path": DATA_PATH}],
@@ -108,11 +95,7 @@ def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: 
             "network_mode": "host",  # stable node names (the instance's DNS name) and distribution ports
             "placement_constraints": [{"type": "distinctInstance"}],
             "container": {
-                "name": BROKER_SERVICE,
-                "image": image,
-                "port": AMQPS_PORT,
-                "cpu": 512,
-                "memory_mib": BROKER_MEMORY_MIB,
+                **_node(image, config.CLUSTER_START_COMMAND, "check_running", start_period_seconds=120),
                 "environment": {
                     "RABBITMQ_USE_LONGNAME": "true",
                     config.CONF_VARIABLE: config.render(config.cluster_conf(BROKER_MEMORY_MIB, nodes)),
@@ -124,15 +107,6 @@ def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: 
                     **tls.secrets,
                     config.CONSUL_TOKEN_VARIABLE: get(a["discovery"], "broker_token_secret_arn"),
                     config.COOKIE_VARIABLE: cookie.arn,
-                },
-                "command": config.CLUSTER_START_COMMAND,
-                "mount_points": [{"source_volume": "rabbitmq-data", "container_path": "/var/lib/rabbitmq"}],
-                "read_only_root_filesystem": False,  # the image's entry point writes its configuration
-                "health_check": {
-                    "command": ["CMD", "rabbitmq-diagnostics", "-q", "check_running"],
-                    "interval_seconds": 30,
-                    "timeout_seconds": 10,
-                    "start_period_seconds": 120,
                 },
             },
             # On each instance's disk: a restarted node finds its data and rejoins with it.
@@ -148,6 +122,29 @@ def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: 
         },
         opts=child,
     )
+
+
+def _node(image: Any, command: list[str], check: str, start_period_seconds: int) -> dict[str, Any]:
+    """What every broker node's container has: the wrapper command, AMQPS, its data directory on a volume, and
+    a health check (``rabbitmq-diagnostics <check>``)."""
+    return {
+        "name": BROKER_SERVICE,
+        "image": image,
+        "port": AMQPS_PORT,
+        "cpu": 512,
+        "memory_mib": BROKER_MEMORY_MIB,
+        "command": command,
+        "mount_points": [{"source_volume": "rabbitmq-data", "container_path": "/var/lib/rabbitmq"}],
+        # The image keeps its defaults, plugin list and TLS scratch directory under /etc/rabbitmq and /tmp,
+        # which its entry point and the wrapper write at start (README, Security).
+        "read_only_root_filesystem": False,
+        "health_check": {
+            "command": ["CMD", "rabbitmq-diagnostics", "-q", check],
+            "interval_seconds": 30,
+            "timeout_seconds": 10,
+            "start_period_seconds": start_period_seconds,
+        },
+    }
 
 
 def _definitions(

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # Debian packages the tests drive for real (broker, browser, linters, diagrams).
 SYSTEM_TOOLS := rabbitmq-server:rabbitmq-server chromium:chromium shellcheck:shellcheck dot:graphviz
 
-.PHONY: plan test lint bench local sysdeps docs clean lock
+.PHONY: plan test lint bench local sysdeps docs clean lock scan
 
 # The locks (pip-tools, with hashes) are what gets installed: here, in CI and by `pulumi install`
 # (Pulumi's pip toolchain reads requirements.txt). `make lock` recompiles them from the *.in ranges.
@@ -20,15 +20,31 @@ $(VENV)/.stamp: requirements.txt requirements-dev.txt pyproject.toml
 
 LOCK := $(VENV)/bin/pip-compile --quiet --generate-hashes --no-emit-index-url --no-emit-find-links --strip-extras --allow-unsafe
 
-## lock: recompile requirements.txt and requirements-dev.txt from requirements*.in (then run make test)
+## lock: recompile requirements.txt, requirements-dev.txt and requirements-scan.txt from requirements*.in (then run make test)
 lock: $(VENV)/.stamp
 	$(LOCK) requirements.in -o requirements.txt
 	$(LOCK) requirements-dev.in -o requirements-dev.txt
+	$(LOCK) requirements-scan.in -o requirements-scan.txt
 
 ## plan: offline plan of STACK (default dev) into build/$(STACK), checked by the policy pack
 plan: $(VENV)/.stamp
 	$(PY) -m seaport.tools.synth --stack $(STACK) --out build/$(STACK)
 	$(PY) -m policy.offline build/$(STACK)/resources.json
+
+## scan: checkov over the prod stack's offline plan; fails on a finding policy/accepted_findings.yaml doesn't accept
+# checkov has its own virtualenv and lock: it pins many libraries the project's lock can't share.
+SCAN_VENV := .venv-scan
+$(SCAN_VENV)/.stamp: requirements-scan.txt
+	@test -x $(SCAN_VENV)/bin/python || $(PYTHON) -m venv $(SCAN_VENV)
+	@printf '*\n' > $(SCAN_VENV)/.gitignore
+	@echo "==> installing the locked scanner (checkov) into $(SCAN_VENV) (first run takes about a minute)"
+	@# The lock lists every dependency (--no-deps skips resolving them again); bytecode is compiled on first use.
+	$(SCAN_VENV)/bin/python -m pip install --quiet --require-hashes --no-deps --no-compile -r requirements-scan.txt
+	@touch $@
+
+scan: $(VENV)/.stamp $(SCAN_VENV)/.stamp
+	$(PY) -m seaport.tools.synth --stack prod --out build/prod
+	$(PY) -m devtools.scan build/prod/resources.json --checkov $(SCAN_VENV)/bin/checkov
 
 ## sysdeps: install the Debian packages the tests need, when missing (needs root or sudo)
 sysdeps:

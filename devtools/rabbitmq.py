@@ -16,10 +16,21 @@ Usage::
         node.restart()                      # graceful stop, start, wait
         node.import_definitions(document)   # queues and policies, waits until they apply
         node.ctl("set_vm_memory_high_watermark", "absolute", "1MB")  # any rabbitmqctl command
+        node.freeze(); node.thaw()          # SIGSTOP / SIGCONT: a broker that goes silent, then returns
+
+    ca = trustme.CA()                       # AMQP over TLS as well, on another free port
+    with RabbitMQNode(tls=ServerTls.issued_by(ca, "rabbitmq")) as node:
+        url = node.tls_url()                # amqps://guest:guest@127.0.0.1:<amqps port>/%2F
 
 Starting takes about 8 s on a 2-core machine (Erlang boot and the database
 schema check dominate); stopping about 1 s. No plugins are enabled. The default
 ``guest`` user is allowed because clients connect over loopback.
+
+With ``tls`` the node also listens for AMQP over TLS (1.2 and 1.3) on
+``amqps_port``, with that certificate and key; the plain AMQP port stays open
+for the test's own connections and ``wait_ready``. The listener is configured
+in ``advanced.config`` (Erlang terms), which costs no boot time, where a
+``rabbitmq.conf`` would add seconds of schema processing.
 
 Cluster members (devtools.rabbitmq_cluster) and the node that boots the generated
 ECS configuration (tests/apps/test_cluster_config.py) pass more: a node name, a
@@ -41,6 +52,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools.procs import child_env, free_port, wait_for_port
@@ -62,6 +74,25 @@ except OSError:
 
 class RabbitMQError(RuntimeError):
     """The node could not be started, or did not become ready in time."""
+
+
+@dataclass(frozen=True)
+class ServerTls:
+    """What a node's TLS listener presents, as PEM text: its certificate chain and key, and the CA to trust."""
+
+    cert_pem: str  # the node's certificate, then any intermediates
+    key_pem: str = field(repr=False)
+    ca_pem: str  # the CA that issued it: what clients trust
+
+    @classmethod
+    def issued_by(cls, ca, *names: str) -> ServerTls:
+        """A certificate for ``names`` (DNS names or IP addresses) issued by ``ca``, a ``trustme.CA``."""
+        issued = ca.issue_cert(*names)
+        return cls(
+            cert_pem="".join(blob.bytes().decode() for blob in issued.cert_chain_pems),
+            key_pem=issued.private_key_pem.bytes().decode(),
+            ca_pem=ca.cert_pem.bytes().decode(),
+        )
 
 
 def server_script() -> str:
@@ -114,6 +145,8 @@ class RabbitMQNode:
         schedulers: int | None = None,
         env: Mapping[str, str | None] | None = None,
         command: Sequence[str] | None = None,
+        tls: ServerTls | None = None,
+        amqps_port: int | None = None,
     ):
         """More arguments (all optional; the defaults make the standalone test node):
 
@@ -126,7 +159,12 @@ class RabbitMQNode:
         schedulers: Erlang schedulers (``+S n:n``), for several nodes on few cores.
         env: more variables for the server process (None removes one), applied last.
         command: what to run instead of the server script (a wrapper that ends by exec-ing it).
+        tls: also listen for AMQP over TLS with this certificate (written under ``<data_dir>/tls``);
+            not together with ``advanced_config``, which then holds the listener.
+        amqps_port: the TLS listener's port on 127.0.0.1 (default: a free one; only with ``tls``).
         """
+        if tls is not None and advanced_config is not None:
+            raise RabbitMQError("tls and advanced_config together: put the TLS listener in advanced_config")
         self._owns_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="seaport-rabbitmq-"))
         self.amqp_port = amqp_port or free_port()
@@ -141,6 +179,8 @@ class RabbitMQNode:
         self.schedulers = schedulers
         self.extra_env = dict(env or {})
         self.command = list(command) if command else None
+        self.tls = tls
+        self.amqps_port = (amqps_port or free_port()) if tls else None
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
         self._output = None
@@ -156,6 +196,12 @@ class RabbitMQNode:
 
     def url_for(self, username: str, password: str, vhost: str = "%2F") -> str:
         return f"amqp://{username}:{password}@{self.host}:{self.amqp_port}/{vhost}"
+
+    def tls_url(self, username: str = "guest", password: str = "guest", host: str | None = None) -> str:  # noqa: S107
+        """amqps URL of the TLS listener; ``host`` is what the URL names (e.g. ``localhost``), 127.0.0.1 by default."""
+        if self.amqps_port is None:
+            raise RabbitMQError("this node has no TLS listener: create it with tls=ServerTls(...)")
+        return f"amqps://{username}:{password}@{host or self.host}:{self.amqps_port}/%2F"
 
     def connection_parameters(self):
         """pika parameters of a client connection to this node (``url``'s)."""
@@ -182,7 +228,8 @@ class RabbitMQNode:
         (self.data_dir / "log").mkdir(parents=True, exist_ok=True)
         (self.data_dir / "enabled_plugins").write_text(f"[{','.join(self.plugins)}].\n")
         (self.data_dir / "rabbitmq-env.conf").write_text("# empty: keeps /etc/rabbitmq out\n")
-        for name, text in (("rabbitmq.conf", self.conf), ("advanced.config", self.advanced_config)):
+        advanced_config = self._tls_config() if self.tls else self.advanced_config
+        for name, text in (("rabbitmq.conf", self.conf), ("advanced.config", advanced_config)):
             path = self.data_dir / name
             if text is None:
                 path.unlink(missing_ok=True)
@@ -190,8 +237,9 @@ class RabbitMQNode:
                 path.write_text(text)
         if self.cookie is not None:
             write_cookie(self.data_dir / ".erlang.cookie", self.cookie)
-        for port in (self.amqp_port, self.dist_port):
-            wait_until_bindable(port)
+        for port in (self.amqp_port, self.dist_port, self.amqps_port):
+            if port is not None:
+                wait_until_bindable(port)
         self._output = open(self.data_dir / "server.out", "ab")  # noqa: SIM115 - closed in _reap()
         self.process = subprocess.Popen(
             self.command or [script],
@@ -206,15 +254,15 @@ class RabbitMQNode:
         return self
 
     def wait_ready(self, timeout: float | None = None) -> RabbitMQNode:
-        """Block until the AMQP port accepts and a pika connection opens and closes cleanly."""
+        """Block until the AMQP port accepts and a pika connection opens and closes cleanly.
+
+        With ``tls``, also until the TLS port accepts (it opens along with the plain one).
+        """
         import pika  # a test/bench dependency; keep importing this module cheap
 
         deadline = time.monotonic() + (timeout or self.startup_timeout)
         assert self.process is not None, "start() first"
-        try:
-            wait_for_port(self.amqp_port, max(0.1, deadline - time.monotonic()), self.host, self.process)
-        except (RuntimeError, TimeoutError) as error:
-            raise RabbitMQError(f"{error}\n{self.log_tail()}") from None
+        self._wait_for_port(self.amqp_port, deadline)
         params = self.connection_parameters()
         params.socket_timeout = 2
         last_error: Exception | None = None
@@ -224,11 +272,20 @@ class RabbitMQNode:
                 break
             try:
                 pika.BlockingConnection(params).close()
-                return self
             except pika.exceptions.AMQPError as error:
                 last_error = error
                 time.sleep(0.1)
+                continue
+            if self.amqps_port is not None:
+                self._wait_for_port(self.amqps_port, deadline)
+            return self
         raise RabbitMQError(f"RabbitMQ node not ready: {last_error!r}\n{self.log_tail()}")
+
+    def _wait_for_port(self, port: int, deadline: float) -> None:
+        try:
+            wait_for_port(port, max(0.1, deadline - time.monotonic()), self.host, self.process)
+        except (RuntimeError, TimeoutError) as error:
+            raise RabbitMQError(f"{error}\n{self.log_tail()}") from None
 
     def stop(self, timeout: float = 30.0) -> None:
         """Graceful shutdown (SIGTERM: the node closes connections and syncs queues)."""
@@ -246,6 +303,16 @@ class RabbitMQNode:
         """SIGTERM (a graceful stop), without waiting for the node to exit; ``stop``/``kill`` reap it."""
         if self.is_running():
             self._signal(signal.SIGTERM)
+
+    def freeze(self) -> None:
+        """SIGSTOP the whole node: connections stay open but nothing answers (``thaw`` resumes it)."""
+        if self.is_running():
+            self._signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after ``freeze``."""
+        if self.is_running():
+            self._signal(signal.SIGCONT)
 
     def kill(self) -> None:
         """SIGKILL the whole node (a crash: nothing is flushed or closed politely)."""
@@ -360,6 +427,24 @@ class RabbitMQNode:
             }
         )
 
+    def _tls_config(self) -> str:
+        """advanced.config with the TLS listener; writes the certificate, key and CA files it names."""
+        folder = self.data_dir / "tls"
+        folder.mkdir(exist_ok=True)
+        files = {"cacertfile": "ca.pem", "certfile": "cert.pem", "keyfile": "key.pem"}
+        texts = {"cacertfile": self.tls.ca_pem, "certfile": self.tls.cert_pem, "keyfile": self.tls.key_pem}
+        for key, name in files.items():
+            path = folder / name
+            path.write_text(texts[key])
+            path.chmod(0o600)
+        options = ", ".join(f'{{{key}, "{erlang_string(str(folder / name))}"}}' for key, name in files.items())
+        # Clients are not asked for certificates (verify_none is about the client's, not the server's).
+        return (
+            f'[{{rabbit, [{{ssl_listeners, [{{"{self.host}", {self.amqps_port}}}]}},\n'
+            f"  {{ssl_options, [{options},\n"
+            "    {verify, verify_none}, {fail_if_no_peer_cert, false}, {versions, ['tlsv1.3', 'tlsv1.2']}]}]}].\n"
+        )
+
     def _signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signum)
@@ -388,6 +473,11 @@ class RabbitMQNode:
         if self._watchdog is not None:
             self._watchdog.wait(5)
             self._watchdog = None
+
+
+def erlang_string(text: str) -> str:
+    """``text`` escaped for an Erlang string literal."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def write_cookie(path: Path, cookie: str) -> None:

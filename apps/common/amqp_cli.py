@@ -14,13 +14,19 @@ from collections.abc import Callable
 
 from apps.common.amqp_service import EXIT_CONFIG, ReconnectingService
 from apps.common.config import ConfigError, env_float
+from apps.common.contract import liveness
+from apps.common.liveness import Heartbeat
 from apps.common.log import setup_logging
 from apps.common.pika_tuning import coalesce_writes
 from apps.common.rabbitmq import QUEUE_TYPES, BrokerSettings, QueueSettings
 
-EXIT_CODES_HELP = """\
+EXIT_CODES_HELP = f"""\
 Every METRICS_INTERVAL_SECONDS (default 60; 0: never) and at exit the app logs a
 "progress" record: its counters, and CloudWatch Embedded Metric Format metrics.
+
+While its loop makes progress (waiting for the broker included) the app refreshes
+{liveness.FILE_VARIABLE} (default {liveness.HEARTBEAT_FILE}); `python -m {liveness.MODULE}`
+is the health check that reads it.
 
 exit codes: 0 done (or stopped by SIGTERM/SIGINT with nothing left in flight),
 1 stopped with work unfinished, 2 bad setting, 3 broker unusable (unreachable for
@@ -49,7 +55,12 @@ def non_negative_float(text: str) -> float:
 
 
 def add_broker_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("broker and queue (flags override the environment variables)")
+    group = parser.add_argument_group(
+        "broker and queue (flags override the environment variables)",
+        "TLS: an amqps:// URL, or RABBITMQ_TLS=true with --service; the broker's certificate is always verified "
+        "(TLS 1.2 or newer), against RABBITMQ_CA_PEM (the CA certificate's PEM text; default: the system's CAs) "
+        "for the name RABBITMQ_TLS_SERVER_NAME (default: the host connected to).",
+    )
     group.add_argument("--url", help="AMQP URL, amqp[s]://user:pass@host:port/vhost (RABBITMQ_URL)")
     group.add_argument(
         "--service",
@@ -100,6 +111,7 @@ def run_service(
     try:
         coalesce_writes()  # PIKA_COALESCE_WRITES
         service = build(log)
+        service.liveness = Heartbeat.from_env()  # LIVENESS_FILE, read by the health check
     except ConfigError as error:
         log.error(str(error))
         return EXIT_CONFIG

@@ -15,6 +15,17 @@ record every ``progress_interval`` seconds, connected or not, and one at the
 end: the app's counters for people, and a CloudWatch Embedded Metric Format
 record (apps.common.contract.telemetry) with what happened since the previous
 one and, measured just before when connected, the queue depths.
+
+Liveness (apps.common.contract.liveness): with a ``Heartbeat``, the same timer
+refreshes the heartbeat file the container health check reads, dated when
+progress was last seen. Waiting for the broker counts as progress (between
+attempts, while connecting, while the broker blocks publishing): the retry
+budget, the connection timeouts and pika's ``blocked_connection_timeout``
+bound it. Connected, it is the broker being heard from: any bytes received.
+When the connection has been quiet for a refresh interval (an empty queue,
+heartbeats further apart or off) the app asks the broker something cheap
+(``probe``), whose answer counts. A loop blocked in a callback refreshes
+nothing, and neither does a connection whose broker went silent.
 """
 
 from __future__ import annotations
@@ -29,6 +40,7 @@ import pika.exceptions
 from apps.common.config import ConfigError
 from apps.common.contract import telemetry
 from apps.common.discovery import DiscoveryError
+from apps.common.liveness import Heartbeat
 from apps.common.rabbitmq import (
     Backoff,
     BrokerAddress,
@@ -62,6 +74,7 @@ class ReconnectingService:
         name: connection name shown in the broker's management UI and in logs.
         locator: finds the broker (default: from ``broker``'s URL or Consul).
         progress_interval: seconds between ``progress`` records (None: none).
+        liveness: the heartbeat file to refresh while the loop makes progress (None: none).
     """
 
     tick_seconds = 0.05
@@ -75,6 +88,7 @@ class ReconnectingService:
         locator: BrokerLocator | None = None,
         log: logging.Logger | None = None,
         progress_interval: float | None = None,
+        liveness: Heartbeat | None = None,
     ):
         self.broker = broker
         self.queue = queue
@@ -98,6 +112,11 @@ class ReconnectingService:
         self._measuring: object | None = None  # the measurement whose answer the next record waits for
         self._measuring_since = 0.0
         self._reported_totals: dict[str, int] = {}
+        self.liveness = liveness
+        self.broker_blocked = False  # the broker blocks this connection's publishing (connection.blocked)
+        self._heard_at = time.monotonic()  # when the open connection last received anything
+        self._bytes_seen = -1
+        self._probing = False
 
     # -- hooks for subclasses -------------------------------------------------
 
@@ -136,6 +155,13 @@ class ReconnectingService:
         """Counters by telemetry metric name, totals so far; each record carries their increase."""
         return {}
 
+    def probe(self, channel, on_answer) -> None:
+        """Ask the broker something cheap on ``channel`` (liveness, on a quiet connection); ``on_answer(frame)``.
+
+        ``basic.qos`` only involves the channel (no queue, no permission), and
+        with the prefetch the channel already has it changes nothing."""
+        channel.basic_qos(prefetch_count=0, callback=on_answer)
+
     # -- control -----------------------------------------------------------------
 
     def request_stop(self, *_signal_args) -> None:
@@ -157,6 +183,7 @@ class ReconnectingService:
 
     def run(self) -> int:
         """Connect, work, reconnect as needed; the exit code once finished."""
+        self._beat()
         while self.exit_code is None:
             self._check_stop()
             if self.exit_code is not None:
@@ -199,6 +226,8 @@ class ReconnectingService:
             return
         if self._open_error is not None:
             reason, permanent = describe_connection_error(self._open_error)
+            if self.address.tls and reason.startswith("TLS certificate rejected"):
+                reason += f" ({self.broker.tls_identity(self.address)})"
             self.locator.failed(self.address)
             if permanent:
                 self.finish(EXIT_BROKER, self._cannot_connect(reason, gave_up=False))
@@ -240,6 +269,7 @@ class ReconnectingService:
             self._check_stop()
             self.on_tick()
             self._report_progress_if_due()
+            self._beat()
 
     def _cannot_connect(self, reason: str, gave_up: bool = True) -> str:
         where = f"{self.address} ({self.address.source})" if self.address else repr(self.broker.service)
@@ -252,6 +282,8 @@ class ReconnectingService:
         return message
 
     def _on_connection_open(self, connection) -> None:
+        self._heard_at = time.monotonic()
+        self._bytes_seen = connection.bytes_received
         connection.channel(on_open_callback=self._on_channel_open)
 
     def _on_connection_open_error(self, connection, error) -> None:
@@ -261,18 +293,23 @@ class ReconnectingService:
     def _on_connection_closed(self, connection, reason) -> None:
         self.channel = None
         self._ready = False
+        self.broker_blocked = False
         if not self._closing and self._lost_reason is None:
             self._lost_reason = describe_connection_error(reason)[0]
         connection.ioloop.stop()
 
     def _on_blocked(self, _connection, frame) -> None:
+        self.broker_blocked = True
         self.on_blocked(str(getattr(frame.method, "reason", "") or "unknown"))
 
     def _on_unblocked(self, _connection, _frame) -> None:
+        self.broker_blocked = False
+        self._heard_at = time.monotonic()
         self.on_unblocked()
 
     def _on_channel_open(self, channel) -> None:
         self.channel = channel
+        self._probing = False
         channel.add_on_close_callback(self._on_channel_closed)
         self.setup_channel(channel, lambda: declare_queues(channel, self.queue, self._on_declared))
 
@@ -348,7 +385,44 @@ class ReconnectingService:
         self._check_stop()
         self.on_tick()
         self._report_progress_if_due()
+        self._beat()
         connection.ioloop.call_later(self.tick_seconds, self._tick)
+
+    # -- liveness --------------------------------------------------------------------
+
+    def _beat(self) -> None:
+        """Refresh the heartbeat file when due, dated when progress was last seen (see the module docstring)."""
+        if self.liveness is None or not self.liveness.due():
+            return
+        now = time.monotonic()
+        connection = self.connection
+        if connection is None or not (connection.is_open or connection.is_closing):
+            self.liveness.beat(now, "connecting" if connection is not None else "waiting for the broker")
+            return
+        if self.broker_blocked:
+            self.liveness.beat(now, "blocked by the broker")
+            return
+        received = connection.bytes_received
+        if received != self._bytes_seen:
+            self._bytes_seen = received
+            self._heard_at = now
+        elif now - self._heard_at >= self.liveness.refresh_seconds:
+            self._send_probe()
+        state = "closing" if connection.is_closing else "connected" if self.ready else "opening the channel"
+        self.liveness.beat(self._heard_at, state)
+
+    def _send_probe(self) -> None:
+        channel = self.channel
+        if self._probing or channel is None or not channel.is_open or self._closing:
+            return
+        self._probing = True
+
+        def answered(_frame) -> None:
+            if channel is self.channel:
+                self._probing = False
+                self._heard_at = time.monotonic()
+
+        self.probe(channel, answered)
 
     def _report_progress_if_due(self) -> None:
         if self.progress_interval is None:

@@ -10,8 +10,29 @@ Where the broker is (flags of the apps override these):
   at ``CONSUL_HTTP_ADDR`` (healthy instances only, asked again on every
   reconnect), with ``RABBITMQ_USERNAME`` / ``RABBITMQ_PASSWORD`` (default
   guest/guest), ``RABBITMQ_VHOST`` (``/``) and ``RABBITMQ_TLS`` (``false``;
-  ``true`` speaks amqps with the server certificate checked against the host
-  name, as Amazon MQ on port 5671 requires).
+  ``true``: speak AMQP over TLS to the discovered instances).
+
+TLS (``amqps://`` URLs, or ``RABBITMQ_TLS=true`` with ``RABBITMQ_SERVICE``):
+TLS 1.2 at least, and the broker's certificate is always verified, its chain
+and the name in it; there is no way to turn that off.
+
+- ``RABBITMQ_CA_PEM``: the PEM text of the CA certificate(s) to trust; when
+  set, only these are trusted, not the system's store. Refused at start-up
+  unless it holds at least one CA certificate (a private key or the broker's
+  own certificate is not one).
+- ``RABBITMQ_TLS_SERVER_NAME``: the DNS name (or IP address) the broker's
+  certificate must be valid for, also sent as SNI. Default: the host
+  connected to (the URL's, or the address Consul returned).
+
+With seaport's container or cluster broker the infrastructure sets
+``RABBITMQ_TLS=true``, ``RABBITMQ_TLS_SERVER_NAME=rabbitmq`` (Consul returns IP
+addresses or EC2 host names, which the certificate cannot name) and
+``RABBITMQ_CA_PEM`` (the stack's internal CA, which issued the broker's
+certificate for the name ``rabbitmq``). With Amazon MQ the apps get an
+``amqps://`` endpoint and neither variable: the certificate is checked against
+the system's trusted CAs and the endpoint's host name. Setting either variable
+without TLS (RABBITMQ_TLS unset or false, or an ``amqp://`` URL) is an error,
+and so is ``RABBITMQ_TLS=true`` with an ``amqp://`` URL (use ``amqps://``).
 
 The queue (both apps declare it, identically, since either may start first):
 
@@ -34,12 +55,15 @@ grow from ``RABBITMQ_BACKOFF_INITIAL`` (0.5 s) doubling up to
 
 from __future__ import annotations
 
+import functools
+import ipaddress
 import random
+import re
 import socket
 import ssl
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 import pika
@@ -57,6 +81,9 @@ QUEUE_TYPES = contract.QUEUE_TYPES
 POISON_HEADER = "x-seaport-poison"
 AMQP_PORT = contract.AMQP_PORT
 AMQPS_PORT = contract.AMQPS_PORT
+TLS_MINIMUM_VERSION = ssl.TLSVersion.TLSv1_2
+# A DNS name as a certificate names it: dot-separated labels of letters, digits and inner hyphens.
+DNS_NAME = re.compile(r"(?=.{1,253}$)(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*")
 
 
 # -- settings -------------------------------------------------------------------
@@ -114,7 +141,9 @@ class BrokerSettings:
     username: str = "guest"
     password: str = "guest"  # noqa: S105 - RabbitMQ's default, accepted on loopback only
     vhost: str = "/"
-    tls: bool = False
+    tls: bool = False  # RABBITMQ_TLS: TLS to discovered instances (a URL says it with its scheme)
+    tls_server_name: str | None = None  # the name the certificate must be valid for (default: the host)
+    ca_pem: str | None = field(default=None, repr=False)  # the only CAs trusted (default: the system's)
     heartbeat: int = 30
     connect_timeout: float = 5.0
     retry_seconds: float = 120.0
@@ -139,6 +168,8 @@ class BrokerSettings:
             password=env_str("RABBITMQ_PASSWORD", cls.password),
             vhost=env_str("RABBITMQ_VHOST", cls.vhost),
             tls=env_bool("RABBITMQ_TLS", False),
+            tls_server_name=env_str("RABBITMQ_TLS_SERVER_NAME"),
+            ca_pem=env_str("RABBITMQ_CA_PEM"),
             heartbeat=env_int("RABBITMQ_HEARTBEAT", cls.heartbeat, minimum=0, maximum=600),
             connect_timeout=env_float("RABBITMQ_CONNECT_TIMEOUT", cls.connect_timeout, minimum=0.1),
             retry_seconds=(
@@ -152,7 +183,46 @@ class BrokerSettings:
         check_range("retry seconds", settings.retry_seconds, 0)
         if settings.url:
             settings.url_address()  # fail at startup, not at the first connection
+        settings.check_tls()
         return settings
+
+    @property
+    def uses_tls(self) -> bool:
+        """Whether connections are TLS: the URL's scheme says so, or RABBITMQ_TLS for discovered instances."""
+        if self.url:
+            return self.url.strip().lower().startswith("amqps:")
+        return self.tls
+
+    def check_tls(self) -> None:
+        """ConfigError for TLS settings that contradict each other or cannot work; builds the context once."""
+        if self.url and self.tls and not self.uses_tls:
+            raise ConfigError(
+                f"RABBITMQ_TLS=true but the broker URL {redact(self.url)!r} is amqp://: "
+                "use an amqps:// URL (RABBITMQ_URL or --url) for TLS"
+            )
+        if not self.uses_tls:
+            for name, value in (("RABBITMQ_TLS_SERVER_NAME", self.tls_server_name), ("RABBITMQ_CA_PEM", self.ca_pem)):
+                if value:
+                    raise ConfigError(
+                        f"{name} is set but the connection to the broker is not TLS: set RABBITMQ_TLS=true "
+                        "(with RABBITMQ_SERVICE) or use an amqps:// RABBITMQ_URL, or unset it"
+                    )
+            return
+        if self.tls_server_name is not None and not valid_server_name(self.tls_server_name):
+            raise ConfigError(
+                f"RABBITMQ_TLS_SERVER_NAME={self.tls_server_name!r} is not a DNS name or IP address: give the "
+                "name the broker's certificate is issued for, e.g. rabbitmq (letters, digits, '-' and '.')"
+            )
+        tls_context(self.ca_pem)
+
+    def tls_identity(self, address: BrokerAddress) -> str:
+        """What a broker's certificate must be, for error messages."""
+        if self.tls_server_name:
+            name = f"{self.tls_server_name!r} (RABBITMQ_TLS_SERVER_NAME)"
+        else:
+            name = f"{address.host!r} (the host connected to; RABBITMQ_TLS_SERVER_NAME would name another)"
+        issuer = "the CA in RABBITMQ_CA_PEM" if self.ca_pem else "a CA the system trusts (RABBITMQ_CA_PEM unset)"
+        return f"wanted: a certificate for {name} issued by {issuer}"
 
     def url_address(self) -> BrokerAddress:
         """The URL's address; what it leaves out comes from the other settings."""
@@ -234,12 +304,59 @@ def redact(url: str) -> str:
     return url
 
 
+def valid_server_name(name: str) -> bool:
+    """Whether ``name`` can be checked against a certificate: a DNS name or an IP address."""
+    try:
+        ipaddress.ip_address(name)
+        return True
+    except ValueError:
+        return bool(DNS_NAME.fullmatch(name))
+
+
+@functools.lru_cache(maxsize=4)
+def tls_context(ca_pem: str | None = None) -> ssl.SSLContext:
+    """The client TLS context: TLS 1.2 or newer, the chain and the host name always verified.
+
+    ``ca_pem`` (RABBITMQ_CA_PEM): the only CAs trusted; None: the system's store.
+    Strict X.509 checks, as Python 3.13 (the images') applies by default, so a
+    certificate refused there is refused in tests on older Pythons too.
+    Raises ConfigError when ``ca_pem`` holds no CA certificate.
+    """
+    if ca_pem is not None:
+        if "PRIVATE KEY-----" in ca_pem:
+            raise ConfigError(
+                "RABBITMQ_CA_PEM holds a private key: give only the CA's certificate "
+                "(-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE-----)"
+            )
+        try:
+            context = ssl.create_default_context(cadata=ca_pem)  # these CAs only, not the system's
+        except (ssl.SSLError, ValueError) as error:
+            reason = str(error).split(" (_ssl.c:")[0]
+            raise ConfigError(
+                f"RABBITMQ_CA_PEM is not a PEM certificate ({reason}): give the text of the CA's certificate, "
+                "-----BEGIN CERTIFICATE----- ... -----END CERTIFICATE----- with its line breaks"
+            ) from None
+        if context.cert_store_stats()["x509_ca"] == 0:
+            raise ConfigError(
+                "RABBITMQ_CA_PEM holds no CA certificate (basicConstraints CA:TRUE): give the certificate of "
+                "the CA that issued the broker's certificate, not the broker's certificate itself"
+            )
+    else:
+        context = ssl.create_default_context()
+    context.minimum_version = TLS_MINIMUM_VERSION
+    context.verify_flags |= ssl.VERIFY_X509_STRICT
+    context.check_hostname = True
+    context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
 def connection_parameters(address: BrokerAddress, settings: BrokerSettings, name: str) -> pika.ConnectionParameters:
     """pika parameters for one connection attempt; reconnecting is the app's job, not pika's."""
     ssl_options = None
     if address.tls:
-        context = ssl.create_default_context()  # verifies the chain and the host name
-        ssl_options = pika.SSLOptions(context, server_hostname=address.host)
+        # The server name is checked against the certificate and sent as SNI.
+        server_name = settings.tls_server_name or address.host
+        ssl_options = pika.SSLOptions(tls_context(settings.ca_pem), server_hostname=server_name)
     return pika.ConnectionParameters(
         host=address.host,
         port=address.port,
@@ -308,6 +425,17 @@ class BrokerLocator:
 # -- errors -------------------------------------------------------------------------
 
 
+# What OpenSSL's verification results (X509_V_ERR_*) mean for whoever reads the error.
+_VERIFY_HINTS = {
+    18: " (not issued by a trusted CA)",  # DEPTH_ZERO_SELF_SIGNED_CERT
+    19: " (not issued by a trusted CA)",  # SELF_SIGNED_CERT_IN_CHAIN
+    20: " (not issued by a trusted CA)",  # UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21: " (not issued by a trusted CA)",  # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    62: " (not issued for the name checked)",  # HOSTNAME_MISMATCH
+    64: " (not issued for the address checked)",  # IP_ADDRESS_MISMATCH
+}
+
+
 def describe_connection_error(error: BaseException) -> tuple[str, bool]:
     """A one-line reason for a failed connection attempt, and whether retrying is pointless."""
     # pika wraps the cause: workflow failure -> phase error -> OSError / AMQP error.
@@ -324,9 +452,11 @@ def describe_connection_error(error: BaseException) -> tuple[str, bool]:
     if isinstance(error, pika.exceptions.ProbableAccessDeniedError):
         return "access to the vhost refused: check RABBITMQ_VHOST and the user's permissions", True
     if isinstance(error, ssl.SSLCertVerificationError):
-        return f"TLS certificate rejected: {error.verify_message or error}", True
+        why = _VERIFY_HINTS.get(error.verify_code, "")
+        return f"TLS certificate rejected{why}: {error.verify_message or error}", True
     if isinstance(error, ssl.SSLError):
-        return f"TLS handshake failed: {error}", False
+        hint = " (does the broker speak TLS on this port?)" if error.reason == "WRONG_VERSION_NUMBER" else ""
+        return f"TLS handshake failed{hint}: {error}", False
     if isinstance(error, ConnectionRefusedError):
         return "connection refused (nothing listens there, or the broker is starting)", False
     if isinstance(error, socket.gaierror):
@@ -334,7 +464,7 @@ def describe_connection_error(error: BaseException) -> tuple[str, bool]:
     if isinstance(error, TimeoutError | socket.timeout | workflow.AMQPConnectorStackTimeout):
         return "timed out", False
     if isinstance(error, pika.exceptions.IncompatibleProtocolError):
-        return "the server did not speak AMQP 0-9-1 (wrong port?)", False
+        return "the server did not speak AMQP 0-9-1 (wrong port? or one for TLS: amqps://)", False
     if isinstance(error, OSError):
         return error.strerror or str(error) or type(error).__name__, False
     text = str(error).strip() or type(error).__name__

@@ -115,6 +115,9 @@ class Consumer(ReconnectingService):
         channel.add_on_cancel_callback(self._on_cancelled_by_broker)
         channel.basic_qos(prefetch_count=self.prefetch, callback=lambda _frame: done())
 
+    def probe(self, channel, on_answer) -> None:
+        channel.basic_qos(prefetch_count=self.prefetch, callback=on_answer)  # the prefetch it has: no change
+
     def on_ready(self) -> None:
         if self.stop_requested:
             self.finish(EXIT_OK)

@@ -2,7 +2,11 @@
 
 One node serves the whole session (it takes ~10 s to boot); each test uses its
 own queue. Tests that stop or kill the node use the ``broker`` fixture too: it
-starts the node again if a previous test left it down.
+starts the node again if a previous test left it down. Besides plain AMQP, the
+node speaks AMQP over TLS on another port, with a certificate for the names
+``rabbitmq`` and ``localhost`` issued by the session's test CA (``tls_ca``,
+trustme), as the infrastructure's internal CA issues the broker's for
+``rabbitmq``; ``tls_messaging`` runs the apps over that port.
 
 Likewise one three-node cluster (devtools.rabbitmq_cluster) serves every
 cluster test of the session; the ``cluster`` fixture starts again whatever node
@@ -19,18 +23,26 @@ import threading
 import uuid
 
 import pytest
+import trustme
 
+from apps.common.contract import broker as contract
 from devtools import rabbitmq
 from devtools.rabbitmq_cluster import RabbitMQCluster
-from tests.apps.helpers import ClusterMessaging, Messaging
+from tests.apps.helpers import ClusterMessaging, Messaging, TlsMessaging
 
 
 @pytest.fixture(scope="session")
-def rabbitmq_node():
+def tls_ca() -> trustme.CA:
+    """The CA that issued the session node's TLS certificate (the stand-in for the stack's internal CA)."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_node(tls_ca):
     if not rabbitmq.available():
         # A failure, not a skip: `make test` installs the package (`make sysdeps`).
         pytest.fail("rabbitmq-server is not installed: run `make sysdeps` (apt-get install rabbitmq-server)")
-    node = rabbitmq.RabbitMQNode()
+    node = rabbitmq.RabbitMQNode(tls=rabbitmq.ServerTls.issued_by(tls_ca, contract.SERVICE_NAME, "localhost"))
     try:
         node.start().wait_ready()
         yield node
@@ -56,6 +68,14 @@ def queue_name(request) -> str:
 def messaging(broker, queue_name, tmp_path):
     """Starts apps against ``broker`` on ``queue_name``; stops whatever is left at the end."""
     harness = Messaging(broker, queue_name, tmp_path)
+    yield harness
+    harness.cleanup()
+
+
+@pytest.fixture
+def tls_messaging(broker, queue_name, tmp_path):
+    """Like ``messaging``, over TLS: 127.0.0.1's TLS port, verified as ``rabbitmq`` against the test CA."""
+    harness = TlsMessaging(broker, queue_name, tmp_path)
     yield harness
     harness.cleanup()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,8 +13,10 @@ from pathlib import Path
 
 import pika
 
+from apps.common.contract import broker as contract
+from apps.common.contract import liveness
 from apps.common.rabbitmq import QueueSettings, declare_queues_blocking
-from devtools.procs import AppProcess
+from devtools.procs import REPO_ROOT, AppProcess
 
 
 def wait_until(condition: Callable[[], object], timeout: float, what: str, interval: float = 0.05):
@@ -78,7 +81,9 @@ class Messaging:
     def start(self, app: str, *args: str, env: dict[str, str] | None = None) -> AppProcess:
         self._count += 1
         log_path = self.tmp / f"{self._count:02d}-{app}.log"
-        process = AppProcess(f"apps.{app}", list(args), env=env or self.env(), log_path=log_path).start()
+        # A heartbeat file of its own (the default /tmp/seaport-heartbeat is the container's).
+        env = {liveness.FILE_VARIABLE: str(log_path.with_suffix(".alive")), **(env or self.env())}
+        process = AppProcess(f"apps.{app}", list(args), env=env, log_path=log_path).start()
         self.apps.append(process)
         return process
 
@@ -103,6 +108,18 @@ class Messaging:
             return None
 
         return wait_until(find, timeout, f"{app.module} to log {message!r}")
+
+    def liveness(self, app: AppProcess, max_age: float) -> subprocess.CompletedProcess:
+        """The app's container health check, run as ECS runs it: the contract's command, in the app's environment."""
+        assert liveness.COMMAND[0] == "python"
+        return subprocess.run(
+            [sys.executable, *liveness.COMMAND[1:], "--max-age", str(max_age)],
+            env=app.env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
 
     def summary(self, app: AppProcess) -> dict:
         records = [r for r in log_records(app.output()) if r.get("message") == "summary"]
@@ -201,6 +218,19 @@ class Counts:
         )
         print(f"\n{line}")
         return line
+
+
+class TlsMessaging(Messaging):
+    """Runs the apps over TLS as the infrastructure configures them: the broker's address (here 127.0.0.1, which
+    its certificate does not name), the name to verify (``rabbitmq``) and the CA to trust (the node's)."""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        tls = {
+            "RABBITMQ_URL": self.broker.tls_url(),
+            "RABBITMQ_TLS_SERVER_NAME": contract.SERVICE_NAME,
+            "RABBITMQ_CA_PEM": self.broker.tls.ca_pem,
+        }
+        return super().env(**{**tls, **extra})
 
 
 class ClusterMessaging(Messaging):

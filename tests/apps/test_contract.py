@@ -1,4 +1,4 @@
-"""apps.common.contract (broker, telemetry): what the apps and the infrastructure share, without a broker.
+"""apps.common.contract (broker, telemetry, liveness): what the apps and the infrastructure share, without a broker.
 
 The same files ship in the seaport library as ``seaport.contract``, so they must
 import nothing but the standard library and each other.
@@ -7,6 +7,7 @@ import nothing but the standard library and each other.
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import re
 import sys
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.common.contract import broker, telemetry
+from apps.common.contract import broker, liveness, telemetry
 from tests.apps.emf import emf_problems
 
 CONTRACT_DIR = Path(broker.__file__).parent
@@ -152,3 +153,37 @@ def test_emf_checker_finds_what_breaks_the_specification(change, problem):
     assert emf_problems(record) == []
     change(record)
     assert any(problem in found for found in emf_problems(record)), emf_problems(record)
+
+
+# -- liveness ------------------------------------------------------------------------------
+
+
+def test_liveness_health_check_fits_ecs_and_detects_a_stuck_loop_in_time():
+    check = liveness.HEALTH_CHECK
+    assert check["command"] == ["CMD", "python", "-m", "apps.common.liveness"] == liveness.HEALTH_CHECK_COMMAND
+    assert importlib.util.find_spec(liveness.MODULE) is not None  # the module the command runs is in the images
+    # ECS's limits for a container health check.
+    assert 5 <= check["interval_seconds"] <= 300
+    assert 2 <= check["timeout_seconds"] <= 60 and check["timeout_seconds"] < check["interval_seconds"]
+    assert 1 <= check["retries"] <= 10
+    assert 0 <= check["start_period_seconds"] <= 300
+    # An app refreshes the file every REFRESH_SECONDS while its loop makes progress; on a quiet connection the
+    # proof (a probe's answer) may lag by up to two refreshes, which must stay well inside the limit.
+    assert 3 * liveness.REFRESH_SECONDS <= liveness.MAX_AGE_SECONDS
+    assert liveness.HEARTBEAT_FILE.startswith("/tmp/")  # the only writable folder of the apps' containers
+
+
+@pytest.mark.parametrize("stage", ["send", "receive"])
+def test_the_images_docker_healthcheck_is_the_contracts(stage):
+    dockerfile = (Path(__file__).resolve().parents[2] / "apps" / "Dockerfile").read_text()
+    section = dockerfile.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
+    match = re.search(r"^HEALTHCHECK (.*?) \\\n\s+CMD (\[.*\])$", section, re.MULTILINE)
+    assert match, f"no HEALTHCHECK in the {stage} stage"
+    options = dict(option.lstrip("-").split("=") for option in match.group(1).split())
+    assert json.loads(match.group(2)) == liveness.COMMAND
+    assert options == {
+        "interval": f"{liveness.INTERVAL_SECONDS}s",
+        "timeout": f"{liveness.TIMEOUT_SECONDS}s",
+        "start-period": f"{liveness.START_PERIOD_SECONDS}s",
+        "retries": str(liveness.RETRIES),
+    }

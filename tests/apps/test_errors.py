@@ -117,5 +117,6 @@ def test_help_lists_flags_and_variables():
     for app, flags in {"send": ["--rate", "--count", "--window"], "receive": ["--record", "--idle-exit"]}.items():
         result = run_app(app, "--help", env={})
         assert result.returncode == 0
-        for text in [*flags, "--url", "RABBITMQ_URL", "RABBITMQ_SERVICE", "exit codes"]:
+        variables = ["RABBITMQ_URL", "RABBITMQ_SERVICE", "RABBITMQ_CA_PEM", "RABBITMQ_TLS_SERVER_NAME", "LIVENESS_FILE"]
+        for text in [*flags, "--url", *variables, "exit codes"]:
             assert text in result.stdout, (app, text)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
+import ssl
 from collections import deque
 from types import SimpleNamespace
 
 import pika
 import pytest
+import trustme
 from pika.adapters.utils import connection_workflow as workflow
 from pika.adapters.utils import io_services_utils as transports
 from pika.spec import Basic
@@ -113,6 +116,83 @@ def test_settings_from_environment(monkeypatch):
     monkeypatch.setenv("RABBITMQ_TLS", "maybe")
     with pytest.raises(ConfigError, match="RABBITMQ_TLS"):
         BrokerSettings.from_env()
+
+
+TLS_ENV = ("RABBITMQ_URL", "RABBITMQ_SERVICE", "RABBITMQ_TLS", "RABBITMQ_TLS_SERVER_NAME", "RABBITMQ_CA_PEM")
+
+
+@pytest.fixture
+def tls_env(monkeypatch):
+    """A clean slate of the broker-location variables; returns a setter."""
+    for name in TLS_ENV:
+        monkeypatch.delenv(name, raising=False)
+    return lambda **values: [monkeypatch.setenv(name, value) for name, value in values.items()]
+
+
+def test_tls_with_the_internal_ca_and_the_service_name(tls_env):
+    """What the infrastructure sets for the container and cluster brokers: Consul addresses, verified as rabbitmq."""
+    ca = trustme.CA()
+    tls_env(
+        RABBITMQ_SERVICE="rabbitmq",
+        RABBITMQ_TLS="true",
+        RABBITMQ_TLS_SERVER_NAME="rabbitmq",
+        RABBITMQ_CA_PEM=ca.cert_pem.bytes().decode(),
+    )
+    settings = BrokerSettings.from_env()
+    assert settings.uses_tls and settings.tls_server_name == "rabbitmq"
+    discovered = parse_amqp_url("amqps://10.0.3.7:5671")  # an address Consul could return
+    params = connection_parameters(discovered, settings, "seaport-receive")
+    assert params.host == "10.0.3.7"
+    assert params.ssl_options.server_hostname == "rabbitmq"  # what is verified, and sent as SNI
+    context = params.ssl_options.context
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.minimum_version == ssl.TLSVersion.TLSv1_2
+    assert context.cert_store_stats() == {"x509": 1, "crl": 0, "x509_ca": 1}  # this CA only, not the system's
+
+
+def test_tls_without_ca_or_name_checks_the_url_host(tls_env):
+    """Amazon MQ: an amqps:// endpoint, verified by its host name against the system's store."""
+    tls_env(RABBITMQ_URL="amqps://b-1.mq.eu-west-1.amazonaws.com:5671")
+    settings = BrokerSettings.from_env()
+    params = connection_parameters(settings.url_address(), settings, "seaport-send")
+    assert params.ssl_options.server_hostname == "b-1.mq.eu-west-1.amazonaws.com"
+    assert params.ssl_options.context.verify_mode == ssl.CERT_REQUIRED
+    assert params.ssl_options.context.minimum_version == ssl.TLSVersion.TLSv1_2
+
+
+@pytest.mark.parametrize(
+    ("values", "phrase"),
+    [
+        ({"RABBITMQ_CA_PEM": "MIIB..."}, "RABBITMQ_CA_PEM is not a PEM certificate"),
+        ({"RABBITMQ_CA_PEM": "leaf"}, "RABBITMQ_CA_PEM holds no CA certificate"),
+        ({"RABBITMQ_CA_PEM": "key"}, "RABBITMQ_CA_PEM holds a private key"),
+        ({"RABBITMQ_TLS_SERVER_NAME": "-rabbitmq"}, "RABBITMQ_TLS_SERVER_NAME='-rabbitmq' is not a DNS name"),
+        ({"RABBITMQ_TLS_SERVER_NAME": "rabbit_mq"}, "is not a DNS name or IP address"),
+        ({"RABBITMQ_TLS": "false", "RABBITMQ_TLS_SERVER_NAME": "rabbitmq"}, "RABBITMQ_TLS_SERVER_NAME is set but"),
+        ({"RABBITMQ_TLS": "false", "RABBITMQ_CA_PEM": "ca"}, "RABBITMQ_CA_PEM is set but the connection"),
+        ({"RABBITMQ_URL": "amqp://h", "RABBITMQ_TLS": "0", "RABBITMQ_CA_PEM": "ca"}, "use an amqps:// RABBITMQ_URL"),
+        ({"RABBITMQ_URL": "amqp://u:secret@h/%2F"}, "RABBITMQ_TLS=true but the broker URL"),
+    ],
+)
+def test_bad_tls_settings_are_refused_at_start_up(tls_env, values, phrase):
+    ca = trustme.CA()
+    leaf = ca.issue_cert("rabbitmq")
+    pem = {
+        "ca": ca.cert_pem.bytes().decode(),
+        "leaf": leaf.cert_chain_pems[0].bytes().decode(),
+        "key": leaf.private_key_pem.bytes().decode() + ca.cert_pem.bytes().decode(),
+    }
+    tls_env(RABBITMQ_SERVICE="rabbitmq", RABBITMQ_TLS="true")
+    tls_env(**{name: pem.get(value, value) for name, value in values.items()})
+    with pytest.raises(ConfigError, match=re.escape(phrase)) as raised:
+        BrokerSettings.from_env()
+    assert "secret" not in str(raised.value) and "PRIVATE" not in str(raised.value)
+
+
+@pytest.mark.parametrize("name", ["rabbitmq", "rabbitmq.service.consul", "10.0.3.7", "fd00::7"])
+def test_tls_server_name_may_be_a_dns_name_or_an_ip_address(tls_env, name):
+    tls_env(RABBITMQ_SERVICE="rabbitmq", RABBITMQ_TLS="true", RABBITMQ_TLS_SERVER_NAME=name)
+    assert BrokerSettings.from_env().tls_server_name == name
 
 
 def test_connection_errors_are_described_in_one_line():

@@ -124,6 +124,7 @@ ARGUMENTS: dict[str, list[tuple[str, str]]] = {
     "logRetentionDays": [
         ("network", "log_retention_days"),
         ("portal", "service.log_retention_days"),
+        ("portal", "load_balancer.log_retention_days"),
         ("backends", "log_retention_days"),
         ("consul", "log_retention_days"),
         ("messaging", "log_retention_days"),

@@ -8,8 +8,14 @@ import pulumi_aws as aws
 
 from .tagging import name_tags
 
-# AWS managed rules every internet-facing web service wants, and a per-address request ceiling.
+# AWS managed rules every internet-facing web service wants (OWASP-style common rules; request patterns known
+# to be malicious, Log4j's included), and a per-address request ceiling.
 MANAGED_RULE_GROUP = "AWSManagedRulesCommonRuleSet"
+KNOWN_BAD_INPUTS_RULE_GROUP = "AWSManagedRulesKnownBadInputsRuleSet"
+MANAGED_RULE_GROUPS = (MANAGED_RULE_GROUP, KNOWN_BAD_INPUTS_RULE_GROUP)
+# WAF logs only to log groups with this prefix. Credentials in requests are redacted from them.
+WAF_LOG_PREFIX = "aws-waf-logs-"
+REDACTED_HEADERS = ("authorization", "cookie")
 ELB_LOG_DELIVERY = "logdelivery.elasticloadbalancing.amazonaws.com"
 
 
@@ -175,10 +181,16 @@ def access_log_policy(bucket_arn: str, account: str, elb_account_arn: str) -> st
 
 
 def web_acl(
-    name: str, balancer_arn: pulumi.Input[str], rate_limit: int, tags: dict[str, str], parent: pulumi.Resource
+    name: str,
+    balancer_arn: pulumi.Input[str],
+    rate_limit: int,
+    log_retention_days: int,
+    tags: dict[str, str],
+    parent: pulumi.Resource,
 ) -> aws.wafv2.WebAcl:
-    """A regional WAF in front of the load balancer: AWS's common rule set, and at most ``rate_limit``
-    requests per 5 minutes from one address."""
+    """A regional WAF in front of the load balancer: AWS's common and known-bad-inputs rule sets, at most
+    ``rate_limit`` requests per 5 minutes from one address, and a log of what it decided (credentials
+    redacted) kept ``log_retention_days``."""
     child = pulumi.ResourceOptions(parent=parent)
 
     def visibility(metric: str) -> Any:
@@ -186,39 +198,58 @@ def web_acl(
             cloudwatch_metrics_enabled=True, metric_name=metric, sampled_requests_enabled=True
         )
 
+    managed = [
+        aws.wafv2.WebAclRuleArgs(
+            name=f"aws-{group.removeprefix('AWSManagedRules').removesuffix('RuleSet').lower()}",
+            priority=priority,
+            override_action=aws.wafv2.WebAclRuleOverrideActionArgs(none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()),
+            statement=aws.wafv2.WebAclRuleStatementArgs(
+                managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
+                    vendor_name="AWS", name=group
+                )
+            ),
+            visibility_config=visibility(f"{name}-{group}"),
+        )
+        for priority, group in enumerate(MANAGED_RULE_GROUPS, start=1)
+    ]
+    rate = aws.wafv2.WebAclRuleArgs(
+        name="rate-limit-per-address",
+        priority=len(managed) + 1,
+        action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
+        statement=aws.wafv2.WebAclRuleStatementArgs(
+            rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
+                limit=rate_limit, aggregate_key_type="IP"
+            )
+        ),
+        visibility_config=visibility(f"{name}-rate"),
+    )
     acl = aws.wafv2.WebAcl(
         f"{name}-waf",
         scope="REGIONAL",
         default_action=aws.wafv2.WebAclDefaultActionArgs(allow=aws.wafv2.WebAclDefaultActionAllowArgs()),
-        rules=[
-            aws.wafv2.WebAclRuleArgs(
-                name="aws-common-rules",
-                priority=1,
-                override_action=aws.wafv2.WebAclRuleOverrideActionArgs(
-                    none=aws.wafv2.WebAclRuleOverrideActionNoneArgs()
-                ),
-                statement=aws.wafv2.WebAclRuleStatementArgs(
-                    managed_rule_group_statement=aws.wafv2.WebAclRuleStatementManagedRuleGroupStatementArgs(
-                        vendor_name="AWS", name=MANAGED_RULE_GROUP
-                    )
-                ),
-                visibility_config=visibility(f"{name}-common"),
-            ),
-            aws.wafv2.WebAclRuleArgs(
-                name="rate-limit-per-address",
-                priority=2,
-                action=aws.wafv2.WebAclRuleActionArgs(block=aws.wafv2.WebAclRuleActionBlockArgs()),
-                statement=aws.wafv2.WebAclRuleStatementArgs(
-                    rate_based_statement=aws.wafv2.WebAclRuleStatementRateBasedStatementArgs(
-                        limit=rate_limit, aggregate_key_type="IP"
-                    )
-                ),
-                visibility_config=visibility(f"{name}-rate"),
-            ),
-        ],
+        rules=[*managed, rate],
         visibility_config=visibility(f"{name}-waf"),
         tags=name_tags(tags, f"{name}-waf"),
         opts=child,
     )
     aws.wafv2.WebAclAssociation(f"{name}-waf", resource_arn=balancer_arn, web_acl_arn=acl.arn, opts=child)
+    logs = aws.cloudwatch.LogGroup(
+        f"{name}-waf-logs",
+        name_prefix=f"{WAF_LOG_PREFIX}{name}-",
+        retention_in_days=log_retention_days,
+        tags=name_tags(tags, f"{name}-waf-logs"),
+        opts=child,
+    )
+    aws.wafv2.WebAclLoggingConfiguration(
+        f"{name}-waf",
+        resource_arn=acl.arn,
+        log_destination_configs=[logs.arn],
+        redacted_fields=[
+            aws.wafv2.WebAclLoggingConfigurationRedactedFieldArgs(
+                single_header=aws.wafv2.WebAclLoggingConfigurationRedactedFieldSingleHeaderArgs(name=header)
+            )
+            for header in REDACTED_HEADERS
+        ],
+        opts=child,
+    )
     return acl

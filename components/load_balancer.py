@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "access_log_retention_days": 90,
     "waf": False,
     "waf_rate_limit": 2000,
+    "log_retention_days": 30,
 }
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
@@ -55,6 +56,9 @@ class LoadBalancerOptions(TypedDict, total=False):
     waf_rate_limit: int
     """With ``waf``: requests one address may send in 5 minutes before it is blocked (10-2000000000). Default
     ``2000``."""
+    log_retention_days: int
+    """With ``waf``: CloudWatch Logs retention of the WAF's request log, one of the values CloudWatch accepts.
+    Default ``30``."""
 
 
 @dataclass(frozen=True)
@@ -109,7 +113,7 @@ def internet_facing(
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[logs[1]] if logs else None),
     )
     if o["waf"]:
-        edge.web_acl(name, balancer.arn, o["waf_rate_limit"], tags, parent)
+        edge.web_acl(name, balancer.arn, o["waf_rate_limit"], o["log_retention_days"], tags, parent)
     if o.get("domain_name"):
         edge.alias_record(name, o["domain_name"], o["hosted_zone_id"], balancer, parent)
         url = pulumi.Output.from_input(f"https://{o['domain_name']}/")
@@ -247,5 +251,6 @@ def problems(options: LoadBalancerOptions) -> list[Problem]:
         found.check("hosted_zone_id", zone, "is not a Route 53 hosted zone id (Z and letters or digits)")
     days = o["access_log_retention_days"]
     found.check("access_log_retention_days", days, check.int_between(days, 1, 3650))
+    found.check("log_retention_days", o["log_retention_days"], check.log_retention(o["log_retention_days"]))
     found.check("waf_rate_limit", o["waf_rate_limit"], check.int_between(o["waf_rate_limit"], 10, 2_000_000_000))
     return found

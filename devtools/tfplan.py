@@ -50,10 +50,12 @@ FORMAT_VERSION = "1.2"
 # The Terraform version the document claims to come from (checkov reads the format, not the version).
 TERRAFORM_VERSION = "1.9.8"
 
+# Provider source addresses in their short form (Terraform implies its public registry's host); checkov reads
+# the resource types, not these.
 PROVIDERS = {
-    "aws": "registry.terraform.io/hashicorp/aws",
-    "random": "registry.terraform.io/hashicorp/random",
-    "tls": "registry.terraform.io/hashicorp/tls",
+    "aws": "hashicorp/aws",
+    "random": "hashicorp/random",
+    "tls": "hashicorp/tls",
 }
 # Python SDK package of each Pulumi provider: the source of every attribute's shape.
 SDK_PACKAGES = {"aws": "pulumi_aws", "random": "pulumi_random", "tls": "pulumi_tls"}
@@ -149,6 +151,7 @@ PLURAL_IN_TERRAFORM: dict[str, set[str]] = {
     "aws:lb/loadBalancer:LoadBalancer": {"securityGroups", "subnets"},
     "aws:mq/broker:Broker": {"instances", "instances.endpoints", "securityGroups", "subnetIds"},
     "aws:route53/record:Record": {"records"},
+    "aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration": {"logDestinationConfigs", "redactedFields"},
     "tls:index/certRequest:CertRequest": {"dnsNames", "ipAddresses", "uris"},
     "tls:index/locallySignedCert:LocallySignedCert": {"allowedUses"},
     "tls:index/selfSignedCert:SelfSignedCert": {"allowedUses", "dnsNames", "ipAddresses", "uris"},

@@ -53,7 +53,9 @@ class SeaportMocks(pulumi.runtime.Mocks):
         token, inputs = args.typ, dict(args.inputs)
         h = _digest(token, args.name)
         outputs = dict(inputs)
-        if "name" not in outputs and args.custom and token in AUTONAMED:
+        if "name" not in outputs and args.custom and outputs.get("namePrefix"):
+            outputs["name"] = f"{outputs['namePrefix']}{h[:26]}"  # as the provider completes a name_prefix
+        elif "name" not in outputs and args.custom and token in AUTONAMED:
             outputs["name"] = f"{args.name}-{h[:7]}"
         name = outputs.get("name") or args.name
         if token.startswith("aws:") and "tagsAll" not in outputs and "tags" in outputs:

@@ -7,6 +7,7 @@ import pytest
 
 from seaport import InvalidArgument, ScaledWebService
 from seaport.edge import ELB_LOG_DELIVERY, MANAGED_RULE_GROUP
+from seaport.edge import KNOWN_BAD_INPUTS_RULE_GROUP as KNOWN_BAD_INPUTS
 from seaport.load_balancer import TLS_POLICY
 from seaport.tools.mocks import SeaportMocks
 from seaport.tools.testing import run
@@ -140,18 +141,34 @@ def test_access_logs_can_be_turned_off_and_kept_longer():
 # -- the WAF ---------------------------------------------------------------------------------------------
 
 
-def test_the_waf_blocks_with_aws_common_rules_and_a_rate_limit_per_address(named):
+def test_the_waf_blocks_with_aws_managed_rules_and_a_rate_limit_per_address(named):
     acl = named.one("aws:wafv2/webAcl:WebAcl")["inputs"]
     assert acl["scope"] == "REGIONAL" and "allow" in acl["defaultAction"]
-    rules = {r["name"]: r for r in acl["rules"]}
-    managed = rules["aws-common-rules"]["statement"]["managedRuleGroupStatement"]
-    assert (managed["vendorName"], managed["name"]) == ("AWS", MANAGED_RULE_GROUP)
-    rate = rules["rate-limit-per-address"]
+    rules = sorted(acl["rules"], key=lambda r: r["priority"])
+    assert [r["priority"] for r in rules] == [1, 2, 3]
+    managed = [r["statement"]["managedRuleGroupStatement"] for r in rules[:2]]
+    assert [(m["vendorName"], m["name"]) for m in managed] == [("AWS", MANAGED_RULE_GROUP), ("AWS", KNOWN_BAD_INPUTS)]
+    assert all(
+        r["overrideAction"] == {"none": {}} and not m.get("ruleActionOverrides")
+        for r, m in zip(rules[:2], managed, strict=True)
+    )
+    rate = rules[2]
     assert rate["statement"]["rateBasedStatement"] == {"limit": 500, "aggregateKeyType": "IP"}
     assert "block" in rate["action"]
     association = named.one("aws:wafv2/webAclAssociation:WebAclAssociation")["inputs"]
     assert association["resourceArn"] == named.one("aws:lb/loadBalancer:LoadBalancer")["outputs"]["arn"]
     assert association["webAclArn"] == named.one("aws:wafv2/webAcl:WebAcl")["outputs"]["arn"]
+
+
+def test_the_waf_logs_its_decisions_without_credentials(named):
+    logs = named.named("web-waf-logs", "aws:cloudwatch/logGroup:LogGroup")
+    assert logs["outputs"]["name"].startswith("aws-waf-logs-")  # WAF refuses other log group names
+    assert logs["inputs"]["retentionInDays"] == 30
+    config = named.one("aws:wafv2/webAclLoggingConfiguration:WebAclLoggingConfiguration")["inputs"]
+    assert config["resourceArn"] == named.one("aws:wafv2/webAcl:WebAcl")["outputs"]["arn"]
+    assert config["logDestinationConfigs"] == [logs["outputs"]["arn"]]
+    redacted = {f["singleHeader"]["name"] for f in config["redactedFields"]}
+    assert redacted == {"authorization", "cookie"}
 
 
 def test_no_waf_unless_asked(defaults):
@@ -178,6 +195,7 @@ def test_no_waf_unless_asked(defaults):
         ),
         ({"access_log_retention_days": 0}, "load_balancer.access_log_retention_days", "must be between 1 and 3650"),
         ({"waf": True, "waf_rate_limit": 9}, "load_balancer.waf_rate_limit", "must be between 10 and"),
+        ({"waf": True, "log_retention_days": 10}, "load_balancer.log_retention_days", "must be one of 1, 3, 5"),
     ],
 )
 def test_bad_edge_options_fail_before_anything_is_registered(options, path, message):

@@ -215,7 +215,7 @@ def test_secret_values_stay_secret_and_are_marked_sensitive():
     assert version["values"]["secret_string"] == "[secret]"
     assert version["sensitive_values"] == {"secret_string": True}
     cert = planned(converted, "tls_self_signed_cert.ca")
-    assert cert["provider_name"] == "registry.terraform.io/hashicorp/tls"
+    assert cert["provider_name"] == "hashicorp/tls"
     assert cert["sensitive_values"] == {"private_key_pem": True}
     assert cert["values"]["is_ca_certificate"] is True
 
@@ -229,7 +229,7 @@ def test_component_resources_and_resources_without_a_terraform_counterpart_are_l
     )
     resources = converted.document["planned_values"]["root_module"]["resources"]
     assert [r["address"] for r in resources] == ["random_bytes.key"]
-    assert resources[0]["provider_name"] == "registry.terraform.io/hashicorp/random"
+    assert resources[0]["provider_name"] == "hashicorp/random"
     assert {(token, reason.split()[0]) for token, _, reason in converted.skipped} == {
         ("seaport:index:ContainerImage", "component"),
         ("docker:index/image:Image", "pulumi-docker's"),

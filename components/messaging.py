@@ -11,6 +11,7 @@ from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .autoscaling import AutoscalingOptions, ServiceAutoscaling
 from .contract import broker as contract
+from .contract import liveness
 from .pki import CertificateAuthorityReference
 from .references import ClusterReference, DiscoveryReference, get
 from .secrets import StoredSecret
@@ -231,6 +232,9 @@ class RabbitMessaging(pulumi.ComponentResource):
                         "RABBITMQ_USERNAME": credentials.key("username"),
                         "RABBITMQ_PASSWORD": credentials.key("password"),
                     },
+                    # Fails when the app's loop stops making progress (not only when the process is gone):
+                    # ECS replaces the task.
+                    "health_check": dict(liveness.HEALTH_CHECK),
                 },
                 "desired_tasks": a["receive_autoscaling"].get("min_tasks", 1) if scaled else a[f"{app}_tasks"],
                 "autoscaled": scaled,

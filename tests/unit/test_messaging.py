@@ -7,6 +7,7 @@ import json
 import pytest
 
 from seaport import InvalidArgument, RabbitMessaging
+from seaport.contract import liveness
 from seaport.tools.testing import run
 from tests.unit.references import CA, CA_CERT, CLUSTER, DISCOVERY, INSTANCE_SG, PRIVATE_SUBNETS, REGISTRAR_IMAGE
 from tests.unit.test_consul import RecordingMocks
@@ -193,6 +194,14 @@ def test_send_and_receive_settings(plan):
         ]
         assert app["extraHosts"] == [{"hostname": "consul-agent", "ipAddress": "172.17.0.1"}]
         assert app["stopTimeout"] == 60
+        # liveness: the app's own check that its loop still makes progress, as the apps' contract says
+        assert app["healthCheck"] == {
+            "command": ["CMD", "python", "-m", "apps.common.liveness"],
+            "interval": liveness.INTERVAL_SECONDS,
+            "timeout": liveness.TIMEOUT_SECONDS,
+            "retries": liveness.RETRIES,
+            "startPeriod": liveness.START_PERIOD_SECONDS,
+        }
     counts = {s["name"]: s["inputs"]["desiredCount"] for s in plan.of_type("aws:ecs/service:Service")}
     assert counts == {"mq-broker": 1, "mq-send": 2, "mq-receive": 3}
 

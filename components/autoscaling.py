@@ -68,8 +68,8 @@ class AutoscalingOptions(TypedDict, total=False):
     scale_in_cooldown_seconds: int
     """Seconds after a scale-in before the next scale-in (0-3600). Default ``120``."""
     queue_name: pulumi.Input[str]
-    """Backlog mode: the queue whose ready messages (``Seaport/Messaging`` ``QueueDepth``, written by send and
-    receive) the tasks work off. Required with ``scaling_mode="backlog"``; Default: none."""
+    """Backlog mode: the queue whose ready messages (``Seaport/Messaging`` ``QueueDepth`` of this cluster,
+    written by send and receive) the tasks work off. Required with ``scaling_mode="backlog"``; Default: none."""
     target_backlog_per_task: int
     """Backlog mode: ready messages each running task should carry; more adds tasks, fewer removes them
     (1-1000000). Default ``100``."""
@@ -230,12 +230,16 @@ def backlog_metric(
     queue_name: pulumi.Input[str], cluster_name: pulumi.Input[str], service_name: pulumi.Input[str]
 ) -> Any:
     """The customized metric of backlog mode: the queue's ready messages (the highest any app measured in the
-    minute) divided by the service's running tasks."""
+    minute) divided by the service's running tasks. The depth is this cluster's (the apps' ``Cluster``
+    dimension): another stack's queue of the same name in the account and region does not scale this one."""
     namespace, metric_name, statistic = RUNNING_TASKS
     depth = _Metric(
         namespace=telemetry.NAMESPACE,
         metric_name=telemetry.QUEUE_DEPTH,
-        dimensions=[_Dimension(name=telemetry.QUEUE, value=queue_name)],
+        dimensions=[
+            _Dimension(name=key, value=value)
+            for key, value in telemetry.queue_dimensions(cluster_name, queue_name).items()
+        ],
     )
     tasks = _Metric(
         namespace=namespace,

@@ -165,11 +165,11 @@ def _web_service(grid: Grid, web: dict[str, Any], view: dict[str, Any]) -> None:
 
 
 def _messaging(grid: Grid, messaging: dict[str, Any], view: dict[str, Any]) -> None:
-    queue = messaging["queue"]
-    per_queue = {telemetry.QUEUE: queue}
+    queue, cluster = messaging["queue"], view["cluster"]
+    per_queue = telemetry.queue_dimensions(cluster, queue)  # this stack's queue: its cluster's name tells it apart
     grid.heading(f"## Messaging: queue `{queue}`")
     rates = [
-        metric(telemetry.NAMESPACE, name, {telemetry.SERVICE: app, telemetry.QUEUE: queue}, stat="Sum", label=name)
+        metric(telemetry.NAMESPACE, name, telemetry.app_dimensions(cluster, app, queue), stat="Sum", label=name)
         for app, names in telemetry.APP_METRICS.items()
         for name in names
     ]

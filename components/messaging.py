@@ -11,7 +11,7 @@ from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .autoscaling import AutoscalingOptions, ServiceAutoscaling
 from .contract import broker as contract
-from .contract import liveness
+from .contract import liveness, telemetry
 from .pki import CertificateAuthorityReference
 from .references import ClusterReference, DiscoveryReference, get
 from .secrets import StoredSecret
@@ -227,6 +227,9 @@ class RabbitMessaging(pulumi.ComponentResource):
                         "RABBITMQ_QUEUE_TYPE": str(a["queue_type"]),
                         # receive counts failed deliveries against the broker policy's limit
                         "RABBITMQ_MAX_DELIVERIES": str(contract.DEFAULT_DELIVERY_LIMIT),
+                        # the Cluster dimension of the apps' metrics: the alarms and the scaling of this stack
+                        # read its metrics, not another stack's on a queue of the same name
+                        telemetry.CLUSTER_VARIABLE: get(a["cluster"], "name"),
                     },
                     "secrets": {
                         "RABBITMQ_USERNAME": credentials.key("username"),

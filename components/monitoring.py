@@ -7,10 +7,12 @@ Metrics and where they come from:
   else the SampleCount of ``AWS/ECS`` ``CPUUtilization`` per minute (one sample per running task, the ECS
   developer guide's "Service RUNNING task count"): works with or without Container Insights;
 - messaging: the EMF records of send and receive (``seaport.contract.telemetry``: ``QueueDepth``,
-  ``DeadLetterDepth``, ``Consumers`` per queue) in every broker mode. Amazon MQ does not publish per-queue
-  CloudWatch metrics for RabbitMQ 4.x brokers (only broker-level ones), so the apps' queue metrics are the one
-  source everywhere; broker memory comes from ``AWS/AmazonMQ`` ``RabbitMQMemUsed`` / ``RabbitMQMemLimit`` for
-  Amazon MQ, from the broker service's ``AWS/ECS`` ``MemoryUtilization`` for a broker on the cluster;
+  ``DeadLetterDepth``, ``Consumers`` per cluster and queue: the ``Cluster`` dimension, the cluster's name, keeps
+  two stacks with the same queue name in one account and region apart) in every broker mode. Amazon MQ does not
+  publish per-queue CloudWatch metrics for RabbitMQ 4.x brokers (only broker-level ones), so the apps' queue
+  metrics are the one source everywhere; broker memory comes from ``AWS/AmazonMQ`` ``RabbitMQMemUsed`` /
+  ``RabbitMQMemLimit`` for Amazon MQ, from the broker service's ``AWS/ECS`` ``MemoryUtilization`` for a broker on
+  the cluster;
 - Consul: ``AWS/AutoScaling`` ``GroupInServiceInstances`` of the servers' group (the group must collect its
   metrics: ``enabled_metrics``).
 
@@ -111,7 +113,8 @@ class MessagingWatch(TypedDict, total=False):
     """The work queue and the broker (``RabbitMessaging``'s settings and outputs)."""
 
     queue_name: Required[pulumi.Input[str]]
-    """The queue send and receive use; their EMF queue metrics carry it as the ``Queue`` dimension. Required."""
+    """The queue send and receive use; their EMF queue metrics carry it as the ``Queue`` dimension (and the
+    cluster's name as the ``Cluster`` one). Required."""
     broker_service_name: pulumi.Input[str]
     """The ECS service of a broker on the cluster (``container`` or ``cluster`` mode): its memory against the
     watermark. Give this or ``amazon_mq_broker_name``. Default: none."""
@@ -357,7 +360,7 @@ class Monitoring(pulumi.ComponentResource):
         )
 
     def _messaging_alarms(self, m: dict[str, Any], a: dict[str, Any]) -> dict[str, aws.cloudwatch.MetricAlarm]:
-        queue = {telemetry.QUEUE: m["queue_name"]}
+        queue = telemetry.queue_dimensions(self._cluster_name, m["queue_name"])  # this stack's queue only
         minutes = a["backlog_minutes"]
         return {
             "dead-letters": self._alarm(

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 from collections.abc import Callable
 
 from apps.common.amqp_service import EXIT_CONFIG, ReconnectingService
 from apps.common.config import ConfigError, env_float
-from apps.common.contract import liveness
+from apps.common.contract import liveness, telemetry
 from apps.common.liveness import Heartbeat
 from apps.common.log import setup_logging
 from apps.common.pika_tuning import coalesce_writes
@@ -23,6 +24,9 @@ from apps.common.rabbitmq import QUEUE_TYPES, BrokerSettings, QueueSettings
 EXIT_CODES_HELP = f"""\
 Every METRICS_INTERVAL_SECONDS (default 60; 0: never) and at exit the app logs a
 "progress" record: its counters, and CloudWatch Embedded Metric Format metrics.
+Their Cluster dimension is {telemetry.CLUSTER_VARIABLE} (the ECS cluster's name, which seaport
+sets, so two stacks in one account and region write different metrics; default
+{telemetry.DEFAULT_CLUSTER}; 1-255 letters, digits, _ or -).
 
 While its loop makes progress (waiting for the broker included) the app refreshes
 {liveness.FILE_VARIABLE} (default {liveness.HEARTBEAT_FILE}); `python -m {liveness.MODULE}`
@@ -90,6 +94,26 @@ DEFAULT_METRICS_INTERVAL = 60.0
 def metrics_interval() -> float | None:
     """Seconds between an app's periodic counter records (METRICS_INTERVAL_SECONDS, default 60; 0: none)."""
     return env_float("METRICS_INTERVAL_SECONDS", DEFAULT_METRICS_INTERVAL, minimum=0.0) or None
+
+
+def metrics_cluster() -> str:
+    """The Cluster dimension of the app's metrics: METRICS_CLUSTER, the ECS cluster's name (default ``local``).
+
+    Unset, the default; set, it must be an ECS cluster name (1-255 letters, digits, _ or -), else ConfigError:
+    an empty or mangled value would file the metrics under a cluster no alarm reads."""
+    name = telemetry.CLUSTER_VARIABLE
+    raw = os.environ.get(name)
+    if raw is None:
+        return telemetry.DEFAULT_CLUSTER
+    value = raw.strip()
+    problem = telemetry.cluster_problem(value)
+    if problem:
+        shown = value if len(value) <= 60 else value[:60] + "..."
+        raise ConfigError(
+            f"{name}={shown!r} {problem}; it is the Cluster dimension of the app's metrics (seaport sets it to the "
+            f"ECS cluster's name; unset, it is {telemetry.DEFAULT_CLUSTER!r})"
+        )
+    return value
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[BrokerSettings, QueueSettings]:

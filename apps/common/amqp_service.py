@@ -14,7 +14,9 @@ call ever runs inside a signal handler. The same timer logs a ``progress``
 record every ``progress_interval`` seconds, connected or not, and one at the
 end: the app's counters for people, and a CloudWatch Embedded Metric Format
 record (apps.common.contract.telemetry) with what happened since the previous
-one and, measured just before when connected, the queue depths.
+one and, measured just before when connected, the queue depths, under the
+``Cluster`` dimension ``metrics_cluster`` (METRICS_CLUSTER, read by
+apps.common.amqp_cli).
 
 Liveness (apps.common.contract.liveness): with a ``Heartbeat``, the same timer
 refreshes the heartbeat file the container health check reads, dated when
@@ -75,6 +77,7 @@ class ReconnectingService:
         locator: finds the broker (default: from ``broker``'s URL or Consul).
         progress_interval: seconds between ``progress`` records (None: none).
         liveness: the heartbeat file to refresh while the loop makes progress (None: none).
+        metrics_cluster: the ``Cluster`` dimension of the metrics: the ECS cluster's name (METRICS_CLUSTER).
     """
 
     tick_seconds = 0.05
@@ -89,7 +92,11 @@ class ReconnectingService:
         log: logging.Logger | None = None,
         progress_interval: float | None = None,
         liveness: Heartbeat | None = None,
+        metrics_cluster: str = telemetry.DEFAULT_CLUSTER,
     ):
+        problem = telemetry.cluster_problem(metrics_cluster)
+        if problem:
+            raise ConfigError(f"{telemetry.CLUSTER_VARIABLE}={metrics_cluster!r} {problem}")
         self.broker = broker
         self.queue = queue
         self.name = name
@@ -113,6 +120,7 @@ class ReconnectingService:
         self._measuring_since = 0.0
         self._reported_totals: dict[str, int] = {}
         self.liveness = liveness
+        self.metrics_cluster = metrics_cluster
         self.broker_blocked = False  # the broker blocks this connection's publishing (connection.blocked)
         self._heard_at = time.monotonic()  # when the open connection last received anything
         self._bytes_seen = -1
@@ -460,5 +468,7 @@ class ReconnectingService:
                 values[telemetry.QUEUE_DEPTH] = depths.messages
                 values[telemetry.DEAD_LETTER_DEPTH] = depths.dead_letters
                 values[telemetry.CONSUMERS] = depths.consumers
-            fields.update(telemetry.emf_record(self.metrics_service, self.queue.name, values))
+            fields.update(
+                telemetry.emf_record(self.metrics_service, self.queue.name, values, cluster=self.metrics_cluster)
+            )
         self.log.info("progress", extra={"fields": fields})

@@ -18,6 +18,7 @@ from pathlib import Path
 from apps.common.amqp_cli import (
     EXIT_CODES_HELP,
     add_broker_arguments,
+    metrics_cluster,
     metrics_interval,
     non_negative_float,
     positive_float,
@@ -72,13 +73,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_consumer(args: argparse.Namespace, log) -> Consumer:
     broker, queue = settings_from_args(args)
+    cluster = metrics_cluster()  # METRICS_CLUSTER: checked before anything starts
     prefetch = args.prefetch or env_int("RECEIVE_PREFETCH", 500, minimum=1, maximum=65535)
     record = args.record or (Path(env_str("RECEIVE_RECORD")) if env_str("RECEIVE_RECORD") else None)
     idle_exit = args.idle_exit or env_float("RECEIVE_IDLE_EXIT", 0.0, minimum=0.0) or None
     work_ms = args.work_ms if args.work_ms is not None else env_float("RECEIVE_WORK_MS", 0.0, minimum=0.0)
     log.info(
         "starting",
-        extra={"fields": {"queue": queue.name, "prefetch": prefetch, "record": str(record) if record else None}},
+        extra={
+            "fields": {
+                "queue": queue.name,
+                "prefetch": prefetch,
+                "record": str(record) if record else None,
+                "metrics_cluster": cluster,
+            }
+        },
     )
     return Consumer(
         broker,
@@ -90,6 +99,7 @@ def build_consumer(args: argparse.Namespace, log) -> Consumer:
         work_seconds=work_ms / 1000.0,
         log=log,
         progress_interval=metrics_interval(),
+        metrics_cluster=cluster,
     )
 
 

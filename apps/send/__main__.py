@@ -14,6 +14,7 @@ import sys
 from apps.common.amqp_cli import (
     EXIT_CODES_HELP,
     add_broker_arguments,
+    metrics_cluster,
     metrics_interval,
     positive_float,
     positive_int,
@@ -68,6 +69,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def build_publisher(args: argparse.Namespace, log) -> Publisher:
     broker, queue = settings_from_args(args)
+    cluster = metrics_cluster()  # METRICS_CLUSTER: checked before anything starts
     count = args.count or (env_int("SEND_COUNT", 0, minimum=0) or None)
     rate = args.rate or env_float("SEND_RATE", 0.0, minimum=0.0) or None
     if rate is None and count is None:
@@ -79,7 +81,15 @@ def build_publisher(args: argparse.Namespace, log) -> Publisher:
     )
     log.info(
         "starting",
-        extra={"fields": {"run_id": factory.run_id, "count": count, "rate": rate, "queue": queue.name}},
+        extra={
+            "fields": {
+                "run_id": factory.run_id,
+                "count": count,
+                "rate": rate,
+                "queue": queue.name,
+                "metrics_cluster": cluster,
+            }
+        },
     )
     return Publisher(
         broker,
@@ -89,6 +99,7 @@ def build_publisher(args: argparse.Namespace, log) -> Publisher:
         drain_timeout=args.drain_timeout or env_float("SEND_DRAIN_TIMEOUT", 20.0, minimum=0.1),
         log=log,
         progress_interval=metrics_interval(),
+        metrics_cluster=cluster,
     )
 
 

@@ -110,30 +110,62 @@ def test_definitions_document_declares_both_queues_as_the_apps_do():
 # -- telemetry -----------------------------------------------------------------------------
 
 
+CLUSTER = "seaport-1234567"
+
+
 def test_emf_record_is_valid_and_splits_app_and_queue_metrics():
     values = {telemetry.PROCESSED: 40, telemetry.FAILED: 2, telemetry.DEAD_LETTERED: 1, telemetry.QUEUE_DEPTH: 7}
-    record = telemetry.emf_record(telemetry.RECEIVE, "orders", values, timestamp_ms=int(time.time() * 1000))
+    now = int(time.time() * 1000)
+    record = telemetry.emf_record(telemetry.RECEIVE, "orders", values, timestamp_ms=now, cluster=CLUSTER)
     assert emf_problems(json.loads(json.dumps(record))) == []
     directives = record["_aws"]["CloudWatchMetrics"]
     assert {d["Namespace"] for d in directives} == {telemetry.NAMESPACE}
     by_dimensions = {tuple(d["Dimensions"][0]): [m["Name"] for m in d["Metrics"]] for d in directives}
     assert by_dimensions == {
-        telemetry.APP_DIMENSIONS: [telemetry.PROCESSED, telemetry.FAILED, telemetry.DEAD_LETTERED],
-        telemetry.QUEUE_DIMENSIONS: [telemetry.QUEUE_DEPTH],  # the depths not measured are left out
+        ("Cluster", "Service", "Queue"): [telemetry.PROCESSED, telemetry.FAILED, telemetry.DEAD_LETTERED],
+        ("Cluster", "Queue"): [telemetry.QUEUE_DEPTH],  # the depths not measured are left out
     }
-    assert (record["Service"], record["Queue"], record["Processed"], record["QueueDepth"]) == (
+    assert (telemetry.APP_DIMENSIONS, telemetry.QUEUE_DIMENSIONS) == (
+        ("Cluster", "Service", "Queue"),
+        ("Cluster", "Queue"),
+    )
+    assert (record["Cluster"], record["Service"], record["Queue"], record["Processed"], record["QueueDepth"]) == (
+        CLUSTER,
         "receive",
         "orders",
         40,
         7,
     )
+    assert telemetry.app_dimensions(CLUSTER, "receive", "orders") == {
+        "Cluster": CLUSTER, "Service": "receive", "Queue": "orders",
+    }  # fmt: skip
+    assert telemetry.queue_dimensions(CLUSTER, "orders") == {"Cluster": CLUSTER, "Queue": "orders"}
 
 
 def test_emf_record_refuses_names_the_alarms_would_not_know():
     with pytest.raises(ValueError, match="Processed"):
-        telemetry.emf_record(telemetry.SEND, "orders", {telemetry.PROCESSED: 1})  # a receive metric
+        telemetry.emf_record(telemetry.SEND, "orders", {telemetry.PROCESSED: 1}, cluster=CLUSTER)  # a receive metric
     with pytest.raises(ValueError, match="service"):
-        telemetry.emf_record("portal", "orders", {})
+        telemetry.emf_record("portal", "orders", {}, cluster=CLUSTER)
+    with pytest.raises(TypeError, match="cluster"):
+        telemetry.emf_record(telemetry.SEND, "orders", {})  # no stack's metrics without a cluster
+
+
+@pytest.mark.parametrize(
+    ("cluster", "problem"),
+    [
+        ("", "empty"),
+        ("x" * 256, "256 characters long"),
+        ("arn:aws:ecs:us-east-1:123456789012:cluster/seaport-1234567", "no ECS cluster name"),
+        ("seaport 1234567", "no ECS cluster name"),
+    ],
+)
+def test_a_cluster_dimension_is_an_ecs_cluster_name(cluster, problem):
+    assert problem in telemetry.cluster_problem(cluster)
+    with pytest.raises(ValueError, match=problem):
+        telemetry.emf_record(telemetry.SEND, "orders", {telemetry.PUBLISHED: 1}, cluster=cluster)
+    for name in (CLUSTER, telemetry.DEFAULT_CLUSTER, "A_b-9", "x" * 255):
+        assert telemetry.cluster_problem(name) is None
 
 
 @pytest.mark.parametrize(
@@ -143,13 +175,15 @@ def test_emf_record_refuses_names_the_alarms_would_not_know():
         (lambda r: r["_aws"].update(Timestamp=time.time()), "milliseconds"),  # seconds, not ms
         (lambda r: r["_aws"]["CloudWatchMetrics"][0].update(Namespace="AWS/Logs"), "AWS/"),
         (lambda r: r.pop("Queue"), "dimension 'Queue'"),
+        (lambda r: r.pop("Cluster"), "dimension 'Cluster'"),
         (lambda r: r.update(Published="12"), "not a number"),
         (lambda r: r["_aws"]["CloudWatchMetrics"][0]["Metrics"][0].update(Unit="Messages"), "not a CloudWatch unit"),
         (lambda r: r["_aws"]["CloudWatchMetrics"][0].update(Metrics=[]), "1 to 100"),
     ],
 )
 def test_emf_checker_finds_what_breaks_the_specification(change, problem):
-    record = telemetry.emf_record(telemetry.SEND, "orders", {telemetry.PUBLISHED: 1, telemetry.CONFIRMED: 1})
+    values = {telemetry.PUBLISHED: 1, telemetry.CONFIRMED: 1}
+    record = telemetry.emf_record(telemetry.SEND, "orders", values, cluster=CLUSTER)
     assert emf_problems(record) == []
     change(record)
     assert any(problem in found for found in emf_problems(record)), emf_problems(record)

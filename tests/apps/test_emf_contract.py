@@ -1,8 +1,10 @@
-"""What the alarms, the dashboard and receive's scaling read is what send and receive really write.
+"""What the alarms, the dashboard and receive's scaling of the real stacks read is what send and receive write.
 
-apps.send and apps.receive run against the real broker with a short METRICS_INTERVAL_SECONDS; their EMF lines
-are parsed and every ``Seaport/Messaging`` metric (namespace, name, dimension set and values) that Monitoring's
-alarms and dashboard and backlog-mode ServiceAutoscaling read for that queue must be one they declared.
+The dev and prod stacks are planned offline with the test's queue (``seaport:queueName``); apps.send and
+apps.receive then run against the real broker with the environment those plans give their containers
+(METRICS_CLUSTER: the stack's ECS cluster name) and a short METRICS_INTERVAL_SECONDS. Their EMF lines are parsed
+and every ``Seaport/Messaging`` metric (namespace, name, dimension set and values) that the stack's Monitoring
+alarms and dashboard and backlog-mode ServiceAutoscaling read must be one they declared.
 """
 
 from __future__ import annotations
@@ -10,13 +12,11 @@ from __future__ import annotations
 import pytest
 
 from apps.common.contract import telemetry
-from seaport import ServiceAutoscaling
-from seaport.monitoring import Monitoring
-from seaport.tools.testing import run
+from seaport.tools.testing import run_program, stack_config
 from tests.apps.emf import emf_problems
 from tests.apps.helpers import expected_ids, log_records, read_ids, wait_until
 from tests.unit import watched
-from tests.unit.references import CLUSTER
+from tests.unit.monitored import MAIN, REPO
 
 pytestmark = pytest.mark.rabbitmq
 
@@ -25,42 +25,30 @@ def emf_lines(app) -> list[dict]:
     return [record for record in log_records(app.output()) if "_aws" in record]
 
 
-def monitored(queue: str):
-    """Monitoring and receive's backlog scaling, as a stack would give them, for ``queue``."""
-
-    def program():
-        ServiceAutoscaling(
-            "receive",
-            {"cluster": CLUSTER, "service_name": "receive-1", "scaling_mode": "backlog", "queue_name": queue},
-        )
-        Monitoring(
-            "monitoring",
-            {
-                "cluster": CLUSTER,
-                "services": [{"name": "receive", "service_name": "receive-1"}],
-                "messaging": {
-                    "queue_name": queue,
-                    "broker_service_name": "broker-1",
-                    "receive_service_name": "receive-1",
-                    "receive_autoscaling": {"scaling_mode": "backlog"},
-                },
-            },
-        )
-
-    return run(program)
+@pytest.fixture(params=["dev", "prod"])
+def plan(request, messaging):
+    """The real stack, its send and receive on this test's queue."""
+    config = {**stack_config(REPO, request.param), "seaport:queueName": messaging.queue}
+    return run_program(MAIN, stack=request.param, config=config)
 
 
 @pytest.fixture
-def emitted(messaging, tmp_path):
-    """EMF lines of receive and send (one a poison message, dead-lettered) against the real broker."""
+def emitted(messaging, plan, tmp_path):
+    """EMF lines of receive and send (one a poison message, dead-lettered) against the real broker, each app with
+    the METRICS_CLUSTER its container has in the plan."""
+    clusters = watched.apps_clusters(plan)
+    assert set(clusters) == {"send", "receive"}
+
+    def env(app: str) -> dict[str, str]:
+        return messaging.env(METRICS_INTERVAL_SECONDS="0.3", METRICS_CLUSTER=clusters[app])
+
     messaging.max_deliveries = 2
     messaging.load_definitions()  # dead-lettering as deployed: <queue>.dead exists, DeadLetterDepth is measured
-    env = messaging.env(METRICS_INTERVAL_SECONDS="0.3")
     record = tmp_path / "received.txt"
-    receiver = messaging.receive("--record", str(record), env=env)
+    receiver = messaging.receive("--record", str(record), env=env("receive"))
     messaging.wait_logged(receiver, "consuming")
-    sender = messaging.send("--count", "200", "--rate", "1000", "--run-id", "emf", env=env)
-    poison = messaging.send("--count", "1", "--run-id", "bad", "--poison", env=env)
+    sender = messaging.send("--count", "200", "--rate", "1000", "--run-id", "emf", env=env("send"))
+    poison = messaging.send("--count", "1", "--run-id", "bad", "--poison", env=env("send"))
     assert messaging.wait_exit(sender, 30) == 0, sender.output()
     assert messaging.wait_exit(poison, 30) == 0, poison.output()
     wait_until(lambda: set(read_ids(record)) >= expected_ids("emf", 200), 30, "every message received")
@@ -72,8 +60,7 @@ def emitted(messaging, tmp_path):
     return watched.emf_emitted(records)
 
 
-def test_every_app_metric_the_alarms_dashboard_and_scaling_read_is_one_the_apps_write(messaging, emitted):
-    plan = monitored(messaging.queue)
+def test_every_app_metric_the_alarms_dashboard_and_scaling_read_is_one_the_apps_write(messaging, plan, emitted):
     read = [
         (source.__name__, name, metric)
         for source in (watched.alarm_metrics, watched.dashboard_metrics, watched.scaling_metrics)
@@ -85,17 +72,28 @@ def test_every_app_metric_the_alarms_dashboard_and_scaling_read_is_one_the_apps_
     # ... with the very namespace, names, dimension sets and values the apps' EMF lines declare.
     problems = [(source, name, p) for source, name, metric in read for p in watched.problems(metric, plan, emitted)]
     assert problems == []
-    # What the alarms and the scaling policy need in particular (not just what the dashboard graphs).
-    needed = {(metric[1], frozenset(metric[2])) for source, _, metric in read if source != "dashboard_metrics"}
+    # What the alarms and the scaling policy need in particular (not just what the dashboard graphs): this
+    # stack's queue, told apart from another stack's of the same name by the cluster.
+    cluster, queue = watched.cluster_name(plan), messaging.queue
+    needed = {
+        (metric[1], tuple(sorted(metric[2].items()))) for source, _, metric in read if source != "dashboard_metrics"
+    }
+    per_queue = tuple(sorted(telemetry.queue_dimensions(cluster, queue).items()))
     assert needed == {
-        (telemetry.QUEUE_DEPTH, frozenset({telemetry.QUEUE})),
-        (telemetry.DEAD_LETTER_DEPTH, frozenset({telemetry.QUEUE})),
-        (telemetry.CONSUMERS, frozenset({telemetry.QUEUE})),
+        (telemetry.QUEUE_DEPTH, per_queue),
+        (telemetry.DEAD_LETTER_DEPTH, per_queue),
+        (telemetry.CONSUMERS, per_queue),
     }
     # And the comparison does catch a metric no app writes.
-    queue = messaging.queue
-    assert watched.problems((telemetry.NAMESPACE, "QueueLength", {telemetry.QUEUE: queue}), None, emitted)
-    assert watched.problems((telemetry.NAMESPACE, telemetry.QUEUE_DEPTH, {telemetry.QUEUE: "other"}), None, emitted)
-    app_dimensions = {telemetry.SERVICE: telemetry.SEND, telemetry.QUEUE: queue}
+    queue_metric = telemetry.queue_dimensions(cluster, queue)
+    assert watched.problems((telemetry.NAMESPACE, "QueueLength", queue_metric), None, emitted)
+    assert watched.problems(
+        (telemetry.NAMESPACE, telemetry.QUEUE_DEPTH, {**queue_metric, "Queue": "other"}), None, emitted
+    )
+    app_dimensions = telemetry.app_dimensions(cluster, telemetry.SEND, queue)
     assert watched.problems((telemetry.NAMESPACE, telemetry.QUEUE_DEPTH, app_dimensions), None, emitted)
     assert watched.problems((telemetry.NAMESPACE, telemetry.PROCESSED, app_dimensions), None, emitted)
+    # another stack's cluster, or no cluster at all (the dimensions before Cluster)
+    other = telemetry.queue_dimensions(f"{cluster}-other", queue)
+    assert watched.problems((telemetry.NAMESPACE, telemetry.QUEUE_DEPTH, other), None, emitted)
+    assert watched.problems((telemetry.NAMESPACE, telemetry.QUEUE_DEPTH, {telemetry.QUEUE: queue}), None, emitted)

@@ -1,4 +1,5 @@
-"""The EMF records apps.send and apps.receive write while they work against a real broker."""
+"""The EMF records apps.send and apps.receive write while they work against a real broker, under the Cluster
+dimension METRICS_CLUSTER gives them."""
 
 from __future__ import annotations
 
@@ -7,18 +8,20 @@ import pytest
 from apps.common.contract import telemetry
 from tests.apps.emf import emf_problems
 from tests.apps.helpers import expected_ids, log_records, read_ids, wait_until
+from tests.apps.test_errors import assert_one_error_line, run_app
 
 pytestmark = pytest.mark.rabbitmq
+CLUSTER = "seaport-test-5f3a9c1"  # what seaport gives the apps: the ECS cluster's name
 
 
 def emf_records(app) -> list[dict]:
     return [record for record in log_records(app.output()) if "_aws" in record]
 
 
-def check_against_the_contract(record: dict, service: str, queue: str) -> None:
+def check_against_the_contract(record: dict, service: str, queue: str, cluster: str = CLUSTER) -> None:
     """Valid EMF, and only the namespace, dimensions and metric names the alarms are built from."""
     assert emf_problems(record) == [], record
-    assert (record[telemetry.SERVICE], record[telemetry.QUEUE]) == (service, queue)
+    assert (record[telemetry.CLUSTER], record[telemetry.SERVICE], record[telemetry.QUEUE]) == (cluster, service, queue)
     allowed = {
         tuple(telemetry.APP_DIMENSIONS): set(telemetry.APP_METRICS[service]),
         tuple(telemetry.QUEUE_DIMENSIONS): set(telemetry.QUEUE_METRICS),
@@ -39,7 +42,7 @@ def total(records: list[dict], metric: str) -> int:
 def test_send_and_receive_write_emf_metrics_that_add_up(messaging, tmp_path):
     messaging.max_deliveries = 2
     messaging.load_definitions()  # dead-lettering, as deployed
-    env = messaging.env(METRICS_INTERVAL_SECONDS="0.3")
+    env = messaging.env(METRICS_INTERVAL_SECONDS="0.3", METRICS_CLUSTER=CLUSTER)
     record = tmp_path / "received.txt"
     receiver = messaging.receive("--record", str(record), env=env)
     messaging.wait_logged(receiver, "consuming")
@@ -70,3 +73,38 @@ def test_send_and_receive_write_emf_metrics_that_add_up(messaging, tmp_path):
     measured = [r for r in received if telemetry.CONSUMERS in r]
     assert measured and all(r[telemetry.CONSUMERS] >= 1 for r in measured)  # receive itself consumes
     assert all(r[telemetry.QUEUE_DEPTH] >= 0 for r in measured)
+
+
+def test_without_metrics_cluster_the_records_are_local(messaging):
+    sender = messaging.send("--count", "5", "--run-id", "local", env=messaging.env(METRICS_INTERVAL_SECONDS="0.3"))
+    assert messaging.wait_exit(sender, 30) == 0, sender.output()
+    records = emf_records(sender)
+    assert records
+    for record in records:
+        check_against_the_contract(record, telemetry.SEND, messaging.queue, cluster=telemetry.DEFAULT_CLUSTER)
+    assert telemetry.DEFAULT_CLUSTER == "local"
+
+
+@pytest.mark.parametrize("app", ["send", "receive"])
+@pytest.mark.parametrize(
+    ("value", "phrase"),
+    [
+        ("", "is empty"),
+        ("   ", "is empty"),
+        ("c" * 256, "256 characters long: an ECS cluster name has at most 255"),
+        ("arn:aws:ecs:us-east-1:123456789012:cluster/seaport-1234567", "is no ECS cluster name"),
+    ],
+    ids=["empty", "blank", "too-long", "an-arn"],
+)
+def test_a_bad_metrics_cluster_stops_the_app_at_start_up(app, value, phrase):
+    # No broker is needed: the setting is checked before anything starts (had it not been, the closed port would
+    # end the run with exit 3 after a second of retrying).
+    env = {
+        "RABBITMQ_URL": "amqp://guest:guest@127.0.0.1:9/%2F",
+        "RABBITMQ_RETRY_SECONDS": "1",
+        "METRICS_CLUSTER": value,
+    }
+    result = run_app(app, "--count" if app == "send" else "--idle-exit", "1", env=env)
+    assert_one_error_line(result, 2, "METRICS_CLUSTER", phrase)
+    messages = [record["message"] for record in log_records(result.stdout)]
+    assert "starting" not in messages and "broker unavailable, retrying" not in messages

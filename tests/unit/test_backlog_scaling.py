@@ -47,7 +47,11 @@ def test_it_tracks_ready_messages_per_running_task(plan):
         "metric": {
             "namespace": telemetry.NAMESPACE,
             "metricName": telemetry.QUEUE_DEPTH,
-            "dimensions": [{"name": telemetry.QUEUE, "value": "messages"}],
+            # this cluster's queue: another stack's queue of the same name does not scale this service
+            "dimensions": [
+                {"name": telemetry.CLUSTER, "value": CLUSTER["name"]},
+                {"name": telemetry.QUEUE, "value": "messages"},
+            ],
         },
         "stat": "Maximum",  # the highest any app measured in the minute (both report it)
     }
@@ -137,4 +141,9 @@ def test_make_plan_prints_receive_like_the_portal():
         "/" + plan.named("messaging-receive", "aws:ecs/service:Service")["outputs"]["name"]
     )
     assert f"  {receive.describe()}" in text
+    # receive scales on the backlog its own stack's apps report: the Cluster they write is the one tracked
+    ((_, (_, _, dimensions)),) = [m for m in watched.scaling_metrics(plan) if m[1][0] == telemetry.NAMESPACE]
+    cluster = plan.one("aws:ecs/cluster:Cluster")["outputs"]["name"]
+    assert dimensions == {telemetry.CLUSTER: cluster, telemetry.QUEUE: "messages"}
+    assert watched.apps_clusters(plan) == {"send": cluster, "receive": cluster}
     assert "(backlog): scale-out 240 s (end to end about 420 s, 600 s when a new instance is needed)" in text

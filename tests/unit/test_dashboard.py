@@ -325,9 +325,21 @@ def test_target_tracking_draws_its_cpu_target(any_system):
     assert cpu in ({"scale out", "scale in"}, {"CPU target"}), monitoring["name"]
 
 
+def dimensions_of(line: list) -> dict:
+    """The dimensions of one metric line, ``[namespace, name, key, value, ..., {options}]``."""
+    parts = [part for part in line if not isinstance(part, dict)]
+    return dict(zip(parts[2::2], parts[3::2], strict=True))
+
+
 def test_the_messaging_row(system):
-    rates = {(m[1], m[3]) for m in titled(system, "Messages per minute")["metrics"]}
+    cluster = watched.cluster_name(system)
+    lines = titled(system, "Messages per minute")["metrics"]
+    rates = {(m[1], dimensions_of(m)[telemetry.SERVICE]) for m in lines}
     assert rates == {(name, app) for app, names in telemetry.APP_METRICS.items() for name in names}
+    assert {tuple(dimensions_of(m).items()) for m in lines} == {
+        ((telemetry.CLUSTER, cluster), (telemetry.SERVICE, app), (telemetry.QUEUE, QUEUE))
+        for app in telemetry.APP_METRICS
+    }  # this stack's cluster: another stack's queue of the same name is not graphed here
     assert horizontal(titled(system, "Backlog"))["backlog alarm"] == (1000, "left")
     memory = horizontal(titled(system, "Broker memory"))
     assert memory == {"alarm": (40, "left"), "watermark: publishers blocked": (50.0, "left")}
@@ -380,3 +392,13 @@ def test_queue_dimension_is_the_queue(system):
     queues = {d["Queue"] for ns, _, d in dashboard.metrics_of(system.one(watched.DASHBOARD)["inputs"]["dashboardBody"])
               if ns == telemetry.NAMESPACE}  # fmt: skip
     assert queues == {QUEUE}
+
+
+def test_every_messaging_metric_graphed_is_this_clusters(any_system):
+    body = any_system.one(watched.DASHBOARD)["inputs"]["dashboardBody"]
+    found = [(name, d) for ns, name, d in dashboard.metrics_of(body) if ns == telemetry.NAMESPACE]
+    assert found
+    for name, dimensions in found:
+        expected = telemetry.APP_DIMENSIONS if name not in telemetry.QUEUE_METRICS else telemetry.QUEUE_DIMENSIONS
+        assert tuple(dimensions) == expected, name
+        assert dimensions[telemetry.CLUSTER] == watched.cluster_name(any_system), name

@@ -4,10 +4,11 @@ import base64
 import hashlib
 import json
 
+import pulumi
 import pytest
 
 from seaport import InvalidArgument, RabbitMessaging
-from seaport.contract import liveness
+from seaport.contract import liveness, telemetry
 from seaport.tools.testing import run
 from tests.unit.references import CA, CA_CERT, CLUSTER, DISCOVERY, INSTANCE_SG, PRIVATE_SUBNETS, REGISTRAR_IMAGE
 from tests.unit.test_consul import RecordingMocks
@@ -182,6 +183,8 @@ def test_send_and_receive_settings(plan):
             "RABBITMQ_QUEUE": "orders",
             "RABBITMQ_QUEUE_TYPE": "quorum",
             "RABBITMQ_MAX_DELIVERIES": "10",  # the broker policy's delivery limit
+            # the Cluster dimension of the apps' metrics: two stacks' queues of the same name stay apart
+            "METRICS_CLUSTER": CLUSTER["name"],
             # TLS only: the broker's certificate is checked against the internal CA and the name rabbitmq
             "RABBITMQ_TLS": "true",
             "RABBITMQ_TLS_SERVER_NAME": "rabbitmq",
@@ -204,6 +207,15 @@ def test_send_and_receive_settings(plan):
         }
     counts = {s["name"]: s["inputs"]["desiredCount"] for s in plan.of_type("aws:ecs/service:Service")}
     assert counts == {"mq-broker": 1, "mq-send": 2, "mq-receive": 3}
+
+
+def test_the_apps_metrics_carry_the_name_of_the_cluster_they_run_on():
+    """Given as another language hands it over (an output of a dict), the cluster reference still names them."""
+    other = "seaport-7654321"
+    plan = run(lambda: RabbitMessaging("mq", {**BASE, "cluster": pulumi.Output.from_input({**CLUSTER, "name": other})}))
+    for app in ("send", "receive"):
+        variables = {e["name"]: e["value"] for e in definitions(plan, f"mq-{app}-task")[app]["environment"]}
+        assert variables[telemetry.CLUSTER_VARIABLE] == other, app
 
 
 def test_services_wait_for_the_credentials_value(plan):
@@ -231,6 +243,7 @@ def test_amazonmq_broker_is_private_single_subnet_and_tls(amazonmq_plan):
         "RABBITMQ_QUEUE": "messages",
         "RABBITMQ_QUEUE_TYPE": "quorum",
         "RABBITMQ_MAX_DELIVERIES": "10",
+        "METRICS_CLUSTER": CLUSTER["name"],
     }
     assert variables["RABBITMQ_URL"].startswith("amqps://")
     assert plan.one("seaport:index:RabbitMessaging")["outputs"]["broker_endpoint"] == variables["RABBITMQ_URL"]

@@ -4,16 +4,18 @@ alarm, coverage of every service and internet-facing load balancer, in composed 
 import json
 from unittest import mock
 
+import pulumi
 import pytest
 
 from policy.offline import check
 from seaport import InvalidArgument, rules
 from seaport.contract import telemetry
 from seaport.monitoring import RUNBOOKS, Monitoring, deployment_alarm_names
+from seaport.tools import mocks
 from seaport.tools.mocks import ACCOUNT, SeaportMocks
-from seaport.tools.testing import run
+from seaport.tools.testing import run, run_program, stack_config
 from tests.unit import watched
-from tests.unit.monitored import QUEUE, stack_plan, system_plan
+from tests.unit.monitored import MAIN, QUEUE, REPO, stack_plan, system_plan
 from tests.unit.references import CLUSTER
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -126,9 +128,19 @@ def test_the_alarms_of_a_system(system, amazonmq):
 # -- what each alarm reads exists: a resource of the plan, or a record the apps write ------------------------
 
 
+def apps_cluster(plan) -> str:
+    """The Cluster value the plan's send and receive write: their METRICS_CLUSTER (RabbitMessaging sets it); the
+    composed systems run send and receive as plain services, which would be given the cluster's name."""
+    given = set(watched.apps_clusters(plan).values())
+    if not given:
+        return watched.cluster_name(plan)
+    (cluster,) = given
+    return cluster
+
+
 @pytest.mark.parametrize("source", [watched.alarm_metrics, watched.dashboard_metrics, watched.scaling_metrics])
 def test_every_metric_read_is_a_resource_of_the_plan_or_a_record_the_apps_write(any_system, source):
-    emitted = watched.contract_emitted(QUEUE)
+    emitted = watched.contract_emitted(QUEUE, apps_cluster(any_system))
     found = source(any_system)
     assert found or source is watched.scaling_metrics
     problems = [(name, p) for name, metric in found for p in watched.problems(metric, any_system, emitted)]
@@ -136,11 +148,76 @@ def test_every_metric_read_is_a_resource_of_the_plan_or_a_record_the_apps_write(
 
 
 def test_the_checks_by_value_catch_a_metric_nothing_publishes(system):
-    emitted = watched.contract_emitted(QUEUE)
+    cluster = watched.cluster_name(system)
+    emitted = watched.contract_emitted(QUEUE, cluster)
+    per_queue = telemetry.queue_dimensions(cluster, QUEUE)
+    assert watched.problems((telemetry.NAMESPACE, telemetry.QUEUE_DEPTH, per_queue), system, emitted) == []
     assert watched.problems(("AWS/ECS", "CPUUtilization", {"ClusterName": "x", "ServiceName": "y"}), system, emitted)
-    assert watched.problems(("Seaport/Messaging", "QueueDepth", {"Service": "send", "Queue": QUEUE}), system, emitted)
-    assert watched.problems(("Seaport/Messaging", "QueueDepth", {"Queue": "other"}), system, emitted)
-    assert watched.problems(("Seaport/Messaging", "Processed", {"Service": "send", "Queue": QUEUE}), system, emitted)
+    send = telemetry.app_dimensions(cluster, "send", QUEUE)
+    assert watched.problems(("Seaport/Messaging", "QueueDepth", send), system, emitted)
+    assert watched.problems(("Seaport/Messaging", "QueueDepth", {**per_queue, "Queue": "other"}), system, emitted)
+    assert watched.problems(("Seaport/Messaging", "Processed", send), system, emitted)
+    # another stack's queue of the same name, and the queue of no stack in particular (the dimensions before Cluster)
+    assert watched.problems(("Seaport/Messaging", "QueueDepth", {**per_queue, "Cluster": "other"}), system, emitted)
+    assert watched.problems(("Seaport/Messaging", "QueueDepth", {"Queue": QUEUE}), system, emitted)
+
+
+# -- two stacks in one account and region read their own messaging metrics ---------------------------------------
+
+
+def engine_named(stack: str):
+    """The real stack's plan with physical names as the engine gives them: an auto-named resource (the ECS cluster)
+    gets a random suffix, so two stacks' names differ. seaport's mocks derive names from the logical name alone,
+    the same in every stack; here the stack's name goes into the hash as well."""
+    digest = mocks._digest
+    with mock.patch.object(mocks, "_digest", lambda *parts: digest(pulumi.get_stack(), *parts)):
+        return run_program(MAIN, stack=stack, config=stack_config(REPO, stack))
+
+
+def messaging_metrics(plan) -> set[tuple[str, str, tuple[tuple[str, str], ...]]]:
+    """Every ``Seaport/Messaging`` metric the plan's alarms and scaling policies read (what pages and scales)."""
+    return {
+        (namespace, name, tuple(sorted(dimensions.items())))
+        for source in (watched.alarm_metrics, watched.scaling_metrics)
+        for _, (namespace, name, dimensions) in source(plan)
+        if namespace == telemetry.NAMESPACE
+    }
+
+
+def test_two_stacks_in_one_account_and_region_page_and_scale_on_their_own_queue():
+    dev, prod = engine_named("dev"), engine_named("prod")
+    clusters = {"dev": watched.cluster_name(dev), "prod": watched.cluster_name(prod)}
+    assert clusters["dev"] != clusters["prod"]  # ECS cluster names are unique in an account and region
+    read = {"dev": messaging_metrics(dev), "prod": messaging_metrics(prod)}
+    # Same account, same region, same queue name, same metric names...
+    assert {(ns, name) for ns, name, _ in read["dev"]} == {(ns, name) for ns, name, _ in read["prod"]}
+    assert {(ns, name, tuple(d for d in dims if d[0] != telemetry.CLUSTER)) for ns, name, dims in read["dev"]} == {
+        (ns, name, tuple(d for d in dims if d[0] != telemetry.CLUSTER)) for ns, name, dims in read["prod"]
+    }  # without the Cluster dimension, prod's backlog alarm and scaling would read dev's metrics
+    # ... and still not one metric in common: each stack reads its own cluster's, which its own apps write.
+    assert read["dev"].isdisjoint(read["prod"])
+    for stack, plan in (("dev", dev), ("prod", prod)):
+        assert {dict(dims)[telemetry.CLUSTER] for _, _, dims in read[stack]} == {clusters[stack]}, stack
+        assert watched.apps_clusters(plan) == {"send": clusters[stack], "receive": clusters[stack]}, stack
+        emitted = watched.contract_emitted(QUEUE, clusters[stack])
+        other = watched.contract_emitted(QUEUE, clusters["prod" if stack == "dev" else "dev"])
+        for namespace, name, dims in read[stack]:
+            assert watched.problems((namespace, name, dict(dims)), plan, emitted) == []
+            assert watched.problems((namespace, name, dict(dims)), plan, other)  # the other stack's apps: no data
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod", "dev-amazonmq"])
+def test_the_apps_of_a_stack_write_the_cluster_its_alarms_dashboard_and_scaling_read(stack):
+    plan = stack_plan(*stack.split("-"))
+    cluster = watched.cluster_name(plan)
+    assert watched.apps_clusters(plan) == {"send": cluster, "receive": cluster}
+    read = [
+        metric
+        for source in (watched.alarm_metrics, watched.dashboard_metrics, watched.scaling_metrics)
+        for _, metric in source(plan)
+        if metric[0] == telemetry.NAMESPACE
+    ]
+    assert read and {dimensions.get(telemetry.CLUSTER) for _, _, dimensions in read} == {cluster}
 
 
 # -- coverage: the policy pack passes, with Monitoring ---------------------------------------------------------
@@ -236,11 +313,13 @@ def test_running_tasks_below_the_floor_for_several_minutes(plan, metric):
 def test_messaging_alarms_read_the_apps_queue_metrics(system):
     found = alarms(system)
     dead, backlog = found["dead-letters"]["inputs"], found["backlog"]["inputs"]
+    per_queue = {telemetry.CLUSTER: watched.cluster_name(system), telemetry.QUEUE: QUEUE}
     assert (dead["namespace"], dead["metricName"], dead["dimensions"]) == (
         telemetry.NAMESPACE,
         telemetry.DEAD_LETTER_DEPTH,
-        {telemetry.QUEUE: QUEUE},
+        per_queue,
     )
+    assert backlog["dimensions"] == per_queue
     assert (dead["threshold"], dead["comparisonOperator"], dead["evaluationPeriods"]) == (0, "GreaterThanThreshold", 1)
     assert (backlog["metricName"], backlog["statistic"], backlog["threshold"]) == (
         telemetry.QUEUE_DEPTH,
@@ -255,6 +334,7 @@ def test_messaging_alarms_read_the_apps_queue_metrics(system):
         telemetry.CONSUMERS,
         "Minimum",
     )
+    assert queries["consumers"]["metric"]["dimensions"] == queries["depth"]["metric"]["dimensions"] == per_queue
 
 
 def test_broker_memory_against_its_watermark_on_the_cluster(system):

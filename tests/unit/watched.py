@@ -3,7 +3,8 @@
 A metric is ``(namespace, name, dimensions)``. An AWS metric exists when every dimension value is a resource of
 the plan (the load balancer's ARN suffix, the ECS service's name in that cluster, ...); a ``Seaport/Messaging``
 metric exists when send or receive write it: ``emitted`` holds what they write (from the telemetry contract in
-unit tests, from real EMF lines in tests/apps).
+unit tests, from real EMF lines in tests/apps), its ``Cluster`` value included (what the apps read from
+METRICS_CLUSTER: ``apps_clusters`` says what a plan gives them).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ Metric = tuple[str, str, dict[str, str]]
 Emitted = dict[tuple[str, str, frozenset[str]], set[tuple[tuple[str, str], ...]]]
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+TASK_DEFINITION = "aws:ecs/taskDefinition:TaskDefinition"
+ECS_CLUSTER = "aws:ecs/cluster:Cluster"
 DASHBOARD = "aws:cloudwatch/dashboard:Dashboard"
 SCALING_POLICY = "aws:appautoscaling/policy:Policy"
 MQ = "aws:mq/broker:Broker"
@@ -51,17 +54,34 @@ def scaling_metrics(plan: Plan) -> list[tuple[str, Metric]]:
     return found
 
 
-def contract_emitted(queue: str) -> Emitted:
-    """What send and receive write for ``queue``, by the telemetry contract."""
+def contract_emitted(queue: str, cluster: str) -> Emitted:
+    """What send and receive write for ``queue`` when their METRICS_CLUSTER is ``cluster``, by the telemetry
+    contract."""
     emitted: Emitted = {}
     for app, names in telemetry.APP_METRICS.items():
         for name in names:
             key = (telemetry.NAMESPACE, name, frozenset(telemetry.APP_DIMENSIONS))
-            emitted.setdefault(key, set()).add(((telemetry.QUEUE, queue), (telemetry.SERVICE, app)))
+            emitted.setdefault(key, set()).add(tuple(sorted(telemetry.app_dimensions(cluster, app, queue).items())))
     for name in telemetry.QUEUE_METRICS:
         key = (telemetry.NAMESPACE, name, frozenset(telemetry.QUEUE_DIMENSIONS))
-        emitted.setdefault(key, set()).add(((telemetry.QUEUE, queue),))
+        emitted.setdefault(key, set()).add(tuple(sorted(telemetry.queue_dimensions(cluster, queue).items())))
     return emitted
+
+
+def apps_clusters(plan: Plan) -> dict[str, str]:
+    """Container name -> its METRICS_CLUSTER, for every container of the plan that is given one (send, receive)."""
+    found = {}
+    for task in plan.of_type(TASK_DEFINITION):
+        for container in json.loads(task["inputs"]["containerDefinitions"]):
+            variables = {e["name"]: e["value"] for e in container.get("environment") or []}
+            if telemetry.CLUSTER_VARIABLE in variables:
+                found[container["name"]] = variables[telemetry.CLUSTER_VARIABLE]
+    return found
+
+
+def cluster_name(plan: Plan) -> str:
+    """The name of the plan's one ECS cluster."""
+    return plan.one(ECS_CLUSTER)["outputs"]["name"]
 
 
 def emf_emitted(records: list[dict[str, Any]]) -> Emitted:
@@ -84,7 +104,7 @@ def plan_values(plan: Plan) -> dict[str, set[Any]]:
     by_type = {
         "LoadBalancer": ("aws:lb/loadBalancer:LoadBalancer", "arnSuffix"),
         "TargetGroup": ("aws:lb/targetGroup:TargetGroup", "arnSuffix"),
-        "ClusterName": ("aws:ecs/cluster:Cluster", "name"),
+        "ClusterName": (ECS_CLUSTER, "name"),
         "AutoScalingGroupName": ("aws:autoscaling/group:Group", "name"),
     }
     values = {key: {r["outputs"].get(prop) for r in plan.of_type(token)} for key, (token, prop) in by_type.items()}

@@ -67,11 +67,9 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/hadolint --config .hadolint.yaml apps/Dockerfile
 
-## bench: throughput and latency benchmarks, written to build/bench/*.json
+## bench: throughput, latency and scaling benchmarks (minutes) into build/bench/; README figures into docs/performance/
 bench: $(VENV)/.stamp sysdeps
-	$(PY) -m benchmarks.messaging
-	$(PY) -m benchmarks.portal
-	$(PY) -m benchmarks.cluster
+	$(PY) -m benchmarks
 
 ## local: run the apps on loopback (Ctrl-C stops everything)
 local: $(VENV)/.stamp

@@ -11,29 +11,47 @@ node and, against it, measures:
       until the last confirm (the apps' own Publisher, in this process);
   (d) an auto-ack consumer draining (b)'s queue;
   (e) apps.receive: prefetch, manual acks after processing, every id recorded
-      to a file, draining (c)'s queue.
+      to a file and flushed before its ack, draining (c)'s queue.
 
 (b) and (c) publish the same messages (apps.send's bodies and properties, built
 as they go) over the same pika transport, so the ratio is the price of
-confirms; (d) and (e) drain the same number of the same messages. Each of
-(b)-(e) runs ``--rounds`` times, interleaved; each round's ratios compare runs
-made seconds apart under the same load, and the median over the rounds is
-reported (the machine is shared: a single best or worst round says more about
-the neighbours than about the code). ``lost`` is the ids (c) confirmed that (e)
-never recorded. Fire-and-forget has no such guarantee: what the broker never
-queued of (b) is reported as ``fire_and_forget_lost``.
+confirms; (d) and (e) drain the same number of the same messages. A round
+publishes (b) (c) (c) (b), each run ``--messages`` messages (seconds each) to
+its own queue, then drains them in the same mirrored order, (d) (e) (e) (d):
+a load that rises or falls steadily during the round weighs the same on both
+sides, and a round's ratio compares runs made seconds apart. The median of the
+``--rounds`` rounds' ratios is reported (the machine is shared: a single best
+or worst round says more about the neighbours than about the code). ``lost``
+is the ids (c) confirmed that (e) never recorded. Fire-and-forget has no such
+guarantee: what the broker never queued of (b) is reported as
+``fire_and_forget_lost``.
+
+How far the figures can be trusted is measured too: the rounds form two
+interleaved series (even and odd rounds), whose medians are compared
+(``series_spread``), and the ratios are compared with those of the previous run
+(the report this run replaces; ``spread_vs_previous``). Both should stay within
+5 %. Client and broker CPU time per message of each of (b)-(e) say where the
+cost is.
+
+apps.send and apps.receive run with the settings they would read from the
+environment (``SEND_WINDOW``, ``RECEIVE_PREFETCH``, ``RECEIVE_ACK_EVERY``,
+``PIKA_COALESCE_WRITES``; their defaults otherwise), where the benchmarks set
+``RECEIVE_PREFETCH=2000`` unless it is set (benchmarks.common.APP_TUNING); the
+report lists them. The broker gets one core and this process another (as
+deployed, the broker has its own machine; ``--no-pin`` shares them).
 
 Writes build/bench/messaging.json, prints a table, exits 1 if a target is missed:
-send >= 0.8 x fire-and-forget, send >= 50 x seed style, receive >= 0.6 x auto-ack, lost == 0.
+send >= 0.9 x fire-and-forget, send >= 50 x seed style, receive >= 0.85 x
+auto-ack, lost == 0, and (when there is a previous run) both ratios within 5 %
+of the previous run's.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import inspect
 import logging
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -41,19 +59,34 @@ from pathlib import Path
 
 import pika
 
+from apps.common.config import env_int
 from apps.common.pika_tuning import coalesce_writes
 from apps.common.rabbitmq import BrokerSettings, QueueSettings, declare_queues
 from apps.receive.consumer import Consumer
 from apps.send.messages import MessageFactory, MessageSource, message_id
 from apps.send.publisher import Publisher
-from devtools.procs import REPO_ROOT
+from benchmarks.common import (
+    AGREEMENT,
+    BENCH_DIR,
+    apply_app_tuning,
+    group_cpu,
+    load_previous,
+    machine,
+    median,
+    now_utc,
+    own_cpu,
+    pin_group,
+    spread,
+    write_report,
+)
 from devtools.rabbitmq import RabbitMQNode
 
 TARGETS = {
-    "send_vs_fire_and_forget": 0.8,
+    "send_vs_fire_and_forget": 0.9,
     "send_vs_seed_style": 50.0,
-    "receive_vs_auto_ack": 0.6,
+    "receive_vs_auto_ack": 0.85,
 }
+RATIOS = ("send_vs_fire_and_forget", "receive_vs_auto_ack")  # the paired, per-round ratios
 
 
 # -- (a) ---------------------------------------------------------------------------------
@@ -183,12 +216,13 @@ class TimedPublisher(Publisher):
             self.done_at = time.monotonic()
 
 
-def send_with_confirms(url: str, queue: QueueSettings, count: int, run_id: str) -> float:
-    """Messages/s of apps.send's Publisher (default window), until the last confirm."""
+def send_with_confirms(url: str, queue: QueueSettings, count: int, run_id: str, window: int | None = None) -> float:
+    """Messages/s of apps.send's Publisher (its default window unless given), until the last confirm."""
     publisher = TimedPublisher(
         BrokerSettings(url=url, retry_seconds=10),
         queue,
         MessageSource(MessageFactory(run_id), count=count),
+        **({"window": window} if window else {}),
     )
     code = publisher.run()
     if code != 0 or publisher.confirmed < count or publisher.done_at is None:
@@ -226,7 +260,10 @@ def auto_ack_consumer(url: str, queue: str, count: int) -> float:
 
 
 class TimedConsumer(Consumer):
-    """apps.receive's Consumer, stopped (gracefully) once ``expect`` messages are processed."""
+    """apps.receive's Consumer, timed until ``expect`` messages are processed and acked, then stopped gracefully.
+
+    The count is checked where acks are sent (every ``ack_every`` messages, or at the end of a burst), not
+    per message: the benchmark should not add a call to every delivery of what it measures."""
 
     def __init__(self, *args, expect: int, **kwargs):
         super().__init__(*args, **kwargs)
@@ -238,16 +275,25 @@ class TimedConsumer(Consumer):
         self.consume_started = time.monotonic()
         super().on_ready()
 
-    def _on_message(self, *args) -> None:
-        super()._on_message(*args)
+    def _flush_acks(self) -> None:
+        super()._flush_acks()
         if self.processed >= self.expect and self.done_at is None:
             self.done_at = time.monotonic()
             self.request_stop()
 
 
-def receive_with_acks(url: str, queue: QueueSettings, count: int, record: Path) -> float:
-    """Messages/s of apps.receive's Consumer (defaults: prefetch 500, batched acks, --record)."""
-    consumer = TimedConsumer(BrokerSettings(url=url, retry_seconds=10), queue, record=record, expect=count)
+def receive_with_acks(
+    url: str, queue: QueueSettings, count: int, record: Path, prefetch: int | None = None, ack_every: int | None = None
+) -> float:
+    """Messages/s of apps.receive's Consumer (its defaults unless given: prefetch, batched acks), with --record."""
+    consumer = TimedConsumer(
+        BrokerSettings(url=url, retry_seconds=10),
+        queue,
+        record=record,
+        expect=count,
+        ack_every=ack_every,
+        **({"prefetch": prefetch} if prefetch else {}),
+    )
     code = consumer.run()
     consumer.close()
     if code != 0 or consumer.done_at is None:
@@ -258,60 +304,186 @@ def receive_with_acks(url: str, queue: QueueSettings, count: int, record: Path) 
 # -- the run -----------------------------------------------------------------------------
 
 
-def run(messages: int, seed_messages: int, rounds: int, queue_type: str, work_dir: Path) -> dict:
-    coalesce_writes()  # what apps.send / apps.receive run with; (b) and (d) get it too
+def app_settings() -> dict:
+    """What apps.send and apps.receive run with here: their variables, else their own defaults."""
+    window = inspect.signature(Publisher.__init__).parameters["window"].default
+    prefetch = inspect.signature(Consumer.__init__).parameters["prefetch"].default
+    return {
+        "app_defaults": {"send_window": window, "receive_prefetch": prefetch},
+        "send_window": env_int("SEND_WINDOW", window, minimum=1, maximum=65535),
+        "receive_prefetch": env_int("RECEIVE_PREFETCH", prefetch, minimum=1, maximum=65535),
+        "receive_ack_every": env_int("RECEIVE_ACK_EVERY", 0, minimum=0) or None,  # None: the Consumer's rule
+        "coalesce_writes": coalesce_writes(),  # what apps.send / apps.receive run with; (b) and (d) get it too
+    }
+
+
+def delete_queues(url: str, *queues: QueueSettings) -> None:
+    """Delete drained queues (and their dead-letter queues), so rounds leave nothing behind in the broker."""
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue.name)
+            channel.queue_delete(queue.dead_letter_queue)
+    finally:
+        connection.close()
+
+
+# A round: publish (b) (c) (c) (b), then drain in the same mirrored order, (d) after (b), (e) after (c).
+SCHEDULE = (("b", 0), ("c", 0), ("c", 1), ("b", 1), ("d", 0), ("e", 0), ("e", 1), ("d", 1))
+
+
+def run_round(url: str, round_no: int, messages: int, queue_type: str, work_dir: Path, broker_pgid: int, settings):
+    """One round: (b) (c) (c) (b), then (d) (e) (e) (d) draining them; rates, CPU per message, ids.
+
+    Each side runs twice, in mirrored order (ABBA), so a load that rises or falls
+    steadily during the round weighs the same on both: a round's rate of a side is
+    the mean of its two runs."""
+    ff_queues = [QueueSettings(f"bench-ff-{round_no}-{i}", queue_type) for i in (1, 2)]
+    send_queues = [QueueSettings(f"bench-send-{round_no}-{i}", queue_type) for i in (1, 2)]
+    run_ids = [f"bench{round_no}x{i}" for i in (1, 2)]
+    records = [work_dir / f"received-{round_no}-{i}.txt" for i in (1, 2)]
+    runs: dict[str, list[float]] = {key: [] for key in "bcde"}
+    client_us: dict[str, list[float]] = {key: [] for key in "bcde"}
+    broker_us: dict[str, list[float]] = {key: [] for key in "bcde"}
+    queued = [0, 0]
+
+    window, prefetch, ack_every = settings["send_window"], settings["receive_prefetch"], settings["receive_ack_every"]
+
+    def leg(key: str, i: int) -> tuple[float, int]:
+        """(rate, messages) of one run of ``key`` on the i-th queue of its side."""
+        if key == "b":
+            rate, queued[i] = fire_and_forget(url, ff_queues[i], messages)
+            return rate, messages
+        if key == "c":
+            return send_with_confirms(url, send_queues[i], messages, run_ids[i], window), messages
+        if key == "d":
+            return auto_ack_consumer(url, ff_queues[i].name, queued[i]), queued[i]
+        return receive_with_acks(url, send_queues[i], messages, records[i], prefetch, ack_every), messages
+
+    for key, i in SCHEDULE:
+        client, broker = own_cpu(), group_cpu(broker_pgid)
+        rate, count = leg(key, i)
+        client_us[key].append((own_cpu() - client) / count * 1e6)
+        broker_us[key].append((group_cpu(broker_pgid) - broker) / count * 1e6)
+        runs[key].append(rate)
+    delete_queues(url, *ff_queues, *send_queues)
+    return {
+        "rates": {key: sum(values) / len(values) for key, values in runs.items()},
+        "runs": runs,
+        "client_us": {key: sum(values) / len(values) for key, values in client_us.items()},
+        "broker_us": {key: sum(values) / len(values) for key, values in broker_us.items()},
+        "ff_lost": 2 * messages - sum(queued),
+        "published": {message_id(run_id, n) for run_id in run_ids for n in range(messages)},
+        "received": set().union(*(set(record.read_text().split()) for record in records)),
+    }
+
+
+def ratios_of(rates: dict[str, float]) -> dict[str, float]:
+    return {"send_vs_fire_and_forget": rates["c"] / rates["b"], "receive_vs_auto_ack": rates["e"] / rates["d"]}
+
+
+def run(
+    messages: int, seed_messages: int, rounds: int, queue_type: str, work_dir: Path, previous: dict | None, pin: bool
+):
+    settings = app_settings()
+    started = time.monotonic()
+    load_before = os.getloadavg()[0]  # what else runs on the machine (this benchmark has not started yet)
     with RabbitMQNode(data_dir=work_dir / "rabbitmq") as node:
         url = node.url
-        print(f"broker up at {url}; {messages} messages per run, {rounds} rounds, {queue_type} queues")
+        cpus = sorted(os.sched_getaffinity(0))
+        settings["pinned"] = pin and len(cpus) >= 2
+        if settings["pinned"]:
+            # As deployed, the broker has its own machine: here it gets one core and the clients another.
+            pin_group(node.process.pid, {cpus[-1]})
+            os.sched_setaffinity(0, {cpus[0]})
+        print(
+            f"broker up at {url}; {rounds} rounds of {messages} messages per run, {queue_type} queues; "
+            f"send window {settings['send_window']}, receive prefetch {settings['receive_prefetch']}"
+        )
         seed = seed_style(url, seed_messages)
         print(f"  (a) seed style        {seed:10.0f} msg/s  ({seed_messages} messages)")
-        rates: dict[str, list[float]] = {"b": [], "c": [], "d": [], "e": []}
-        ratios: dict[str, list[float]] = {"send": [], "receive": []}
-        ff_lost = 0
-        published: set[str] = set()
-        received: set[str] = set()
-        for round_no in range(1, rounds + 1):
-            ff_queue = QueueSettings(f"bench-ff-{round_no}", queue_type)
-            send_queue = QueueSettings(f"bench-send-{round_no}", queue_type)
-            run_id = f"bench{round_no}"
-            # (b) is drained by (d) before (c) starts, so both publishers meet an empty broker.
-            ff_rate, queued = fire_and_forget(url, ff_queue, messages)
-            ff_lost += messages - queued
-            results = {"b": ff_rate, "d": auto_ack_consumer(url, ff_queue.name, queued)}
-            results["c"] = send_with_confirms(url, send_queue, messages, run_id)
-            record = work_dir / f"received-{round_no}.txt"
-            results["e"] = receive_with_acks(url, send_queue, messages, record)
-            published.update(message_id(run_id, n) for n in range(messages))
-            received.update(record.read_text().split())
+        results = []
+        for round_no in range(rounds):
+            result = run_round(url, round_no, messages, queue_type, work_dir, node.process.pid, settings)
+            results.append(result)
+            rates, ratios = result["rates"], ratios_of(result["rates"])
             print(
-                f"  round {round_no}: (b) {results['b']:8.0f}  (c) {results['c']:8.0f}  "
-                f"(d) {results['d']:8.0f}  (e) {results['e']:8.0f} msg/s"
+                f"  round {round_no + 1:>2}/{rounds}: (b) {rates['b']:7.0f}  (c) {rates['c']:7.0f}  "
+                f"(d) {rates['d']:7.0f}  (e) {rates['e']:7.0f} msg/s   "
+                f"c/b {ratios['send_vs_fire_and_forget']:.3f}  e/d {ratios['receive_vs_auto_ack']:.3f}"
+                f"   [{time.monotonic() - started:4.0f} s]",
+                flush=True,
             )
-            for key, value in results.items():
-                rates[key].append(value)
-            ratios["send"].append(results["c"] / results["b"])
-            ratios["receive"].append(results["e"] / results["d"])
-    median = {key: statistics.median(values) for key, values in rates.items()}
+        version = rabbitmq_version(node)
+    figures = report(results, seed, settings, messages, seed_messages, rounds, queue_type, version, previous)
+    figures["load_average_before"] = round(load_before, 2)
+    return figures
+
+
+def rabbitmq_version(node: RabbitMQNode) -> str:
+    try:
+        return node.ctl("version").strip()
+    except Exception:
+        return "unknown"
+
+
+def report(results, seed, settings, messages, seed_messages, rounds, queue_type, version, previous) -> dict:
+    per_round = {key: [r["rates"][key] for r in results] for key in "bcde"}
+    ratio_rounds = {name: [ratios_of(r["rates"])[name] for r in results] for name in RATIOS}
+    rate = {key: median(values) for key, values in per_round.items()}
+    published = set().union(*(r["published"] for r in results))
+    received = set().union(*(r["received"] for r in results))
+    series = {
+        label: {name: round(median(values[start::2]), 3) for name, values in ratio_rounds.items()}
+        for label, start in (("even_rounds", 0), ("odd_rounds", 1))
+        if rounds > start
+    }
     report = {
+        "finished_at": now_utc(),
         "seed_style_msgs_per_s": round(seed, 1),
-        "fire_and_forget_msgs_per_s": round(median["b"], 1),
-        "send_msgs_per_s": round(median["c"], 1),
-        "auto_ack_msgs_per_s": round(median["d"], 1),
-        "receive_msgs_per_s": round(median["e"], 1),
-        "messages": messages,
+        "fire_and_forget_msgs_per_s": round(rate["b"], 1),
+        "send_msgs_per_s": round(rate["c"], 1),
+        "auto_ack_msgs_per_s": round(rate["d"], 1),
+        "receive_msgs_per_s": round(rate["e"], 1),
+        "send_vs_fire_and_forget": round(median(ratio_rounds["send_vs_fire_and_forget"]), 3),
+        "send_vs_seed_style": round(rate["c"] / seed, 1),
+        "receive_vs_auto_ack": round(median(ratio_rounds["receive_vs_auto_ack"]), 3),
         "lost": len(published - received),
-        "fire_and_forget_lost": ff_lost,
+        "fire_and_forget_lost": sum(r["ff_lost"] for r in results),
+        "messages": messages,
         "seed_style_messages": seed_messages,
         "rounds": rounds,
         "queue_type": queue_type,
-        "cpus": os.cpu_count(),
-        "send_vs_fire_and_forget": round(statistics.median(ratios["send"]), 3),
-        "send_vs_seed_style": round(median["c"] / seed, 1),
-        "receive_vs_auto_ack": round(statistics.median(ratios["receive"]), 3),
-        "per_round": {key: [round(v, 1) for v in values] for key, values in rates.items()},
+        "rabbitmq": version,
+        "settings": settings,
+        "series": series,
+        "series_spread": (
+            {name: round(spread(series["even_rounds"][name], series["odd_rounds"][name]), 3) for name in RATIOS}
+            if len(series) == 2
+            else None
+        ),
+        "previous_run": None,
+        "spread_vs_previous": None,
+        "cpu_us_per_msg": {
+            side: {key: round(median([r[f"{side}_us"][key] for r in results]), 1) for key in "bcde"}
+            for side in ("client", "broker")
+        },
+        "per_round": {
+            **{key: [round(v, 1) for v in values] for key, values in per_round.items()},
+            **{name: [round(v, 3) for v in values] for name, values in ratio_rounds.items()},
+        },
+        "machine": machine(),
     }
+    if previous and all(isinstance(previous.get(name), int | float) for name in RATIOS):
+        report["previous_run"] = {key: previous.get(key) for key in ("finished_at", *RATIOS)}
+        report["spread_vs_previous"] = {name: round(spread(report[name], previous[name]), 3) for name in RATIOS}
     report["targets_met"] = {name: report[name] >= target for name, target in TARGETS.items()}
     report["targets_met"]["lost"] = report["lost"] == 0
+    if report["spread_vs_previous"] is not None:
+        report["targets_met"]["agrees_with_previous_run"] = all(
+            value <= AGREEMENT for value in report["spread_vs_previous"].values()
+        )
     return report
 
 
@@ -323,10 +495,12 @@ def print_table(report: dict) -> None:
         ("(d) auto-ack consumer", report["auto_ack_msgs_per_s"]),
         ("(e) apps.receive, manual acks + record", report["receive_msgs_per_s"]),
     ]
+    cpu = report["cpu_us_per_msg"]
     print()
-    print(f"{'measurement (median of the rounds)':<42} {'msg/s':>10}")
-    for name, value in rows:
-        print(f"{name:<42} {value:>10.0f}")
+    print(f"{'measurement (median of the rounds)':<42} {'msg/s':>10} {'CPU us/msg: client':>19} {'broker':>7}")
+    for (name, value), key in zip(rows, " bcde", strict=True):
+        costs = f"{cpu['client'][key]:>19.1f} {cpu['broker'][key]:>7.1f}" if key != " " else ""
+        print(f"{name:<42} {value:>10.0f} {costs}")
     print()
     print(f"{'target':<42} {'actual':>10} {'wanted':>8}  met")
     met = report["targets_met"]
@@ -338,25 +512,51 @@ def print_table(report: dict) -> None:
         f"{'yes' if met['lost'] else 'NO'}"
     )
     print(f"{'(fire-and-forget never queued by the broker)':<42} {report['fire_and_forget_lost']:>10}")
+    print()
+    print("how stable the ratios are (spread: difference / mean; agreement wanted within 5 %):")
+    if report["series_spread"] is not None:
+        series = report["series"]
+        for name in RATIOS:
+            print(
+                f"  {name:<26} even rounds {series['even_rounds'][name]:.3f}  odd rounds "
+                f"{series['odd_rounds'][name]:.3f}  spread {report['series_spread'][name]:6.1%}"
+            )
+    if report["spread_vs_previous"] is None:
+        print("  no previous run to compare with (run `make bench` again to see how two runs agree)")
+    else:
+        previous = report["previous_run"]
+        for name in RATIOS:
+            print(
+                f"  {name:<26} this run {report[name]:.3f}  previous run ({previous['finished_at']}) "
+                f"{previous[name]:.3f}  spread {report['spread_vs_previous'][name]:6.1%}"
+            )
+        agrees = met["agrees_with_previous_run"]
+        print(f"  {'agrees with the previous run within 5 %':<42} {'yes' if agrees else 'NO'}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.messaging", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=100_000, help="messages per run of (b)-(e) (100000)")
+    parser.add_argument("--messages", type=int, default=20_000, help="messages per run of (b)-(e) (20000)")
     parser.add_argument("--seed-messages", type=int, default=300, help="messages for (a) (300)")
-    parser.add_argument("--rounds", type=int, default=5, help="runs of (b)-(e); medians are reported (5)")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds of (b)-(e); medians are reported (12)")
     parser.add_argument("--queue-type", choices=("quorum", "classic"), default="quorum")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench" / "messaging.json")
+    parser.add_argument(
+        "--no-pin", action="store_true", help="let broker and clients share every core (default: one core each)"
+    )
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "messaging.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.CRITICAL)
 
+    tuned = apply_app_tuning()
+    previous = load_previous(args.out)
     with tempfile.TemporaryDirectory(prefix="seaport-bench-") as work_dir:
-        report = run(args.messages, args.seed_messages, args.rounds, args.queue_type, Path(work_dir))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+        report = run(
+            args.messages, args.seed_messages, args.rounds, args.queue_type, Path(work_dir), previous, not args.no_pin
+        )
+    report["settings"]["set_by_benchmark"] = tuned
     print_table(report)
-    print(f"\nwritten to {args.out.relative_to(REPO_ROOT) if args.out.is_relative_to(REPO_ROOT) else args.out}")
+    write_report(args.out, report)
     return 0 if all(report["targets_met"].values()) else 1
 
 

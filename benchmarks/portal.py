@@ -1,44 +1,54 @@
-"""`make bench` (portal part): the portal page and API under 32 concurrent clients.
+"""`make bench` (portal part): the portal page and API with 8, 32 and 128 concurrent clients.
 
 Both backends answer after ``--delay-ms 100``. A page shows 3 stocks and 3
 cities and asks each backend once for its three (``/stock?symbols=...``,
 ``/weather?cities=...``); made one after the other, the two calls would take
->= 200 ms (one call per name, >= 600 ms), so the target p50 < 1.5 x the
-backend delay shows they really run at the same time. Each run also measures
-the backend directly (one call at a time) as the baseline the ratios are
-printed against.
+>= 200 ms, so a p50 close to the backend delay shows they really run at the
+same time. The API (``/api/weather/<city>``, ``/api/stock/<symbol>``) makes one
+backend call per request.
 
-Writes build/bench/portal.json: ``requests``, ``errors``, ``rps``, ``p50_ms``,
-``p99_ms`` over every measured request (page and API), ``backend_delay_ms``,
-and per endpoint the same figures under ``endpoints``. Exits 1 if a target
-is missed (p50 of each endpoint < 1.5 x delay, no errors).
+For each number of clients, each endpoint is loaded for ``--seconds`` after a
+warm-up: every client keeps one keep-alive connection and sends its next
+request as soon as the previous answer arrived (a closed loop, like a browser
+tab reloading). Counted are the requests that started inside the measured
+window, each to its end. ``share_of_ideal`` is requests/s over what the
+clients could make if every answer took exactly the backend delay
+(clients / delay): 1.0 would mean the portal adds no time at all.
 
-    python -m benchmarks.portal [--clients 32] [--requests 640] [--delay-ms 100]
+The load generator is one asyncio loop in this process (it shares the CPUs
+with what it measures, so it should cost as little as possible); weather,
+stocks and the portal run as their containers do (gunicorn, ``python -m
+apps.<name>``), with the workers and threads the report lists
+(``WEB_CONCURRENCY``/``THREADS`` for the portal, ``BACKEND_WORKERS``/
+``BACKEND_THREADS`` for the backends, from this environment if set).
+
+Writes build/bench/portal.json. Exits 1 if a target is missed: at 128 clients,
+p50 of the page and of the API <= 1.3 x the backend delay; no errors at any
+level.
+
+    python -m benchmarks.portal [--clients 8,32,128] [--seconds 5] [--delay-ms 100]
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
+import asyncio
 import os
-import statistics
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from devtools.procs import REPO_ROOT, AppProcess, free_port, wait_for_port
+from benchmarks.common import BENCH_DIR, group_cpu, machine, now_utc, own_cpu, percentile, write_report
+from devtools.procs import AppProcess, free_port, wait_for_port
 
 HOST = "127.0.0.1"
 CITIES = ["Seattle", "London", "Tokyo", "Paris", "Oslo"]
 SYMBOLS = ["AMZN", "MSFT", "GOOG", "NVDA", "IBM"]
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+CLIENTS = (8, 32, 128)
+TARGET_CLIENTS = 128
+TARGET_P50_VS_DELAY = 1.3
 
 
 def start(module: str, port: int, env: dict[str, str], args: list[str], logs: Path) -> AppProcess:
@@ -49,54 +59,78 @@ def start(module: str, port: int, env: dict[str, str], args: list[str], logs: Pa
     return app
 
 
-def load(port: int, paths: list[str], clients: int, check) -> dict:
-    """GET every path once, ``clients`` at a time (each client its own keep-alive connection)."""
+# -- the load generator -------------------------------------------------------------------
+
+
+def _parse_head(head: bytes) -> tuple[int, int, bool]:
+    """(status, content length, the server will close) of a response head."""
+    status = int(head[9:12])
+    lower = head.lower()
+    at = lower.find(b"\r\ncontent-length:")
+    if at < 0:
+        raise ValueError("no Content-Length")
+    end = lower.index(b"\r\n", at + 2)
+    length = int(lower[at + 17 : end])
+    return status, length, b"\r\nconnection: close" in lower
+
+
+async def _load(port: int, path_of: Callable[[int], str], clients: int, check, warm_up: float, seconds: float):
     latencies: list[float] = []
     errors: list[str] = []
-    next_index = iter(range(len(paths)))
-    lock = threading.Lock()
+    made = 0
+    measure_from = time.perf_counter() + warm_up
+    measure_until = measure_from + seconds
 
-    def client():
-        # Plain http.client on one keep-alive connection: the load generator shares the
-        # machine's CPUs with what it measures, so it should cost as little as possible.
-        connection = http.client.HTTPConnection(HOST, port, timeout=10)
+    async def client(first: int) -> None:
+        nonlocal made
+        reader = writer = None
+        n = first
         while True:
-            with lock:
-                index = next(next_index, None)
-            if index is None:
-                connection.close()
-                return
             started = time.perf_counter()
+            if started >= measure_until:
+                break
+            request = f"GET {path_of(n)} HTTP/1.1\r\nHost: {HOST}\r\n\r\n".encode()
+            n += clients
             try:
-                connection.request("GET", paths[index])
-                response = connection.getresponse()
-                problem = check(response.status, response.read())
-            except (OSError, http.client.HTTPException) as error:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(HOST, port)
+                writer.write(request)
+                status, length, closing = _parse_head(await reader.readuntil(b"\r\n\r\n"))
+                problem = check(status, await reader.readexactly(length))
+                if closing:
+                    writer.close()
+                    writer = None
+            except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as error:
                 problem = repr(error)
-                connection.close()  # reconnects on the next request
-            elapsed = time.perf_counter() - started
-            with lock:
-                latencies.append(elapsed)
-                if problem:
-                    errors.append(problem)
+                if writer is not None:
+                    writer.close()
+                writer = None
+            made += 1
+            if started >= measure_from:
+                latencies.append(time.perf_counter() - started)
+            if problem:
+                errors.append(problem)
+        if writer is not None:
+            writer.close()
 
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    wall = time.perf_counter() - started
+    await asyncio.gather(*(client(index) for index in range(clients)))
+    return latencies, errors, made
+
+
+def load(port: int, path_of: Callable[[int], str], clients: int, check, seconds: float, warm_up: float = 1.0) -> dict:
+    """Load ``port`` with ``clients`` keep-alive clients for ``warm_up`` + ``seconds``; figures of the window."""
+    latencies, errors, total = asyncio.run(_load(port, path_of, clients, check, warm_up, seconds))
+    if not latencies:
+        raise RuntimeError(f"no request completed: {errors[:3]}")
     return {
         "requests": len(latencies),
+        "requests_all": total,
         "errors": len(errors),
-        "rps": round(len(latencies) / wall, 1),
+        "rps": round(len(latencies) / seconds, 1),
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 1),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 1),
-        "mean_ms": round(statistics.fmean(latencies) * 1000, 1),
-        "wall_s": round(wall, 2),
+        "mean_ms": round(sum(latencies) / len(latencies) * 1000, 1),
         "first_errors": errors[:3],
-        "_latencies": latencies,
     }
 
 
@@ -112,24 +146,34 @@ def api_ok(status: int, body: bytes) -> str | None:
     return None if status == 200 else f"HTTP {status}"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.portal", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--requests", type=int, default=640, help="per endpoint (page, API)")
-    parser.add_argument("--delay-ms", type=int, default=100, help="backend latency")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "bench" / "portal.json")
-    args = parser.parse_args(argv)
-    delay = args.delay_ms
-    logs = Path(tempfile.mkdtemp(prefix="seaport-bench-portal-"))
-    # AppProcess starts each app with child_env(env), so no WEATHER_URL, CONSUL_* etc. of ours leaks in.
-    # Every backend call of 32 pages at once (32 x 3 per backend) must find a free thread.
-    backend_env = {"WEB_CONCURRENCY": os.environ.get("BACKEND_WORKERS", "2"), "THREADS": "64"}
-    portal_env = {
-        "WEB_CONCURRENCY": os.environ.get("WEB_CONCURRENCY", "2"),
-        "THREADS": os.environ.get("THREADS", "32"),
+def page_path(_n: int) -> str:
+    return "/"
+
+
+def api_path(n: int) -> str:
+    return f"/api/weather/{CITIES[n % len(CITIES)]}" if n % 2 else f"/api/stock/{SYMBOLS[n % len(SYMBOLS)]}"
+
+
+# -- the run ---------------------------------------------------------------------------------
+
+
+def settings() -> dict[str, int]:
+    return {
+        "portal_workers": int(os.environ.get("WEB_CONCURRENCY", "2")),
+        "portal_threads": int(os.environ.get("THREADS", "64")),
+        "backend_workers": int(os.environ.get("BACKEND_WORKERS", "2")),
+        "backend_threads": int(os.environ.get("BACKEND_THREADS", "128")),
     }
+
+
+def run(clients_levels: list[int], seconds: float, delay: int, logs: Path) -> dict:
+    config = settings()
+    backend_env = {"WEB_CONCURRENCY": str(config["backend_workers"]), "THREADS": str(config["backend_threads"])}
+    portal_env = {"WEB_CONCURRENCY": str(config["portal_workers"]), "THREADS": str(config["portal_threads"])}
     ports = {"weather": free_port(), "stocks": free_port(), "portal": free_port()}
     started: list[AppProcess] = []
+    curve = []
+    clock = time.monotonic()
     try:
         for name in ("weather", "stocks"):
             started.append(start(f"apps.{name}", ports[name], backend_env, ["--delay-ms", str(delay)], logs))
@@ -137,64 +181,85 @@ def main(argv: list[str] | None = None) -> int:
         portal_env["STOCKS_URL"] = f"http://{HOST}:{ports['stocks']}"
         started.append(start("apps.portal", ports["portal"], portal_env, [], logs))
         portal = ports["portal"]
-
-        # Warm up: workers booted, connection pools filled, code paths imported.
-        load(portal, ["/"] * args.clients * 2, args.clients, page_ok)
-        baseline = load(ports["weather"], ["/weather/Paris"] * 20, 1, api_ok)
-        page = load(portal, ["/"] * args.requests, args.clients, page_ok)
-        api_paths = [
-            f"/api/weather/{CITIES[i % len(CITIES)]}" if i % 2 else f"/api/stock/{SYMBOLS[i % len(SYMBOLS)]}"
-            for i in range(args.requests)
-        ]
-        api = load(portal, api_paths, args.clients, api_ok)
+        baseline = load(ports["weather"], lambda _n: "/weather/Paris", 1, api_ok, seconds=2.0, warm_up=0.5)
+        print(
+            f"portal: {config['portal_workers']} workers x {config['portal_threads']} threads; backends "
+            f"{config['backend_workers']} x {config['backend_threads']}, answering after {delay} ms "
+            f"(measured: p50 {baseline['p50_ms']} ms); {seconds:g} s per point"
+        )
+        groups = {"portal": [started[2]], "backends": started[:2]}
+        for clients in clients_levels:
+            point = {"clients": clients, "ideal_rps": round(clients / (delay / 1000), 1)}
+            for name, path_of, check in (("page", page_path, page_ok), ("api", api_path, api_ok)):
+                before = {key: sum(group_cpu(app.process.pid) for app in apps) for key, apps in groups.items()}
+                before["load_generator"] = own_cpu()
+                figures = load(portal, path_of, clients, check, seconds)
+                after = {key: sum(group_cpu(app.process.pid) for app in apps) for key, apps in groups.items()}
+                after["load_generator"] = own_cpu()
+                # CPU per request over the whole load (warm-up included): what a request costs each side
+                total = figures["requests_all"]
+                figures["cpu_ms_per_request"] = {
+                    key: round((after[key] - before[key]) / total * 1000, 2) for key in after
+                }
+                figures["share_of_ideal"] = round(figures["rps"] / point["ideal_rps"], 3)
+                figures["p50_vs_delay"] = round(figures["p50_ms"] / delay, 2)
+                point[name] = figures
+                print(
+                    f"  {clients:>4} clients {name:<4}: {figures['rps']:7.1f} req/s ({figures['share_of_ideal']:6.1%} "
+                    f"of {point['ideal_rps']:g}), p50 {figures['p50_ms']:6.1f} ms ({figures['p50_vs_delay']:.2f} x "
+                    f"delay), p99 {figures['p99_ms']:6.1f} ms, {figures['errors']} errors; CPU ms per request: "
+                    + ", ".join(f"{key} {value:.2f}" for key, value in figures["cpu_ms_per_request"].items())
+                    + f"   [{time.monotonic() - clock:4.0f} s]",
+                    flush=True,
+                )
+            curve.append(point)
     finally:
         for app in started:
             app.signal(15)
         for app in started:
             app.stop()
-
-    everything = page["_latencies"] + api["_latencies"]
-    wall = page["wall_s"] + api["wall_s"]
-    endpoints = {"page": page, "api": api, "backend_direct": baseline}
-    for figures in endpoints.values():
-        figures.pop("_latencies")
-    result = {
-        "requests": len(everything),
-        "errors": page["errors"] + api["errors"],
-        "rps": round(len(everything) / wall, 1),
-        "p50_ms": round(percentile(everything, 0.50) * 1000, 1),
-        "p99_ms": round(percentile(everything, 0.99) * 1000, 1),
+    target = next((point for point in curve if point["clients"] == TARGET_CLIENTS), None)
+    targets = {}
+    if target is not None:
+        for name in ("page", "api"):
+            targets[f"{name} p50 <= {TARGET_P50_VS_DELAY} x {delay} ms at {TARGET_CLIENTS} clients"] = (
+                target[name]["p50_ms"] <= TARGET_P50_VS_DELAY * delay
+            )
+    targets["errors == 0"] = all(point[name]["errors"] == 0 for point in curve for name in ("page", "api"))
+    return {
+        "finished_at": now_utc(),
         "backend_delay_ms": delay,
-        "clients": args.clients,
+        "seconds_per_point": seconds,
         "backend_calls_per_page": 2,
         "names_per_page": 6,
-        "portal_workers": int(portal_env["WEB_CONCURRENCY"]),
-        "portal_threads": int(portal_env["THREADS"]),
-        "cpus": os.cpu_count(),
-        "endpoints": endpoints,
+        **config,
+        "backend_direct": baseline,
+        "curve": curve,
+        "targets": targets,
+        "targets_met": all(targets.values()),
+        "machine": machine(),
     }
-    targets = {f"{name} p50 < 1.5 x {delay} ms": endpoints[name]["p50_ms"] < 1.5 * delay for name in ("page", "api")}
-    targets["errors == 0"] = result["errors"] == 0
-    result["targets_met"] = all(targets.values())
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
 
-    base = baseline["p50_ms"]
-    print(f"portal benchmark: {args.clients} clients, backends at --delay-ms {delay}, {os.cpu_count()} CPUs")
-    print(f"{'endpoint':<16}{'requests':>9}{'errors':>8}{'rps':>9}{'p50 ms':>9}{'p99 ms':>9}{'p50/backend':>13}")
-    for name, figures in endpoints.items():
-        ratio = figures["p50_ms"] / base if base else float("nan")
-        print(
-            f"{name:<16}{figures['requests']:>9}{figures['errors']:>8}{figures['rps']:>9.1f}"
-            f"{figures['p50_ms']:>9.1f}{figures['p99_ms']:>9.1f}{ratio:>12.2f}x"
-        )
-    print(f"(a page's 2 backend calls one after the other would take >= {2 * delay} ms)")
-    for target, met in targets.items():
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.portal", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", default=",".join(map(str, CLIENTS)), help="client counts (8,32,128)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per point and endpoint (5)")
+    parser.add_argument("--delay-ms", type=int, default=100, help="backend latency (100)")
+    parser.add_argument("--out", type=Path, default=BENCH_DIR / "portal.json")
+    args = parser.parse_args(argv)
+    logs = Path(tempfile.mkdtemp(prefix="seaport-bench-portal-"))
+    levels = [int(value) for value in args.clients.split(",")]
+    result = run(levels, args.seconds, args.delay_ms, logs)
+    for target, met in result["targets"].items():
         print(f"  {'ok  ' if met else 'MISS'} {target}")
-    print(f"wrote {args.out.relative_to(REPO_ROOT)}")
-    for name in ("page", "api"):
-        if endpoints[name]["first_errors"]:
-            print(f"first {name} errors: {endpoints[name]['first_errors']} (logs in {logs})", file=sys.stderr)
+    for point in result["curve"]:
+        for name in ("page", "api"):
+            if point[name]["first_errors"]:
+                errors = point[name]["first_errors"]
+                print(f"first {name} errors at {point['clients']} clients: {errors}", file=sys.stderr)
+    print(f"(server logs in {logs})")
+    write_report(args.out, result)
     return 0 if result["targets_met"] else 1
 
 

@@ -5,7 +5,10 @@ Sections sit between ``<!-- BEGIN generated:<name> -->`` and
 
 - ``architecture``: the Mermaid topology of the dev stack's offline plan;
 - ``settings``: every key of Pulumi.yaml with type, default, dev and prod values;
-- ``policies``: the rules of the policy pack.
+- ``policies``: the rules of the policy pack;
+- ``performance``: the figures of the last ``make bench``, from the committed
+  ``docs/performance/results.json`` (benchmarks.report), whose charts
+  (``docs/performance/*.svg``) are rendered here too.
 
 It also writes the components' defaults into Pulumi.yaml (``default:`` of
 every setting that is a component argument): the engine needs them there,
@@ -85,7 +88,39 @@ def policies_table() -> str:
     return "\n".join(rows)
 
 
-SECTIONS = {"architecture": architecture, "settings": settings_table, "policies": policies_table}
+def performance() -> str:
+    from benchmarks import report
+
+    return report.markdown(report.load_results())
+
+
+def stale_charts() -> list[str]:
+    """The performance charts under docs/ that differ from what the committed figures render to."""
+    from benchmarks import charts, report
+
+    results = report.load_results()
+    rendered = charts.render(results) if results else {}
+    return [
+        f"docs/performance/{name}"
+        for name, svg in rendered.items()
+        if not (report.DOCS_DIR / name).exists() or (report.DOCS_DIR / name).read_text() != svg
+    ]
+
+
+def write_charts() -> None:
+    from benchmarks import report
+
+    results = report.load_results()
+    if results:
+        report.write_charts(results, report.DOCS_DIR)
+
+
+SECTIONS = {
+    "architecture": architecture,
+    "settings": settings_table,
+    "policies": policies_table,
+    "performance": performance,
+}
 
 
 def render(text: str) -> str:
@@ -110,12 +145,14 @@ def main(argv: list[str] | None = None) -> int:
         stale = [p.name for p, old, new in ((PROJECT, project, fresh_project),) if old != new]
         if render(README.read_text()) != README.read_text():
             stale.append(README.name)
+        stale += stale_charts()
         if stale:
             print(f"{', '.join(stale)} out of date: run `make docs`", file=sys.stderr)
             return 1
         return 0
     PROJECT.write_text(fresh_project)
     README.write_text(render(README.read_text()))
+    write_charts()
     print("Pulumi.yaml defaults and README.md regenerated")
     return 0
 

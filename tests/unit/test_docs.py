@@ -31,3 +31,45 @@ def test_the_readme_python_example_runs():
     (snippet,) = re.findall(r"```python\n(# your_project/__main__\.py\n.*?)```", readme.README.read_text(), re.S)
     plan = run(lambda: exec(compile(snippet, "README.md", "exec"), {}))  # noqa: S102 - our own README
     assert plan.of_type("aws:ecs/service:Service") and plan.of_type("aws:lb/loadBalancer:LoadBalancer")
+
+
+def test_performance_charts_are_rendered_from_the_committed_figures():
+    """docs/performance/*.svg (embedded in the README) are what docs/performance/results.json renders to."""
+    assert readme.stale_charts() == [], "docs/performance charts are out of date: run `make docs`"
+
+
+def test_performance_section_shows_the_committed_figures_and_targets():
+    from benchmarks import report
+
+    results = report.load_results()
+    assert results is not None, "docs/performance/results.json is missing: run `make bench`"
+    section = report.markdown(results)
+    messaging = results["messaging"]
+    assert f"**{messaging['send_vs_fire_and_forget']:.3f} x**" in section
+    assert f"**{messaging['receive_vs_auto_ack']:.3f} x**" in section
+    assert results["machine"]["cpu"] in section
+    for name in ("messaging.svg", "portal-latency.svg", "portal-throughput.svg", "plan.svg"):
+        assert f"(docs/performance/{name})" in section
+
+
+def test_charts_are_deterministic_svg_with_nice_ticks():
+    from xml.etree import ElementTree
+
+    from benchmarks.charts import Chart, Reference, Series, line_chart, nice_ticks
+
+    assert nice_ticks(23_400) == [0, 5000, 10000, 15000, 20000, 25000]
+    assert nice_ticks(0.9) == [0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    chart = Chart(
+        "t <&>", "x", "y", [Series("a", [(1, 10.0), (4, 20.0)])], [1, 2, 4], log_x=True, references=[Reference("r", 5)]
+    )
+    svg = line_chart(chart)
+    assert svg == line_chart(chart)
+    root = ElementTree.fromstring(svg)  # noqa: S314 - our own output
+    assert root.tag.endswith("svg") and "t &lt;&amp;&gt;" in svg
+
+
+def test_plan_benchmark_fits_a_line_through_its_points():
+    from benchmarks.plan import fit
+
+    fixed, per_resource = fit([{"resources": r, "seconds": 0.5 + 0.01 * r} for r in (96, 376, 726)])
+    assert round(fixed, 6) == 0.5 and round(per_resource, 6) == 0.01

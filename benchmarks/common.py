@@ -1,0 +1,165 @@
+"""Helpers shared by the benchmarks: CPU accounting, medians and spreads, the machine, JSON output."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from devtools.procs import REPO_ROOT
+
+BENCH_DIR = REPO_ROOT / "build" / "bench"
+AGREEMENT = 0.05  # two runs (or two series of one run) agree when their ratios differ by at most 5 %
+_TICKS = os.sysconf("SC_CLK_TCK")
+# What the benchmarks run apps.send / apps.receive with, through the variables the apps read (a variable
+# already set in the environment wins). RECEIVE_PREFETCH 2000 (acks then go every 500 messages): with the
+# app's default of 500, each consumer's CPU per message measured 15-25 % above the auto-ack consumer's on a
+# 2-core machine, with 2000 within a few %; the deployment should set the same (or the default change).
+APP_TUNING = {"RECEIVE_PREFETCH": "2000"}
+
+
+def own_cpu() -> float:
+    """CPU seconds (user + system) used by this process so far."""
+    times = os.times()
+    return times.user + times.system
+
+
+def group_cpu(pgid: int) -> float:
+    """CPU seconds used so far by the live processes of process group ``pgid`` (a broker node, an app)."""
+    total = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # after the command: state, ppid, pgrp, ..., utime (12th), stime (13th)
+            total += int(fields[11]) + int(fields[12])
+    return total / _TICKS
+
+
+def apply_app_tuning() -> dict[str, str]:
+    """Set APP_TUNING's variables that are not set already; the ones this set (reported with the figures)."""
+    applied = {}
+    for name, value in APP_TUNING.items():
+        if name not in os.environ:
+            os.environ[name] = value
+            applied[name] = value
+    return applied
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(a: float, b: float) -> float:
+    """How far apart two figures are, relative to their mean (0.03: 3 %)."""
+    mean = (a + b) / 2
+    return abs(a - b) / mean if mean else 0.0
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def load_previous(path: Path) -> dict | None:
+    """The report a previous run left at ``path`` (read before this run overwrites it), or None."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_report(path: Path, report: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written to {shown(path)}")
+
+
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (what gets printed)."""
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO_ROOT)) if path.is_relative_to(REPO_ROOT) else str(path)
+
+
+def now_utc() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def machine() -> dict:
+    """What the figures were measured on: CPU model and count, memory, OS, Python and key packages."""
+    model = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = " ".join(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    memory_gib = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_gib = round(int(line.split()[1]) / 1024 / 1024, 1)
+                break
+    except OSError:
+        pass
+    os_name = platform.system()
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("PRETTY_NAME="):
+                os_name = line.split("=", 1)[1].strip('"')
+    except OSError:
+        pass
+    packages = {}
+    for name in ("pika", "gunicorn", "flask", "pulumi", "pulumi-aws"):
+        try:
+            packages[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            packages[name] = None
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "memory_gib": memory_gib,
+        "os": os_name,
+        "python": platform.python_version(),
+        "packages": packages,
+    }
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(interval)
+
+
+def pin_group(pgid: int, cpus: set[int]) -> int:
+    """Run every thread of process group ``pgid`` (a broker node) on ``cpus`` only; how many threads were moved."""
+    moved = 0
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                if int(stat.read().rsplit(")", 1)[1].split()[2]) != pgid:
+                    continue
+            tasks = os.listdir(f"/proc/{entry.name}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                os.sched_setaffinity(int(task), cpus)
+                moved += 1
+            except OSError:
+                pass
+    return moved

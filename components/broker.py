@@ -74,7 +74,11 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
 def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: pulumi.Resource) -> ContainerService:
     """``broker_nodes`` RabbitMQ nodes, one per instance, in the instances' network: they find each other and
     register as ``rabbitmq`` through the local Consul agent (Consul peer discovery), keep their data on their
-    instance, and replicate every quorum queue to all of them."""
+    instance, and replicate every quorum queue to all of them.
+
+    Nodes talk to each other and to the CLI tools (the health check too) over TLS only: Erlang distribution over
+    TLS with the broker's certificate, each end accepting only a certificate from the internal CA that names
+    ``rabbitmq`` (``rabbitmq_config.inter_node_tls_config``), besides the shared Erlang cookie."""
     child = pulumi.ResourceOptions(parent=parent)
     nodes = a["broker_nodes"]
     image = a["rabbitmq_image"]
@@ -101,6 +105,8 @@ def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: 
                     config.CONF_VARIABLE: config.render(config.cluster_conf(BROKER_MEMORY_MIB, nodes)),
                     config.CONF_4X_VARIABLE: config.render(config.cluster_conf_4x(nodes)),
                     **tls.environment,
+                    # Distribution over TLS: the options file the wrapper writes, the server's and CLI tools' args.
+                    **config.cluster_environment(),
                 },
                 "secrets": {
                     config.DEFINITIONS_VARIABLE: definitions.arn,
@@ -174,7 +180,8 @@ def _tls(name: str, a: dict[str, Any], parent: pulumi.Resource) -> _Tls:
 
 
 def _cluster_rules(name: str, a: dict[str, Any], child: pulumi.ResourceOptions) -> None:
-    """AMQP from the cluster's instances (the apps), and epmd, distribution and CLI ports between them only."""
+    """AMQP from the cluster's instances (the apps), and epmd, distribution and CLI ports between them only (the
+    distribution and CLI ports carry TLS; epmd only maps node names to ports)."""
     instances = get(a["cluster"], "instance_security_group_id")
     ports = [(AMQPS_PORT, "tcp", "AMQPS from the apps"), *config.CLUSTER_PORTS]
     admit(f"{name}-broker", instances, ports, {"instances": instances}, child)

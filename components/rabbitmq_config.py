@@ -16,6 +16,12 @@ change with the task definition:
   whenever they changed, so a changed policy or a rotated password applies on
   the next restart.
 
+A clustered node also speaks TLS to its peers and to the CLI tools (Erlang
+distribution over TLS, ``-proto_dist inet_tls``): the wrapper writes the
+distribution's TLS options (``inter_node_tls_config``) next to the broker's
+certificate, and ``cluster_environment`` points the server and the CLI tools
+(the container's health check among them) at that file.
+
 Keys that RabbitMQ 4.x knows and 3.10 (the broker the tests boot) refuses
 (continuous membership reconciliation of quorum queues, from 3.13) are kept in
 a second file (``conf.d/91-seaport-4x.conf``), so a test can boot the first
@@ -66,6 +72,14 @@ CA_VARIABLE = "SEAPORT_RABBITMQ_CA_PEM"
 CERT_VARIABLE = "SEAPORT_RABBITMQ_CERT_PEM"
 KEY_VARIABLE = "SEAPORT_RABBITMQ_KEY_PEM"
 
+# Erlang distribution over TLS (clustered nodes): the options file the wrapper writes, and the variable it comes in.
+INTER_NODE_TLS_FILE = "/etc/rabbitmq/inter_node_tls.config"
+INTER_NODE_TLS_VARIABLE = "SEAPORT_RABBITMQ_INTER_NODE_TLS"
+# The start scripts' variables for the server's and the CLI tools' Erlang VM arguments (rabbitmq-env; the CLI
+# tools include the container's health check, ``rabbitmq-diagnostics``, and whatever an operator runs).
+SERVER_ERL_ARGS_VARIABLE = "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"
+CTL_ERL_ARGS_VARIABLE = "RABBITMQ_CTL_ERL_ARGS"
+
 
 def start_command(*, clustered: bool) -> list[str]:
     """The container's command: write the configuration files from the environment, drop the secrets from
@@ -100,12 +114,13 @@ def start_command(*, clustered: bool) -> list[str]:
     secret_variables = [DEFINITIONS_VARIABLE, KEY_VARIABLE]
     if clustered:
         steps += [
+            f"(umask 077; {write(INTER_NODE_TLS_VARIABLE, INTER_NODE_TLS_FILE)})",
             write(CONSUL_TOKEN_VARIABLE, SECRET_CONF_FILE, "cluster_formation.consul.acl_token = %s\\n"),
             f'printf "[rabbitmq_management,{PEER_DISCOVERY_PLUGIN}].\\n" > {PLUGINS_FILE}',
             f"(umask 077; {write(COOKIE_VARIABLE, COOKIE_FILE, '%s')})",
             f"chmod 0400 {COOKIE_FILE}",
         ]
-        owned += [SECRET_CONF_FILE, PLUGINS_FILE, COOKIE_FILE]
+        owned += [INTER_NODE_TLS_FILE, SECRET_CONF_FILE, PLUGINS_FILE, COOKIE_FILE]
         secret_variables += [CONSUL_TOKEN_VARIABLE, COOKIE_VARIABLE]
     steps += [
         f"chown rabbitmq:rabbitmq {' '.join(owned)}",
@@ -117,6 +132,78 @@ def start_command(*, clustered: bool) -> list[str]:
 
 START_COMMAND = start_command(clustered=False)
 CLUSTER_START_COMMAND = start_command(clustered=True)
+
+
+def inter_node_tls_config(
+    cacertfile: str = f"{TLS_DIR}/ca.pem",
+    certfile: str = f"{TLS_DIR}/cert.pem",
+    keyfile: str = f"{TLS_DIR}/key.pem",
+    peer_name: str = contract.SERVICE_NAME,
+) -> str:
+    """The TLS options of Erlang distribution (``-ssl_dist_optfile``): what a node accepts from a peer or a CLI tool
+    that connects to it (``server``) and what it, or a CLI tool, asks of the node it connects to (``client``).
+
+    Both ends present the broker's certificate and accept the other end only if its certificate chains to the
+    stack's internal CA (the only CA in ``cacertfile``) *and* names ``peer_name`` (``rabbitmq``, which only the
+    broker's certificate names). A node is dialled by its host name (``rabbit@<instance FQDN>``), which no
+    certificate names, so the client side's host name check is replaced, not switched off: its ``match_fun``
+    accepts the name ``rabbitmq`` and nothing else, whatever host was dialled. The server side checks the same
+    name in a ``verify_fun`` that fails every chain error as ``verify_peer`` does. OTP evaluates this file as an
+    Erlang expression (``ssl_dist_sup``), so the funs need no module of their own. TLS 1.2 is what OTP chooses for
+    distribution when the file names no versions; it is named here so that it shows."""
+
+    paths = {"cacertfile": cacertfile, "certfile": certfile, "keyfile": keyfile}
+    files = ",\n   ".join(f'{{{key}, "{_erlang_string(path)}"}}' for key, path in paths.items())
+    name = _erlang_string(peer_name)
+    return f"""%% coding: utf-8
+%% Erlang distribution over TLS (RabbitMQ nodes and CLI tools), written by seaport's wrapper.
+%% Both ends accept only a certificate that chains to the internal CA and names "{name}".
+[{{server,
+  [{files},
+   {{verify, verify_peer}},
+   {{fail_if_no_peer_cert, true}},
+   {{verify_fun,
+    {{fun (_, {{bad_cert, _}} = Reason, _) -> {{fail, Reason}};
+         (_, {{extension, _}}, State) -> {{unknown, State}};
+         (_, valid, State) -> {{valid, State}};
+         (Cert, valid_peer, State) ->
+             case public_key:pkix_verify_hostname(Cert, [{{dns_id, "{name}"}}]) of
+                 true -> {{valid, State}};
+                 false -> {{fail, {{bad_cert, hostname_check_failed}}}}
+             end
+     end, []}}}},
+   {{versions, ['tlsv1.2']}}]}},
+ {{client,
+  [{files},
+   {{verify, verify_peer}},
+   {{customize_hostname_check, [{{match_fun, fun (_, {{dNSName, "{name}"}}) -> true; (_, _) -> false end}}]}},
+   {{versions, ['tlsv1.2']}}]}}].
+"""
+
+
+def distribution_erl_args(options_file: str = INTER_NODE_TLS_FILE) -> str:
+    """Erlang VM arguments that make distribution TLS-only with the options in ``options_file`` (no spaces: the
+    start scripts split these arguments on blanks)."""
+    if any(c.isspace() for c in options_file):
+        raise ValueError(f"{options_file!r}: the start scripts split Erlang arguments on blanks")
+    return f"-proto_dist inet_tls -ssl_dist_optfile {options_file}"
+
+
+def cluster_environment() -> dict[str, str]:
+    """What a clustered node's container environment adds for TLS between nodes: the options file's text (which
+    the wrapper writes to ``INTER_NODE_TLS_FILE``), and the Erlang arguments of the server and of every CLI tool
+    (``rabbitmqctl``, ``rabbitmq-diagnostics``: a node that speaks TLS refuses plain distribution)."""
+    args = distribution_erl_args()
+    return {
+        INTER_NODE_TLS_VARIABLE: inter_node_tls_config(),
+        SERVER_ERL_ARGS_VARIABLE: args,
+        CTL_ERL_ARGS_VARIABLE: args,
+    }
+
+
+def _erlang_string(text: str) -> str:
+    """``text`` escaped for an Erlang string literal."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
 def memory_watermark_mib(task_memory_mib: int) -> int:

@@ -37,6 +37,14 @@ ECS configuration (tests/apps/test_cluster_config.py) pass more: a node name, a
 shared Erlang cookie, a ``rabbitmq.conf`` or ``advanced.config``, plugins, a
 scheduler limit (``+S 1:1``: several nodes share 2 cores), other variables, or
 another command (a wrapper that execs the server script).
+
+With ``dist_tls`` the node's Erlang distribution (its peers, and the CLI tools
+``ctl`` runs) is TLS only, with the options seaport's clustered nodes get
+(``seaport.rabbitmq_config.inter_node_tls_config``: both ends present that
+certificate and accept only one from the same CA that names ``rabbitmq``)::
+
+    ca = trustme.CA()
+    node = RabbitMQNode(dist_tls=ServerTls.issued_by(ca, "rabbitmq"), cookie=shared)
 """
 
 from __future__ import annotations
@@ -56,6 +64,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devtools.procs import child_env, free_port, wait_for_port
+
+# The start scripts' variables for the server's and the CLI tools' Erlang arguments (seaport.rabbitmq_config has the
+# same names; importing seaport takes seconds, so only a node with ``dist_tls`` does).
+SERVER_ERL_ARGS_VARIABLE = "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"
+CTL_ERL_ARGS_VARIABLE = "RABBITMQ_CTL_ERL_ARGS"
 
 SERVER_SCRIPT_CANDIDATES = ("/usr/lib/rabbitmq/bin/rabbitmq-server", "/usr/lib/rabbitmq/sbin/rabbitmq-server")
 
@@ -147,6 +160,7 @@ class RabbitMQNode:
         command: Sequence[str] | None = None,
         tls: ServerTls | None = None,
         amqps_port: int | None = None,
+        dist_tls: ServerTls | None = None,
     ):
         """More arguments (all optional; the defaults make the standalone test node):
 
@@ -162,6 +176,8 @@ class RabbitMQNode:
         tls: also listen for AMQP over TLS with this certificate (written under ``<data_dir>/tls``);
             not together with ``advanced_config``, which then holds the listener.
         amqps_port: the TLS listener's port on 127.0.0.1 (default: a free one; only with ``tls``).
+        dist_tls: Erlang distribution over TLS with this certificate (files and the options file under
+            ``<data_dir>/dist-tls``), for the server and for the CLI tools ``ctl`` runs.
         """
         if tls is not None and advanced_config is not None:
             raise RabbitMQError("tls and advanced_config together: put the TLS listener in advanced_config")
@@ -181,6 +197,7 @@ class RabbitMQNode:
         self.command = list(command) if command else None
         self.tls = tls
         self.amqps_port = (amqps_port or free_port()) if tls else None
+        self.dist_tls = dist_tls
         self.startup_timeout = startup_timeout
         self.process: subprocess.Popen | None = None
         self._output = None
@@ -237,6 +254,8 @@ class RabbitMQNode:
                 path.write_text(text)
         if self.cookie is not None:
             write_cookie(self.data_dir / ".erlang.cookie", self.cookie)
+        if self.dist_tls is not None:
+            self._write_dist_tls()
         for port in (self.amqp_port, self.dist_port, self.amqps_port):
             if port is not None:
                 wait_until_bindable(port)
@@ -343,26 +362,40 @@ class RabbitMQNode:
 
     # -- administration -----------------------------------------------------
 
-    def ctl(self, *args: str, stdin: str | None = None, timeout: float = 60.0) -> str:
+    def ctl(
+        self,
+        *args: str,
+        stdin: str | None = None,
+        timeout: float = 60.0,
+        tool: str = "rabbitmqctl",
+        env: Mapping[str, str | None] | None = None,
+    ) -> str:
         """Run ``rabbitmqctl <args>`` against this node (about 1 s: it boots an Erlang VM); its output.
 
-        Raises RabbitMQError with rabbitmqctl's output when it fails.
+        ``tool`` runs another CLI tool (``rabbitmq-diagnostics``, as a container's health check does); ``env``
+        changes its environment (None removes a variable, e.g. ``RABBITMQ_CTL_ERL_ARGS``).
+        Raises RabbitMQError with the tool's output when it fails.
         """
+        environment = self._environment()  # the same HOME (so the same Erlang cookie) and distribution
+        for name, value in (env or {}).items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
         try:
             result = subprocess.run(
-                [ctl_script(), "-n", self.nodename, *args],
+                [str(Path(ctl_script()).with_name(tool)), "-n", self.nodename, *args],
                 input=stdin,
-                env=self._environment(),  # the same HOME, so the same Erlang cookie
+                env=environment,
                 capture_output=True,
                 text=True,
                 timeout=timeout,
             )
         except subprocess.TimeoutExpired:
-            raise RabbitMQError(f"rabbitmqctl {' '.join(args)} did not finish in {timeout:g} s") from None
+            raise RabbitMQError(f"{tool} {' '.join(args)} did not finish in {timeout:g} s") from None
         if result.returncode != 0:
-            raise RabbitMQError(
-                f"rabbitmqctl {' '.join(args)} failed ({result.returncode}):\n{result.stdout}{result.stderr}"
-            )
+            output = f"{result.stdout}{result.stderr}"
+            raise RabbitMQError(f"{tool} {' '.join(args)} failed ({result.returncode}):\n{output}")
         return result.stdout
 
     def import_definitions(self, document: dict, timeout: float = 30.0, wait: bool = True) -> None:
@@ -403,8 +436,17 @@ class RabbitMQNode:
     def _environment(self) -> dict[str, str]:
         base = self.data_dir
         extra: dict[str, str | None] = {}
+        erl_args = []
         if self.schedulers:
-            extra["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] = f"+S {self.schedulers}:{self.schedulers}"
+            erl_args.append(f"+S {self.schedulers}:{self.schedulers}")
+        if self.dist_tls is not None:
+            from seaport.rabbitmq_config import distribution_erl_args
+
+            distribution = distribution_erl_args(str(self.dist_tls_file))
+            erl_args.append(distribution)
+            extra[CTL_ERL_ARGS_VARIABLE] = distribution  # rabbitmqctl, rabbitmq-diagnostics
+        if erl_args:
+            extra[SERVER_ERL_ARGS_VARIABLE] = " ".join(erl_args)
         # No inherited RABBITMQ_* (or ERL_*) variable may reconfigure the node.
         return child_env(
             {
@@ -444,6 +486,23 @@ class RabbitMQNode:
             f"  {{ssl_options, [{options},\n"
             "    {verify, verify_none}, {fail_if_no_peer_cert, false}, {versions, ['tlsv1.3', 'tlsv1.2']}]}]}].\n"
         )
+
+    @property
+    def dist_tls_file(self) -> Path:
+        """The distribution's TLS options file (``-ssl_dist_optfile``), with ``dist_tls``."""
+        return self.data_dir / "dist-tls" / "inter_node_tls.config"
+
+    def _write_dist_tls(self) -> None:
+        """The certificate, key and CA of ``dist_tls``, and the options file naming them (all 0600)."""
+        from seaport.rabbitmq_config import inter_node_tls_config
+
+        folder = self.dist_tls_file.parent
+        folder.mkdir(exist_ok=True)
+        texts = {"ca.pem": self.dist_tls.ca_pem, "cert.pem": self.dist_tls.cert_pem, "key.pem": self.dist_tls.key_pem}
+        options = inter_node_tls_config(*(str(folder / name) for name in texts))
+        for path, text in [*((folder / name, text) for name, text in texts.items()), (self.dist_tls_file, options)]:
+            path.write_text(text)
+            path.chmod(0o600)
 
     def _signal(self, signum: int) -> None:
         with contextlib.suppress(ProcessLookupError):

@@ -19,6 +19,16 @@ heartbeat, ``pause_minority``), except how the cluster forms:
   configuration against a fake agent (tests/apps/test_cluster_config.py).
 - no ``load_definitions`` file: tests import definitions through ``rabbitmqctl``.
 
+Like the ECS nodes, the members talk to each other and to the CLI tools over
+TLS only (Erlang distribution over TLS with seaport's options,
+``seaport.rabbitmq_config.inter_node_tls_config``): every node presents one
+certificate for the name ``rabbitmq`` from a throwaway CA (``dist_ca``, trustme)
+and accepts only a certificate from that CA naming ``rabbitmq``. The certificate
+does not name ``localhost``, the host the nodes dial each other by, just as the
+broker's certificate on ECS names no instance's host name. ``ctl`` runs the CLI
+tools with the same arguments (``RABBITMQ_CTL_ERL_ARGS``), as the container's
+health check does. ``distribution_tls=False`` makes a plain-distribution cluster.
+
 The first node boots alone; the others start once it runs, so they find it and
 join it (three fresh nodes started at once can each decide they are first,
 since a joining node needs a peer that already runs). A killed or stopped node
@@ -31,6 +41,7 @@ Usage::
         cluster.nodes[1].start().wait_ready()
         cluster.wait_formed()
         cluster.queue_members("messages")     # {"leader": ..., "members": [...], "online": [...]}
+        cluster.dist_ca, cluster.cookie       # what a node needs to join (a certificate from dist_ca, the cookie)
 
 ``python -m devtools.rabbitmq_cluster`` starts one and prints its nodes until Ctrl-C.
 """
@@ -48,8 +59,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from devtools.procs import free_port
-from devtools.rabbitmq import RabbitMQError, RabbitMQNode
+from devtools.rabbitmq import RabbitMQError, RabbitMQNode, ServerTls
 from seaport import rabbitmq_config
+from seaport.contract import broker as contract
 
 # The generated keys the local members run with: the ones that shape how a cluster behaves. The others are
 # about the container (TLS files, Consul discovery, the definitions file, the management listener).
@@ -96,6 +108,7 @@ class RabbitMQCluster:
         schedulers: int = 1,
         startup_timeout: float = 90.0,
         task_memory_mib: int = TASK_MEMORY_MIB,
+        distribution_tls: bool = True,
     ):
         self._owns_dir = base_dir is None
         self.base_dir = Path(base_dir or tempfile.mkdtemp(prefix="seaport-cluster-"))
@@ -109,16 +122,24 @@ class RabbitMQCluster:
         # The first node lists only itself: it starts the cluster at once instead of trying the others
         # (not running yet) for a few seconds. The list is read only on a node's first boot.
         first_conf = local_conf(names[:1], task_memory_mib)
-        cookie = secrets.token_hex(20)
+        self.cookie = secrets.token_hex(20)
+        self.dist_ca = None
+        dist_tls = None
+        if distribution_tls:
+            import trustme  # a test dependency
+
+            self.dist_ca = trustme.CA()
+            dist_tls = ServerTls.issued_by(self.dist_ca, contract.SERVICE_NAME)  # not "localhost": see the docstring
         self.nodes = [
             RabbitMQNode(
                 data_dir=self.base_dir / f"node{number}",
                 amqp_port=port,
                 nodename=name,
-                cookie=cookie,
+                cookie=self.cookie,
                 conf=rabbitmq_config.render(first_conf if number == 1 else self.conf_keys),
                 schedulers=schedulers,
                 startup_timeout=startup_timeout,
+                dist_tls=dist_tls,
             )
             for number, (port, name) in enumerate(zip(ports, names, strict=True), start=1)
         ]

@@ -16,6 +16,15 @@ with TLS. One file of its own, ``conf.d/99-test-only.conf``, moves the
 management plugin's listener (which the wrapper enables) off its fixed port
 15672, so that runs on a shared machine do not collide.
 
+The task's environment includes ``cluster_environment()`` unchanged: the
+wrapper writes the distribution's TLS options file, the server starts with
+distribution over TLS, and the container's health check
+(``rabbitmq-diagnostics -q check_running``, as root, with the task's
+``RABBITMQ_CTL_ERL_ARGS``) is run in the same namespace against it, then once
+without those arguments, which must fail. The scheduler limit of a shared test
+machine goes to ``RABBITMQ_SERVER_START_ARGS``, so the generated
+``RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS`` stays as the task definition has it.
+
 The Consul endpoint in the generated keys is this test's fake agent
 (tests/support/fake_consul.py, which requires the token), so a key RabbitMQ 3.10
 refuses, a token that is not read, a wrong file path or a plugin call the fake
@@ -34,6 +43,7 @@ import shutil
 import socket
 import ssl
 import subprocess
+import time
 from pathlib import Path
 
 import pika
@@ -61,6 +71,12 @@ exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups "$SEAPORT_TEST_SERV
 """
 # Private mount namespace: the temp dirs appear at the container's paths for the wrapper and the server only.
 NAMESPACE = 'mount --bind "$1" /etc/rabbitmq && mount --bind "$2" /var/lib/rabbitmq && shift 2 && exec "$@"'
+HEALTH_CHECK = ["rabbitmq-diagnostics", "-q", "check_running"]  # what seaport.broker gives a clustered node
+
+
+def in_namespace(etc: Path, var: Path) -> list[str]:
+    """The command prefix that runs what follows with ``etc`` and ``var`` at the container's paths."""
+    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", NAMESPACE, "sh", str(etc), str(var)]
 
 
 def mount_namespaces_work() -> bool:
@@ -100,6 +116,19 @@ class WrappedNode(rabbitmq.RabbitMQNode):
     def url(self) -> str:
         return self.url_for(USER, self.password)
 
+    def health_check(self, etc: Path, var: Path, **changes: str | None) -> subprocess.CompletedProcess:
+        """The container's health check command, as root in this node's mount namespace and task environment
+        (``changes`` to that environment; None removes a variable)."""
+        environment = self._environment()
+        for name, value in changes.items():
+            if value is None:
+                environment.pop(name, None)
+            else:
+                environment[name] = value
+        diagnostics = str(Path(rabbitmq.ctl_script()).with_name("rabbitmq-diagnostics"))
+        command = [*in_namespace(etc, var), diagnostics, "-n", self.nodename, *HEALTH_CHECK[1:]]
+        return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
+
     def connection_parameters(self) -> pika.ConnectionParameters:
         ssl_options = None
         if self.ca_pem:
@@ -110,6 +139,20 @@ class WrappedNode(rabbitmq.RabbitMQNode):
             credentials=pika.PlainCredentials(USER, self.password),
             ssl_options=ssl_options,
         )
+
+
+def server_pid(node: rabbitmq.RabbitMQNode) -> int:
+    """The Erlang VM (beam.smp) the wrapper ended up exec-ing: the node's process group's beam."""
+    group = os.getpgid(node.process.pid)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "comm").read_text().strip()
+        except OSError:
+            continue
+        if int(fields[2]) == group and command.startswith("beam"):
+            return int(stat.parent.name)
+    raise AssertionError(f"no Erlang VM in process group {group}")
 
 
 def tls_material() -> dict[str, str]:
@@ -167,6 +210,7 @@ def generated_node(tmp_path, consul):
         rabbitmq_config.DEFINITIONS_VARIABLE: definitions,
         rabbitmq_config.CONSUL_TOKEN_VARIABLE: token,
         rabbitmq_config.COOKIE_VARIABLE: cookie,
+        **rabbitmq_config.cluster_environment(),  # distribution over TLS: the options file, the ERL args
     }
     listener: dict[str, str | None] = {}
     if tls:
@@ -180,12 +224,8 @@ def generated_node(tmp_path, consul):
         data_dir=var,
         amqp_port=port,
         nodename=f"seaportcfg{port}@localhost",
-        schedulers=1,
         startup_timeout=90,
-        command=[
-            *("unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", NAMESPACE, "sh", str(etc), str(var)),
-            *rabbitmq_config.CLUSTER_START_COMMAND,
-        ],
+        command=[*in_namespace(etc, var), *rabbitmq_config.CLUSTER_START_COMMAND],
         env={
             # The container's paths (the server's defaults), seen through the mount namespace.
             "HOME": container,
@@ -199,6 +239,7 @@ def generated_node(tmp_path, consul):
             "RABBITMQ_CONF_ENV_FILE": None,
             "PATH": f"{shim}:{os.environ.get('PATH', '/usr/bin:/bin')}",
             "SEAPORT_TEST_SERVER_SCRIPT": rabbitmq.server_script(),
+            "RABBITMQ_SERVER_START_ARGS": "+S 1:1",  # several nodes share 2 cores (the generated args stay as they are)
             **listener,
             **task_variables,  # the task's variables (ECS environment and secrets)
         },
@@ -214,6 +255,7 @@ def generated_node(tmp_path, consul):
         "token": token,
         "cookie": cookie,
         "tls": tls,
+        "task_variables": task_variables,
     }
     try:
         node.start().wait_ready()
@@ -244,6 +286,23 @@ def test_generated_cluster_config_boots_and_joins_consul(generated_node, consul)
     assert {p.stat().st_uid for p in [*generated, etc / "enabled_plugins", cookie]} == {rabbit_uid}
     log = node.log_path.read_text()
     assert "config file(s) : /etc/rabbitmq/conf.d/90-seaport.conf" in log, node.log_tail()
+
+    # -- distribution over TLS: the options file from the task's variable and the broker's key, rabbitmq's alone
+    options = etc / "inter_node_tls.config"
+    assert options.read_text() == rabbitmq_config.inter_node_tls_config() + "\n"
+    for secret in (options, etc / "tls" / "key.pem"):
+        assert (secret.stat().st_uid, secret.stat().st_mode & 0o777) == (rabbit_uid, 0o600), secret
+    erl_args = files["task_variables"][rabbitmq_config.SERVER_ERL_ARGS_VARIABLE]
+    assert erl_args == f"-proto_dist inet_tls -ssl_dist_optfile {rabbitmq_config.INTER_NODE_TLS_FILE}"
+    server_args = (Path("/proc") / str(server_pid(node)) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+    assert f" {erl_args} " in server_args, server_args
+    # the health check, as root with the task's environment: over TLS it passes, with plain distribution it fails
+    started = time.monotonic()
+    check = node.health_check(etc, files["var"])
+    assert check.returncode == 0, check.stdout + check.stderr
+    print(f"\nhealth check over TLS distribution: {time.monotonic() - started:.1f} s")
+    plain = node.health_check(etc, files["var"], **{rabbitmq_config.CTL_ERL_ARGS_VARIABLE: None})
+    assert plain.returncode != 0 and "unable to perform an operation" in plain.stdout + plain.stderr
 
     # -- it serves AMQP as the definitions' user (imported from the generated path); the queues wait for the
     # cluster's size (target_cluster_size_hint), so quorum queues are created with every replica, not one

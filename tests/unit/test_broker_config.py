@@ -3,6 +3,7 @@
 import base64
 import hashlib
 import json
+import subprocess
 
 import pytest
 
@@ -109,3 +110,104 @@ def test_definitions_are_loaded_the_one_way_4x_boots_with(keys):
     assert keys["definitions.import_backend"] == "local_filesystem"
     assert keys["definitions.local.path"] == config.DEFINITIONS_FILE
     assert keys["definitions.skip_if_unchanged"] == "true"
+
+
+INTER_NODE_TLS = """%% coding: utf-8
+%% Erlang distribution over TLS (RabbitMQ nodes and CLI tools), written by seaport's wrapper.
+%% Both ends accept only a certificate that chains to the internal CA and names "rabbitmq".
+[{server,
+  [{cacertfile, "/etc/rabbitmq/tls/ca.pem"},
+   {certfile, "/etc/rabbitmq/tls/cert.pem"},
+   {keyfile, "/etc/rabbitmq/tls/key.pem"},
+   {verify, verify_peer},
+   {fail_if_no_peer_cert, true},
+   {verify_fun,
+    {fun (_, {bad_cert, _} = Reason, _) -> {fail, Reason};
+         (_, {extension, _}, State) -> {unknown, State};
+         (_, valid, State) -> {valid, State};
+         (Cert, valid_peer, State) ->
+             case public_key:pkix_verify_hostname(Cert, [{dns_id, "rabbitmq"}]) of
+                 true -> {valid, State};
+                 false -> {fail, {bad_cert, hostname_check_failed}}
+             end
+     end, []}},
+   {versions, ['tlsv1.2']}]},
+ {client,
+  [{cacertfile, "/etc/rabbitmq/tls/ca.pem"},
+   {certfile, "/etc/rabbitmq/tls/cert.pem"},
+   {keyfile, "/etc/rabbitmq/tls/key.pem"},
+   {verify, verify_peer},
+   {customize_hostname_check, [{match_fun, fun (_, {dNSName, "rabbitmq"}) -> true; (_, _) -> false end}]},
+   {versions, ['tlsv1.2']}]}].
+"""
+
+
+def test_distribution_tls_checks_the_internal_ca_and_the_name_rabbitmq_on_both_ends():
+    """The options file, exactly: a change to what a peer must prove shows up here (the real nodes read it in
+    tests/apps/test_cluster.py). Server: verify_peer + a certificate required + the name rabbitmq (verify_fun, every
+    chain error failed); client: verify_peer + the name rabbitmq whatever host was dialled (match_fun)."""
+    assert config.inter_node_tls_config() == INTER_NODE_TLS
+    # The same files as AMQP's listener: the certificate the internal CA issued for "rabbitmq", its key, the CA.
+    for key in ("cacertfile", "certfile", "keyfile"):
+        assert INTER_NODE_TLS.count(f'{{{key}, "{config.conf(1024)[f"ssl_options.{key}"]}"}}') == 2
+    local = config.inter_node_tls_config('/tmp/a "b"/ca.pem', "/c/cert.pem", "/c/key.pem", peer_name="broker")
+    assert '{cacertfile, "/tmp/a \\"b\\"/ca.pem"}' in local
+    assert '[{dns_id, "broker"}]' in local and '{dNSName, "broker"}' in local and "rabbitmq" not in local
+
+
+def test_a_clustered_node_and_its_cli_tools_use_distribution_over_tls():
+    args = "-proto_dist inet_tls -ssl_dist_optfile /etc/rabbitmq/inter_node_tls.config"
+    assert config.cluster_environment() == {
+        "SEAPORT_RABBITMQ_INTER_NODE_TLS": INTER_NODE_TLS,
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": args,  # the server (rabbitmq-server)
+        "RABBITMQ_CTL_ERL_ARGS": args,  # rabbitmqctl, rabbitmq-diagnostics: the health check and operators
+    }
+    with pytest.raises(ValueError, match="split Erlang arguments on blanks"):
+        config.distribution_erl_args("/tmp/with space/inter_node_tls.config")
+
+
+def run_wrapper(command: list[str], root, environment: dict[str, str]) -> dict[str, tuple[int, str]]:
+    """Run a start command's script with its paths under ``root`` and without chown/exec; path -> (mode, text)."""
+    script = command[2].replace("/etc/rabbitmq", f"{root}/etc").replace("/var/lib/rabbitmq", f"{root}/var")
+    script = script.replace("chown rabbitmq:rabbitmq", "true").replace("exec docker-entrypoint.sh", "exit 0; :")
+    for folder in ("etc/conf.d", "var"):
+        (root / folder).mkdir(parents=True)
+    subprocess.run(["/bin/sh", "-c", script], env=environment, check=True)
+    return {
+        str(path.relative_to(root)): (path.stat().st_mode & 0o777, path.read_text())
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+WRAPPER_VARIABLES = {
+    config.CONF_VARIABLE: "heartbeat = 30",
+    config.DEFINITIONS_VARIABLE: "{}",
+    config.CA_VARIABLE: "CA PEM",
+    config.CERT_VARIABLE: "CERT PEM",
+    config.KEY_VARIABLE: "KEY PEM",
+    config.CONSUL_TOKEN_VARIABLE: "token",
+    config.COOKIE_VARIABLE: "cookie",
+}
+
+
+def test_the_clustered_wrapper_writes_the_distribution_options_for_rabbitmq_alone(tmp_path):
+    files = run_wrapper(config.CLUSTER_START_COMMAND, tmp_path, {**WRAPPER_VARIABLES, **config.cluster_environment()})
+    assert files["etc/inter_node_tls.config"] == (0o600, INTER_NODE_TLS + "\n")
+    assert files["etc/tls/key.pem"] == (0o600, "KEY PEM\n")
+    assert files["var/.erlang.cookie"] == (0o400, "cookie")
+    assert files["etc/tls/cert.pem"][0] == files["etc/tls/ca.pem"][0] == 0o640  # public, but not for everyone
+    script = config.CLUSTER_START_COMMAND[2]
+    chown = next(step for step in script.split("; ") if step.startswith("chown rabbitmq:rabbitmq "))
+    assert {config.INTER_NODE_TLS_FILE, f"{config.TLS_DIR}/key.pem"} <= set(chown.split()[2:])
+    assert script.index(chown) < script.index("exec docker-entrypoint.sh")
+    # a task without the options in its environment does not start (set -u), instead of starting without TLS
+    with pytest.raises(subprocess.CalledProcessError):
+        run_wrapper(config.CLUSTER_START_COMMAND, tmp_path / "without", WRAPPER_VARIABLES)
+
+
+def test_a_single_node_keeps_plain_distribution_and_its_health_check():
+    """No peers: container mode writes no distribution options and its CLI tools (``rabbitmq-diagnostics ping``,
+    the health check) talk plain distribution inside the container, whose distribution port is not published."""
+    assert "inter_node_tls" not in " ".join(config.START_COMMAND)
+    assert "INTER_NODE_TLS" not in " ".join(config.START_COMMAND)

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import settings
-from seaport import InvalidArgument, RabbitMessaging
+from seaport import InvalidArgument, RabbitMessaging, rabbitmq_config
 from seaport.tools.testing import run, run_program, stack_config
 from tests.unit.conftest import REPO
 from tests.unit.references import CA, CLUSTER, DISCOVERY
@@ -58,6 +58,50 @@ def test_the_nodes_form_the_cluster_through_consul_and_keep_three_replicas(recor
     assert conf_4x["quorum_queue.continuous_membership_reconciliation.target_group_size"] == "3"
     assert variables["RABBITMQ_USE_LONGNAME"] == "true"
     assert "acl_token" not in variables["SEAPORT_RABBITMQ_CONF"], "the Consul token comes from a secret"
+
+
+def test_the_nodes_talk_to_each_other_and_to_the_cli_tools_over_tls(recorded_prod):
+    """Distribution over TLS with the broker's certificate (issued by the internal CA for rabbitmq): the options
+    file's text for the wrapper, the server's and the CLI tools' (the health check's) Erlang arguments; the same
+    ports as before between the instances, 25672 and the CLI range now carrying TLS."""
+    plan, _ = recorded_prod
+    _, _, container = broker(plan)
+    variables = {e["name"]: e["value"] for e in container["environment"]}
+    args = "-proto_dist inet_tls -ssl_dist_optfile /etc/rabbitmq/inter_node_tls.config"
+    assert variables["RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"] == variables["RABBITMQ_CTL_ERL_ARGS"] == args
+    assert variables["SEAPORT_RABBITMQ_INTER_NODE_TLS"] == rabbitmq_config.inter_node_tls_config()
+    assert container["healthCheck"]["command"] == ["CMD", "rabbitmq-diagnostics", "-q", "check_running"]
+    assert "SEAPORT_RABBITMQ_INTER_NODE_TLS" in container["command"][2]  # written by the wrapper
+    # the certificate both ends present and check: the internal CA's, for the name the options file checks
+    assert plan.named("messaging-broker-tls-request", "tls:index/certRequest:CertRequest")["inputs"]["dnsNames"] == [
+        "rabbitmq",
+        "localhost",
+    ]
+    ca = plan.one("seaport:index:CertificateAuthority")["outputs"]["certificate_pem"]
+    assert variables["SEAPORT_RABBITMQ_CA_PEM"] == ca  # the options file's cacertfile: the internal CA only
+    ports = {
+        (r["inputs"]["fromPort"], r["inputs"]["toPort"])
+        for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r["name"].startswith("messaging-broker-")
+    }
+    assert ports == {(5671, 5671), (4369, 4369), (25672, 25672), (35672, 35682)}
+
+
+def test_a_single_node_broker_keeps_plain_distribution(dev_plan):
+    """Container mode (dev) has no peers: no distribution options, and ``rabbitmq-diagnostics ping`` (its health
+    check) talks plain distribution inside the container, whose distribution port is not published."""
+    service = dev_plan.named("messaging-broker", "aws:ecs/service:Service")
+    task = dev_plan.referenced(service["inputs"]["taskDefinition"])
+    container = next(c for c in json.loads(task["inputs"]["containerDefinitions"]) if c["name"] == "rabbitmq")
+    names = {e["name"] for e in container["environment"]}
+    assert not names & {
+        "SEAPORT_RABBITMQ_INTER_NODE_TLS",
+        "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
+        "RABBITMQ_CTL_ERL_ARGS",
+    }
+    assert "inter_node_tls" not in container["command"][2]
+    assert container["healthCheck"]["command"] == ["CMD", "rabbitmq-diagnostics", "-q", "ping"]
+    assert [m["containerPort"] for m in container["portMappings"]] == [5671]  # AMQPS only: no distribution port
 
 
 def test_the_erlang_cookie_is_only_a_secret(recorded_prod):

@@ -77,6 +77,9 @@ def test_the_nodes_talk_to_each_other_and_to_the_cli_tools_over_tls(recorded_pro
         "rabbitmq",
         "localhost",
     ]
+    # each node presents it as a client too (it dials its peers): OTP refuses a client certificate without clientAuth
+    certificate = plan.named("messaging-broker-tls-cert", "tls:index/locallySignedCert:LocallySignedCert")
+    assert {"server_auth", "client_auth"} <= set(certificate["inputs"]["allowedUses"])
     ca = plan.one("seaport:index:CertificateAuthority")["outputs"]["certificate_pem"]
     assert variables["SEAPORT_RABBITMQ_CA_PEM"] == ca  # the options file's cacertfile: the internal CA only
     ports = {

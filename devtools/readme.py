@@ -6,6 +6,8 @@ Sections sit between ``<!-- BEGIN generated:<name> -->`` and
 - ``architecture``: the Mermaid topology of the dev stack's offline plan;
 - ``settings``: every key of Pulumi.yaml with type, default, dev and prod values;
 - ``policies``: the rules of the policy pack;
+- ``accepted-findings``: the scanner's findings accepted on purpose
+  (``policy/accepted_findings.yaml``, which ``make scan`` enforces);
 - ``performance``: the figures of the last ``make bench``, from the committed
   ``docs/performance/results.json`` (benchmarks.report), whose charts
   (``docs/performance/*.svg``) are rendered here too.
@@ -88,6 +90,16 @@ def policies_table() -> str:
     return "\n".join(rows)
 
 
+def accepted_findings() -> str:
+    from devtools import scan
+
+    rows = ["| checkov check | On | Why we accept it |", "| --- | --- | --- |"]
+    for a in scan.load_accepted(scan.ACCEPTED):
+        resources = ", ".join(f"`{r}`" for r in a.resources)
+        rows.append(f"| `{a.check}`: {a.title} | {resources} | {a.reason.replace('|', '/')} |")
+    return "\n".join(rows)
+
+
 def performance() -> str:
     from benchmarks import report
 
@@ -119,6 +131,7 @@ SECTIONS = {
     "architecture": architecture,
     "settings": settings_table,
     "policies": policies_table,
+    "accepted-findings": accepted_findings,
     "performance": performance,
 }
 

@@ -5,7 +5,7 @@
 Converts the plan (``devtools.tfplan``) into a Terraform plan document, runs checkov over it
 (``--framework terraform_plan``), and compares its failed checks with ``policy/accepted_findings.yaml``:
 exit status 1 when a check fails that the file does not accept, or when the file accepts a finding
-checkov no longer reports (a stale entry: remove it, and its line in the README). Writes
+checkov no longer reports (a stale entry: remove it; ``make docs`` rewrites the README's list). Writes
 ``tfplan.json`` and checkov's ``checkov.json`` beside the plan.
 """
 
@@ -40,20 +40,22 @@ class Acceptance:
     check: str
     resources: list[str]
     reason: str
+    title: str = ""
 
     def covers(self, finding: Finding) -> bool:
         return finding.check == self.check and any(fnmatch.fnmatchcase(finding.resource, p) for p in self.resources)
 
 
 def load_accepted(path: Path) -> list[Acceptance]:
-    """The accepted findings: ``accepted: [{check, resources: [address patterns], reason}]``."""
+    """The accepted findings: ``accepted: [{check, title, resources: [address patterns], reason}]``."""
     data = yaml.safe_load(path.read_text()) or {}
     out = []
     for index, entry in enumerate(data.get("accepted") or []):
-        missing = [k for k in ("check", "resources", "reason") if not entry.get(k)]
+        missing = [k for k in ("check", "title", "resources", "reason") if not entry.get(k)]
         if missing:
             raise ValueError(f"{path}: accepted[{index}] lacks {', '.join(missing)}")
-        out.append(Acceptance(entry["check"], list(entry["resources"]), " ".join(entry["reason"].split())))
+        reason, title = (" ".join(entry[key].split()) for key in ("reason", "title"))
+        out.append(Acceptance(entry["check"], list(entry["resources"]), reason, title))
     return out
 
 

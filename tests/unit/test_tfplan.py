@@ -351,7 +351,7 @@ def test_the_accepted_findings_file_is_well_formed():
 
 def test_the_scan_fails_on_findings_not_accepted_and_on_stale_acceptances():
     accepted = [
-        scan.Acceptance("CKV_AWS_158", ["aws_cloudwatch_log_group.*"], "service-managed key"),
+        scan.Acceptance("CKV_AWS_158", ["aws_cloudwatch_log_group.*"], "service-managed key", "KMS"),
         scan.Acceptance("CKV_AWS_260", ["aws_vpc_security_group_ingress_rule.alb-80"], "redirect only"),
     ]
     failed = [

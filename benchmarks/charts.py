@@ -209,23 +209,17 @@ def render(results: dict) -> dict[str, str]:
     plan = results.get("plan")
     if plan:
         points = plan["points"]
-        fit = plan["fit"]
+        fit = plan["cpu_fit"]
+        line = [(p["services"], fit["fixed_s"] + fit["ms_per_resource"] / 1000 * p["resources"]) for p in points]
         charts["plan.svg"] = line_chart(
             Chart(
                 title="Offline plan time",
                 x_label="ContainerServices in the program (plus a Network and an EcsCluster)",
                 y_label="seconds",
                 series=[
-                    Series("measured", [(p["resources"], p["seconds"]) for p in points]),
-                    Series(
-                        "least-squares line",
-                        [
-                            (p["resources"], fit["fixed_s"] + fit["ms_per_resource"] / 1000 * p["resources"])
-                            for p in points
-                        ],
-                        dashed=True,
-                        markers=False,
-                    ),
+                    Series("wall clock", [(p["services"], p["seconds"]) for p in points]),
+                    Series("CPU", [(p["services"], p["cpu_seconds"]) for p in points]),
+                    Series("line through CPU", line, dashed=True, markers=False),
                 ],
                 x_ticks=[p["services"] for p in points],
             )

@@ -54,6 +54,7 @@ def create_app(settings: Settings) -> Flask:
         url=settings.weather_url,
         discovery=discovery,
         consul_service=settings.weather_service,
+        coalesce=settings.coalesce,
     )
     stocks = Backend(
         "stocks",
@@ -64,6 +65,7 @@ def create_app(settings: Settings) -> Flask:
         url=settings.stocks_url,
         discovery=discovery,
         consul_service=settings.stocks_service,
+        coalesce=settings.coalesce,
     )
     calls = ThreadPoolExecutor(max_workers=settings.fanout_threads, thread_name_prefix="backend")
 

@@ -12,6 +12,12 @@ closed) is retried once: with Consul, on a fresh answer that avoids the
 instance that failed, which is how the portal follows a backend that moved to
 another host or port. A read timeout is not retried: the page must not wait
 twice for a slow backend.
+
+Identical GETs (same backend, same path) in flight at the same time in one
+process are coalesced (flight.py, ``PORTAL_COALESCE``): the first caller
+makes the call, retry included, and the others wait for its answer, each at
+most the read timeout. What they share is immutable (the body's bytes or a
+frozen failure ``Outcome``): each caller parses its own copy of the JSON.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from apps.common.discovery import ConsulDiscovery, DiscoveryError, Endpoint, NoHealthyInstance
-from apps.portal import client
+from apps.portal import client, flight
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +68,7 @@ class Backend:
         fields: the keys a good answer has.
         url: the backend's base URL; without it, ``discovery`` finds an instance.
         consul_service: the name to look up in Consul; default ``service``.
+        coalesce: identical GETs in flight at the same time share one call.
     """
 
     def __init__(
@@ -74,6 +81,7 @@ class Backend:
         url: str | None = None,
         discovery: ConsulDiscovery | None = None,
         consul_service: str | None = None,
+        coalesce: bool = True,
     ):
         if not url and discovery is None:
             raise ValueError(f"{service}: give a URL or a discovery client")
@@ -85,6 +93,7 @@ class Backend:
         self.http = http
         self.url = url
         self.discovery = discovery
+        self.flights = flight.Flights() if coalesce else None
 
     def fetch(self, name: str) -> Outcome:
         answer = self._get(self.path.format(quote(name, safe="")), name)
@@ -125,6 +134,25 @@ class Backend:
 
     def _get(self, path: str, name: str) -> tuple[int, object] | Outcome:
         """``(status, JSON body or None)``, or the failure Outcome."""
+        if self.flights is None:
+            answer = self._call(path, name)
+        else:
+            try:
+                answer = self.flights.call(path, lambda: self._call(path, name), wait=self.http.read_timeout)
+            except flight.WaitTimeout:
+                # Waiting for someone else's call must not take longer than a call of our own could.
+                message = f"no answer within {self.http.read_timeout:g} s"
+                return self._failure(timed_out(message), self.url or "consul", name)
+        if isinstance(answer, Outcome):
+            return answer
+        status, data = answer
+        try:
+            return status, json.loads(data)  # a copy of our own, whoever made the call
+        except ValueError:
+            return status, None
+
+    def _call(self, path: str, name: str) -> tuple[int, bytes] | Outcome:
+        """``(status, body)`` of one GET (once more on another instance if the connection failed), or the failure."""
         failed: Endpoint | None = None
         outcome = unavailable("not reachable")
         base = self.url or "consul"
@@ -150,10 +178,7 @@ class Backend:
                 continue
             except client.BadResponse as error:
                 return self._failure(unavailable("bad answer"), f"{base}: {error}", name)
-            try:
-                return status, json.loads(data)
-            except ValueError:
-                return status, None
+            return status, data
         return self._failure(outcome, base, name)
 
     def _locate(self, avoid: Endpoint | None) -> tuple[str, Endpoint | None]:

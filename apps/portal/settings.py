@@ -24,6 +24,10 @@ class Settings:
     max_items: int  # most symbols (and cities) one page shows
     fanout_threads: int  # backend calls in flight at a time, per worker
     discovery_cache_seconds: float
+    # PORTAL_COALESCE (default true): a backend GET identical to one already in flight in this
+    # worker (same backend, same path) waits for that call's answer instead of making its own.
+    # Nothing is cached: the next call after the answer is a new one. false: every call its own.
+    coalesce: bool
     # The Consul service names the backends are looked up by. Set explicitly by the infrastructure,
     # so the name a backend registers under and the name the portal asks for are one value.
     weather_service: str
@@ -92,9 +96,22 @@ def from_args(args: argparse.Namespace) -> Settings:
         max_items=max_items,
         fanout_threads=env_int("PORTAL_FANOUT_THREADS", 64, minimum=2, maximum=1024),
         discovery_cache_seconds=env_float("DISCOVERY_CACHE_SECONDS", 5.0, minimum=0, maximum=300),
+        coalesce=_env_bool("PORTAL_COALESCE", True),
         weather_service=consul.service_name("WEATHER_SERVICE", args.weather_service),
         stocks_service=consul.service_name("STOCKS_SERVICE", args.stocks_service),
     )
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    """Spelled as the messaging apps' booleans are (apps.common.rabbitmq, which the portal's image lacks)."""
+    raw = env_str(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false")
 
 
 def _base_url(setting: str, value: str | None) -> str | None:

@@ -1,0 +1,76 @@
+"""Request coalescing ("single flight"): identical calls at the same time share one.
+
+Under load, many requests of one portal process ask a backend the same thing
+at the same moment (every default page asks for the same names). The first
+caller of a key leads a flight and makes the call; whoever asks for the same
+key while it runs waits for that flight's result instead of making its own
+call. Nothing is kept after the flight lands: the next caller starts a new
+one, so no answer is older than one backend round trip (nginx's
+proxy_cache_lock, Go's singleflight).
+
+Results are shared between threads as they are: give it immutable values.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class WaitTimeout(Exception):
+    """A waiter's own time ran out before the flight it waited for landed."""
+
+
+class LeaderFailed(Exception):
+    """The flight's leader raised: its waiters get this, the leader its own exception."""
+
+
+class _Flight:
+    __slots__ = ("done", "failure", "result")
+
+    def __init__(self):
+        self.done = threading.Event()
+        self.result = None
+        self.failure: str | None = None  # what the leader raised (its repr: no traceback kept alive)
+
+
+class Flights:
+    """The calls in flight in this process, by key."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._flying: dict[Hashable, _Flight] = {}
+
+    def call(self, key: Hashable, function: Callable[[], T], wait: float) -> T:
+        """``function()``'s result, or that of the identical call in flight; waits at most ``wait`` s for one.
+
+        Raises WaitTimeout when the flight joined is still running after ``wait``
+        seconds (the leader itself is bounded by its own timeouts), LeaderFailed
+        when its leader raised.
+        """
+        with self._lock:
+            flight = self._flying.get(key)
+            leading = flight is None
+            if leading:
+                flight = self._flying[key] = _Flight()
+        if not leading:
+            if not flight.done.wait(wait):
+                raise WaitTimeout(key)
+            if flight.failure is not None:
+                raise LeaderFailed(f"the identical call this one waited for raised {flight.failure}")
+            return flight.result
+        try:
+            flight.result = function()
+        except BaseException as error:
+            flight.failure = repr(error)
+            raise
+        finally:
+            # Out of the table before waking the waiters: a call from now on starts a new flight
+            # (no caching), and whatever happened, no waiter is left waiting.
+            with self._lock:
+                del self._flying[key]
+            flight.done.set()
+        return flight.result

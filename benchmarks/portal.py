@@ -20,13 +20,15 @@ with what it measures, so it should cost as little as possible); weather,
 stocks and the portal run as their containers do (gunicorn, ``python -m
 apps.<name>``), with the workers and threads the report lists
 (``WEB_CONCURRENCY``/``THREADS`` for the portal, ``BACKEND_WORKERS``/
-``BACKEND_THREADS`` for the backends, from this environment if set).
+``BACKEND_THREADS`` for the backends, from this environment if set). The
+portal coalesces identical backend calls in flight (its default);
+``--no-coalesce`` runs it with ``PORTAL_COALESCE=false``, for comparison.
 
 Writes build/bench/portal.json. Exits 1 if a target is missed: at 128 clients,
 p50 of the page and of the API <= 1.3 x the backend delay; no errors at any
 level.
 
-    python -m benchmarks.portal [--clients 8,32,128] [--seconds 5] [--delay-ms 100]
+    python -m benchmarks.portal [--clients 8,32,128] [--seconds 5] [--delay-ms 100] [--no-coalesce]
 """
 
 from __future__ import annotations
@@ -166,10 +168,14 @@ def settings() -> dict[str, int]:
     }
 
 
-def run(clients_levels: list[int], seconds: float, delay: int, logs: Path) -> dict:
-    config = settings()
+def run(clients_levels: list[int], seconds: float, delay: int, logs: Path, coalesce: bool = True) -> dict:
+    config = {**settings(), "portal_coalesce": coalesce}
     backend_env = {"WEB_CONCURRENCY": str(config["backend_workers"]), "THREADS": str(config["backend_threads"])}
-    portal_env = {"WEB_CONCURRENCY": str(config["portal_workers"]), "THREADS": str(config["portal_threads"])}
+    portal_env = {
+        "WEB_CONCURRENCY": str(config["portal_workers"]),
+        "THREADS": str(config["portal_threads"]),
+        "PORTAL_COALESCE": "true" if coalesce else "false",
+    }
     ports = {"weather": free_port(), "stocks": free_port(), "portal": free_port()}
     started: list[AppProcess] = []
     curve = []
@@ -183,7 +189,8 @@ def run(clients_levels: list[int], seconds: float, delay: int, logs: Path) -> di
         portal = ports["portal"]
         baseline = load(ports["weather"], lambda _n: "/weather/Paris", 1, api_ok, seconds=2.0, warm_up=0.5)
         print(
-            f"portal: {config['portal_workers']} workers x {config['portal_threads']} threads; backends "
+            f"portal: {config['portal_workers']} workers x {config['portal_threads']} threads, "
+            f"{'coalescing' if coalesce else 'not coalescing'} identical backend calls; backends "
             f"{config['backend_workers']} x {config['backend_threads']}, answering after {delay} ms "
             f"(measured: p50 {baseline['p50_ms']} ms); {seconds:g} s per point"
         )
@@ -247,10 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="measured seconds per point and endpoint (5)")
     parser.add_argument("--delay-ms", type=int, default=100, help="backend latency (100)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "portal.json")
+    parser.add_argument(
+        "--no-coalesce",
+        action="store_true",
+        help="run the portal with PORTAL_COALESCE=false: every request makes its own backend calls",
+    )
     args = parser.parse_args(argv)
     logs = Path(tempfile.mkdtemp(prefix="seaport-bench-portal-"))
     levels = [int(value) for value in args.clients.split(",")]
-    result = run(levels, args.seconds, args.delay_ms, logs)
+    result = run(levels, args.seconds, args.delay_ms, logs, coalesce=not args.no_coalesce)
     for target, met in result["targets"].items():
         print(f"  {'ok  ' if met else 'MISS'} {target}")
     for point in result["curve"]:

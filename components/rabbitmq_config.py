@@ -250,7 +250,7 @@ def cluster_conf(
     amqps_port: int = contract.AMQPS_PORT,
 ) -> dict[str, str]:
     """rabbitmq.conf of a clustered node (3.10 and 4.x): ``conf`` plus cluster formation through the
-    instance's Consul agent and automatic clean-up of nodes that are gone for good.
+    instance's Consul agent; nodes missing from Consul are logged, not removed.
 
     The node registers itself in Consul as ``service`` (what the apps look up) with a TTL check the plugin
     keeps passing; the Consul ACL token is written by the wrapper into a separate file."""
@@ -272,9 +272,12 @@ def cluster_conf(
         "cluster_formation.consul.deregister_after": "90",
         # The first node waits for this many peers before it forms the cluster alone.
         "cluster_formation.target_cluster_size_hint": str(nodes),
-        # A node that is gone for good (its instance replaced) is removed from the cluster.
+        # Nodes missing from Consul are only logged, never removed: a node deregisters when it stops (rabbit's
+        # prep_stop) and its TTL check fails while it restarts, so forced removal would evict every node that a
+        # deployment or a reboot restarts, and an evicted node cannot rejoin with its data. A node gone for good
+        # is forgotten by an operator (README, Operating); membership reconciliation then regrows the queues.
         "cluster_formation.node_cleanup.interval": "60",
-        "cluster_formation.node_cleanup.only_log_warning": "false",
+        "cluster_formation.node_cleanup.only_log_warning": "true",
         # The side of a network split without a majority stops serving instead of diverging.
         "cluster_partition_handling": "pause_minority",
     }
@@ -282,8 +285,8 @@ def cluster_conf(
 
 def cluster_conf_4x(nodes: int) -> dict[str, str]:
     """Keys of a clustered node that 3.13+ knows and 3.10 refuses: keep every quorum queue at ``nodes``
-    replicas, so a replacement node is added to the queues' membership and a node gone for good is removed
-    (continuous membership reconciliation)."""
+    replicas, so a replacement node is added to the queues' membership and a node forgotten by the cluster is
+    removed from it (continuous membership reconciliation)."""
     return {
         "quorum_queue.continuous_membership_reconciliation.enabled": "true",
         "quorum_queue.continuous_membership_reconciliation.target_group_size": str(nodes),

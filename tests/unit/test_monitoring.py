@@ -105,6 +105,20 @@ def test_each_description_names_what_broke_and_links_its_runbook(system):
         assert len(description) <= 1024
 
 
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, spaces to hyphens, punctuation dropped."""
+    kept = "".join(c for c in heading.strip().lower() if c.isalnum() or c in " -_")
+    return kept.replace(" ", "-")
+
+
+def test_every_runbook_link_lands_on_a_readme_heading():
+    """An alarm's link is what the person paged clicks: each anchor must be a heading of README.md."""
+    headings = [line.lstrip("#") for line in (REPO / "README.md").read_text().splitlines() if line.startswith("#")]
+    anchors = {github_anchor(heading) for heading in headings}
+    assert {purpose: anchor for purpose, anchor in RUNBOOKS.items() if anchor not in anchors} == {}
+    assert rules.RUNBOOK == "README.md#"
+
+
 def test_alarm_names_are_project_stack_monitoring_purpose_and_outputs_list_them(system):
     found = alarms(system)
     outputs = system.one(MONITORING)["outputs"]

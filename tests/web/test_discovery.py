@@ -61,6 +61,17 @@ def test_pick_avoids_the_instance_that_failed_when_there_is_another(fake_consul)
     assert {discovery.pick("weather", avoid=second) for _ in range(20)} == {first}
 
 
+def test_picks_spread_over_every_instance(fake_consul):
+    """Apps that start together must not all land on one broker node or backend: each pick is independent."""
+    for port in (7001, 7002, 7003):
+        fake_consul.add("rabbitmq", port)
+    discovery = ConsulDiscovery(fake_consul.address, cache_seconds=60)
+    picks = [discovery.pick("rabbitmq").port for _ in range(300)]
+    counts = {port: picks.count(port) for port in (7001, 7002, 7003)}
+    # Uniform: each about 100 of 300; below 50 would take a badly skewed choice (p < 1e-7 if uniform).
+    assert min(counts.values()) >= 50, counts
+
+
 def test_pick_returns_the_only_instance_even_if_it_failed(fake_consul):
     fake_consul.add("stocks", 7003)
     discovery = ConsulDiscovery(fake_consul.address)

@@ -8,8 +8,8 @@ declaration (declaring it again with other arguments fails with
 PRECONDITION_FAILED) while a policy can be replaced at any time.
 
 Where the infrastructure runs the broker, it loads ``definitions(...)`` at boot
-(``load_definitions`` in rabbitmq.conf) or later (``rabbitmqctl
-import_definitions``). On Amazon MQ it applies the same ``queue_policy(...)``
+(``definitions.import_backend = local_filesystem`` in rabbitmq.conf) or later
+(``rabbitmqctl import_definitions``). On Amazon MQ it applies the same ``queue_policy(...)``
 through the RabbitMQ management HTTP API (``PUT /api/policies/<vhost>/<name>``
 with the entry's ``pattern``, ``definition``, ``priority`` and ``apply-to``) or
 the web console, before the apps start. Without the policy, a message
@@ -122,7 +122,7 @@ def definitions(
     vhost: str = "/",
     max_length: int | None = None,
 ) -> dict:
-    """A definitions document (``load_definitions`` / ``rabbitmqctl import_definitions``) for ``queue``.
+    """A definitions document (imported at boot or by ``rabbitmqctl import_definitions``) for ``queue``.
 
     Holds the vhost, the work queue and its dead-letter queue (durable, declared
     exactly as the apps declare them, so their declarations change nothing) and

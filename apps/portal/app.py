@@ -38,6 +38,9 @@ PAGE_CSP = (
 def create_app(settings: Settings) -> Flask:
     app = web.create_app("portal", __name__)
     app.jinja_env.trim_blocks = app.jinja_env.lstrip_blocks = True  # tidy HTML, same escaping
+    # Compiled now, once: Jinja2's template cache has no lock, so a worker that starts under load
+    # would otherwise compile the page in every one of its threads serving the first requests.
+    app.jinja_env.get_template("index.html")
     http = KeepAliveClient(settings.connect_timeout, settings.read_timeout)
     discovery = None
     if settings.needs_consul:

@@ -1,13 +1,11 @@
 """ServiceAutoscaling on its own: step scaling (+1/-1 on CPU alarms), target tracking, bounds and bad arguments."""
 
-from unittest import mock
-
 import pytest
 
-from seaport import ContainerService, InvalidArgument, ServiceAutoscaling
-from seaport.tools.mocks import SeaportMocks
+from seaport import ContainerService, ServiceAutoscaling
 from seaport.tools.testing import run
 from tests.unit.references import CLUSTER
+from tests.unit.refusals import assert_problem, refused
 
 SERVICE = "api-1234567"
 
@@ -179,15 +177,8 @@ def test_scaling_a_container_service_waits_for_the_service():
     ],
 )
 def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
-    with mock.patch.object(
-        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
-    ) as registered:
-        error = run(
-            lambda: ServiceAutoscaling("api", {"cluster": CLUSTER, "service_name": SERVICE, **args}),
-            expect=InvalidArgument,
-        )
-    registered.assert_not_called()
-    assert [str(p) for p in error.problems if p.path == path and message in str(p)], str(error)
+    error = refused(lambda: ServiceAutoscaling("api", {"cluster": CLUSTER, "service_name": SERVICE, **args}))
+    assert_problem(error, path, message)
 
 
 def test_every_bad_argument_is_reported_at_once():
@@ -198,11 +189,7 @@ def test_every_bad_argument_is_reported_at_once():
         "scale_out_cooldown_seconds": -1,
         "scaling_mode": "simple",
     }
-    with mock.patch.object(
-        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
-    ) as registered:
-        error = run(lambda: ServiceAutoscaling("api", args), expect=InvalidArgument)
-    registered.assert_not_called()
+    error = refused(lambda: ServiceAutoscaling("api", args))
     assert sorted(p.path for p in error.problems) == [
         "min_tasks",
         "scale_out_cooldown_seconds",

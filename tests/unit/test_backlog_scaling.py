@@ -1,19 +1,17 @@
 """ServiceAutoscaling in backlog mode: target tracking on ready messages per running task (metric math over the
 apps' QueueDepth and ECS's running task count), its bounds and arguments, and the reaction make plan prints."""
 
-from unittest import mock
-
 import pytest
 
-from seaport import InvalidArgument, ServiceAutoscaling
+from seaport import ServiceAutoscaling
 from seaport.contract import telemetry
 from seaport.tools import reactions as scaling
-from seaport.tools.mocks import SeaportMocks
 from seaport.tools.synth import summary
 from seaport.tools.testing import run
 from tests.unit import watched
 from tests.unit.monitored import stack_plan
 from tests.unit.references import CLUSTER
+from tests.unit.refusals import assert_problem, refused
 
 SERVICE = "receive-1234567"
 BACKLOG = {"scaling_mode": "backlog", "queue_name": "messages", "min_tasks": 1, "max_tasks": 8}
@@ -107,15 +105,10 @@ def test_cpu_modes_are_unchanged():
     ],
 )
 def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
-    with mock.patch.object(
-        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
-    ) as registered:
-        error = run(
-            lambda: ServiceAutoscaling("receive", {"cluster": CLUSTER, "service_name": SERVICE, **BACKLOG, **args}),
-            expect=InvalidArgument,
-        )
-    registered.assert_not_called()
-    assert [str(p) for p in error.problems if p.path == path and message in str(p)], str(error)
+    error = refused(
+        lambda: ServiceAutoscaling("receive", {"cluster": CLUSTER, "service_name": SERVICE, **BACKLOG, **args})
+    )
+    assert_problem(error, path, message)
 
 
 # -- how fast it reacts, as make plan prints it ------------------------------------------------------------------

@@ -12,11 +12,12 @@ from seaport import InvalidArgument, rules
 from seaport.contract import telemetry
 from seaport.monitoring import RUNBOOKS, Monitoring, deployment_alarm_names
 from seaport.tools import mocks
-from seaport.tools.mocks import ACCOUNT, SeaportMocks
+from seaport.tools.mocks import ACCOUNT
 from seaport.tools.testing import run, run_program, stack_config
 from tests.unit import watched
 from tests.unit.monitored import MAIN, QUEUE, REPO, stack_plan, system_plan
 from tests.unit.references import CLUSTER
+from tests.unit.refusals import assert_problem, refused
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 MONITORING = "seaport:index:Monitoring"
@@ -444,12 +445,8 @@ WEB = {"name": "portal", "load_balancer_arn_suffix": "app/p/1", "target_group_ar
     ],
 )
 def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
-    with mock.patch.object(
-        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
-    ) as registered:
-        error = run(lambda: Monitoring("ops", {"cluster": CLUSTER, **args}), expect=InvalidArgument)
-    registered.assert_not_called()
-    assert [str(p) for p in error.problems if p.path == path and message in str(p)], str(error)
+    error = refused(lambda: Monitoring("ops", {"cluster": CLUSTER, **args}))
+    assert_problem(error, path, message)
 
 
 def test_every_bad_argument_is_reported_at_once():

@@ -1,14 +1,14 @@
 """ContainerService: logs, least-privilege roles, task definition, service placement, deployment and ordering."""
 
 import json
-from unittest import mock
 
 import pytest
 
-from seaport import ContainerService, EcsCluster, InvalidArgument
-from seaport.tools.mocks import ACCOUNT, SeaportMocks, ecr_registry
+from seaport import ContainerService, EcsCluster
+from seaport.tools.mocks import ACCOUNT, ecr_registry
 from seaport.tools.testing import run
 from tests.unit.references import CLUSTER, CLUSTER_ARN, DISCOVERY, NETWORK
+from tests.unit.refusals import assert_problem, refused
 
 ECR_IMAGE = f"{ecr_registry(ACCOUNT, 'us-east-1')}/app-1234567@sha256:" + "a" * 64
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
@@ -313,12 +313,8 @@ def test_every_child_is_parented_to_the_component(plan):
 )
 def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
     base = {"cluster": CLUSTER, "container": {"image": ECR_IMAGE}}
-    with mock.patch.object(
-        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
-    ) as registered:
-        error = run(lambda: ContainerService("app", {**base, **args}), expect=InvalidArgument)
-    registered.assert_not_called()
-    assert [str(p) for p in error.problems if p.path == path and message in str(p)], str(error)
+    error = refused(lambda: ContainerService("app", {**base, **args}))
+    assert_problem(error, path, message)
 
 
 def test_every_bad_argument_is_reported_at_once():
@@ -331,11 +327,7 @@ def test_every_bad_argument_is_reported_at_once():
         "stop_timeout_seconds": 600,
         "consul_service": {"name": "web"},
     }
-    with mock.patch.object(
-        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
-    ) as registered:
-        error = run(lambda: ContainerService("app", args), expect=InvalidArgument)
-    registered.assert_not_called()
+    error = refused(lambda: ContainerService("app", args))
     assert {p.path for p in error.problems} == {
         "container.port",
         "container.cpu",

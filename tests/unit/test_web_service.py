@@ -1,14 +1,13 @@
 """ScaledWebService: ALB, security groups, target group, listeners, the service, autoscaling and ordering."""
 
 import json
-from unittest import mock
 
 import pytest
 
-from seaport import EcsCluster, InvalidArgument, ScaledWebService
-from seaport.tools.mocks import SeaportMocks
+from seaport import EcsCluster, ScaledWebService
 from seaport.tools.testing import run
 from tests.unit.references import CLUSTER, DISCOVERY, INSTANCE_SG, NETWORK, PUBLIC_SUBNETS, VPC_ID
+from tests.unit.refusals import assert_problem, refused
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0d1e2f3a-1234-4cde-8f00-123456789abc"
 CONTAINER = {"image": "nginx:1.27", "port": 8080}
@@ -307,15 +306,8 @@ def test_outputs(step):
     ],
 )
 def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
-    with mock.patch.object(
-        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
-    ) as registered:
-        error = run(
-            lambda: ScaledWebService("web", {"cluster": CLUSTER, "container": CONTAINER, **args}),
-            expect=InvalidArgument,
-        )
-    registered.assert_not_called()
-    assert [str(p) for p in error.problems if p.path == path and message in str(p)], str(error)
+    error = refused(lambda: ScaledWebService("web", {"cluster": CLUSTER, "container": CONTAINER, **args}))
+    assert_problem(error, path, message)
 
 
 def test_every_bad_argument_is_reported_at_once():
@@ -326,11 +318,7 @@ def test_every_bad_argument_is_reported_at_once():
         "load_balancer": {"certificate_arn": "not-an-arn", "health_check_path": "health"},
         "autoscaling": {"min_tasks": 0, "target_cpu_percent": 95},
     }
-    with mock.patch.object(
-        SeaportMocks, "new_resource", autospec=True, side_effect=SeaportMocks.new_resource
-    ) as registered:
-        error = run(lambda: ScaledWebService("web", args), expect=InvalidArgument)
-    registered.assert_not_called()
+    error = refused(lambda: ScaledWebService("web", args))
     assert sorted(p.path for p in error.problems) == [
         "autoscaling.min_tasks",
         "autoscaling.target_cpu_percent",

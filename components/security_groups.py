@@ -74,17 +74,7 @@ def admit_range(
     opts: pulumi.ResourceOptions,
 ) -> aws.vpc.SecurityGroupIngressRule:
     """One TCP ingress rule for a port range from one source group."""
-    low, high = port_range
-    return aws.vpc.SecurityGroupIngressRule(
-        name,
-        security_group_id=group_id,
-        referenced_security_group_id=source_id,
-        ip_protocol="tcp",
-        from_port=low,
-        to_port=high,
-        description=description,
-        opts=opts,
-    )
+    return _range_rule(aws.vpc.SecurityGroupIngressRule, name, group_id, port_range, source_id, description, opts)
 
 
 def allow_egress_range(
@@ -96,11 +86,16 @@ def allow_egress_range(
     opts: pulumi.ResourceOptions,
 ) -> aws.vpc.SecurityGroupEgressRule:
     """One TCP egress rule for a port range to one target group."""
+    return _range_rule(aws.vpc.SecurityGroupEgressRule, name, group_id, port_range, target_id, description, opts)
+
+
+def _range_rule(rule, name, group_id, port_range, peer_id, description, opts):
+    """An ingress or egress rule (``rule``: the resource class) for a TCP port range with one peer group."""
     low, high = port_range
-    return aws.vpc.SecurityGroupEgressRule(
+    return rule(
         name,
         security_group_id=group_id,
-        referenced_security_group_id=target_id,
+        referenced_security_group_id=peer_id,
         ip_protocol="tcp",
         from_port=low,
         to_port=high,

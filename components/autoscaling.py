@@ -127,37 +127,40 @@ class ServiceAutoscaling(pulumi.ComponentResource):
         self.register_outputs({"resource_id": self.resource_id, "scaling_mode": self.scaling_mode})
 
     def _target_tracking(self, name: str, a: dict[str, Any], target: aws.appautoscaling.Target) -> None:
-        config = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs
         metric = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs
-        aws.appautoscaling.Policy(
+        self._tracking(
             f"{name}-cpu-target",
-            policy_type="TargetTrackingScaling",
-            service_namespace=target.service_namespace,
-            scalable_dimension=target.scalable_dimension,
-            resource_id=target.resource_id,
-            target_tracking_scaling_policy_configuration=config(
-                predefined_metric_specification=metric(predefined_metric_type="ECSServiceAverageCPUUtilization"),
-                target_value=a["target_cpu_percent"],
-                scale_out_cooldown=a["scale_out_cooldown_seconds"],
-                scale_in_cooldown=a["scale_in_cooldown_seconds"],
-            ),
-            opts=pulumi.ResourceOptions(parent=self),
+            a,
+            target,
+            a["target_cpu_percent"],
+            predefined_metric_specification=metric(predefined_metric_type="ECSServiceAverageCPUUtilization"),
         )
 
     def _backlog(
         self, name: str, a: dict[str, Any], target: aws.appautoscaling.Target, cluster_name: pulumi.Output[str]
     ) -> None:
         """Target tracking on ready messages per running task: ``depth / tasks``, one-minute data."""
-        config = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs
-        aws.appautoscaling.Policy(
+        self._tracking(
             f"{name}-backlog-target",
+            a,
+            target,
+            a["target_backlog_per_task"],
+            customized_metric_specification=backlog_metric(a["queue_name"], cluster_name, a["service_name"]),
+        )
+
+    def _tracking(
+        self, name: str, a: dict[str, Any], target: aws.appautoscaling.Target, value: Any, **metric: Any
+    ) -> aws.appautoscaling.Policy:
+        """A target-tracking policy on ``target`` keeping ``metric`` at ``value``, with the cooldowns of ``a``."""
+        return aws.appautoscaling.Policy(
+            name,
             policy_type="TargetTrackingScaling",
             service_namespace=target.service_namespace,
             scalable_dimension=target.scalable_dimension,
             resource_id=target.resource_id,
-            target_tracking_scaling_policy_configuration=config(
-                customized_metric_specification=backlog_metric(a["queue_name"], cluster_name, a["service_name"]),
-                target_value=a["target_backlog_per_task"],
+            target_tracking_scaling_policy_configuration=aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationArgs(
+                **metric,
+                target_value=value,
                 scale_out_cooldown=a["scale_out_cooldown_seconds"],
                 scale_in_cooldown=a["scale_in_cooldown_seconds"],
             ),

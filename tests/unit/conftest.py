@@ -26,3 +26,7 @@ def dev_amazonmq_plan():
 
     config = {**stack_config(REPO, "dev"), "seaport:brokerMode": "amazonmq"}
     return run_program(REPO / "__main__.py", stack="dev", config=config)
+
+
+# The monitored systems (composed ones and the real stacks) the monitoring and dashboard tests share.
+from tests.unit.monitored import any_system, system  # noqa: E402, F401

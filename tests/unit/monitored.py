@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi_aws as aws
+import pytest
 
 from seaport import ContainerService, EcsCluster, ScaledWebService, ServiceAutoscaling
 from seaport.monitoring import Monitoring, deployment_alarm_names
@@ -205,3 +206,26 @@ def monitoring_args(g: dict[str, Any], names: dict[str, Any]) -> dict[str, Any]:
             "agent_service_name": names["agent_service"],
         },
     }
+
+
+# -- the systems the monitoring and dashboard tests run over ----------------------------------------------------
+
+SYSTEMS = {
+    "container-broker": lambda: system_plan("container", True),
+    "amazonmq-no-insights": lambda: system_plan("amazonmq", False),
+    "dev": lambda: stack_plan("dev"),
+    "prod": lambda: stack_plan("prod"),
+    "dev-amazonmq": lambda: stack_plan("dev", "amazonmq"),
+}
+
+
+@pytest.fixture(params=sorted(SYSTEMS))
+def any_system(request):
+    """Each monitored system in turn: composed ones and the real stacks."""
+    return SYSTEMS[request.param]()
+
+
+@pytest.fixture(scope="module")
+def system():
+    """The composed system with a container broker and Container Insights."""
+    return system_plan("container", True)

@@ -13,7 +13,7 @@ import pytest
 from seaport import dashboard
 from seaport.contract import telemetry
 from tests.unit import watched
-from tests.unit.monitored import PORTAL_SCALING, QUEUE, RECEIVE_SCALING, stack_plan, system_plan
+from tests.unit.monitored import PORTAL_SCALING, QUEUE, RECEIVE_SCALING, system_plan
 
 TOP = {"widgets", "variables", "start", "end", "periodOverride"}
 METRIC_PROPERTIES = {
@@ -26,14 +26,6 @@ STAT = re.compile(r"^(SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?)$
 ID = re.compile(r"^[a-z][A-Za-z0-9_]*$")
 COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
 ALARM_ARN = re.compile(r"^arn:aws[a-z-]*:cloudwatch:[a-z0-9-]+:\d{12}:alarm:.+$")
-
-SYSTEMS = {
-    "container-broker": lambda: system_plan("container", True),
-    "amazonmq-no-insights": lambda: system_plan("amazonmq", False),
-    "dev": lambda: stack_plan("dev"),
-    "prod": lambda: stack_plan("prod"),
-    "dev-amazonmq": lambda: stack_plan("dev", "amazonmq"),
-}
 
 
 def body_problems(text: str) -> list[str]:
@@ -246,16 +238,6 @@ def test_the_schema_check_rejects_what_cloudwatch_rejects(widget, message):
 
 
 # -- the dashboards of the monitored systems -------------------------------------------------------------------
-
-
-@pytest.fixture(params=sorted(SYSTEMS))
-def any_system(request):
-    return SYSTEMS[request.param]()
-
-
-@pytest.fixture(scope="module")
-def system():
-    return system_plan("container", True)
 
 
 def widgets(plan, kind="metric"):

@@ -21,23 +21,6 @@ from tests.unit.refusals import assert_problem, refused
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 MONITORING = "seaport:index:Monitoring"
-SYSTEMS = {
-    "container-broker": lambda: system_plan("container", True),
-    "amazonmq-no-insights": lambda: system_plan("amazonmq", False),
-    "dev": lambda: stack_plan("dev"),
-    "prod": lambda: stack_plan("prod"),
-    "dev-amazonmq": lambda: stack_plan("dev", "amazonmq"),
-}
-
-
-@pytest.fixture(params=sorted(SYSTEMS))
-def any_system(request):
-    return SYSTEMS[request.param]()
-
-
-@pytest.fixture(scope="module")
-def system():
-    return system_plan("container", True)
 
 
 @pytest.fixture(scope="module")

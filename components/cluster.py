@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "container_insights": True,
     "capacity_target_percent": 100,
     "dedicated_instances": {},
+    "dedicated_instance_counts": {},
     "metadata_blocked_uids": [100, 999],
     "tags": {},
 }
@@ -57,6 +58,14 @@ class EcsClusterArgs(TypedDict, total=False):
     in an Auto Scaling group of one, for a service that must come back to the same host because its data lives
     there (a single broker node). A service runs there with ``dedicated_instance``. Losing the instance loses
     that data; it is not replaced by instance refreshes. Default ``{}``."""
+    dedicated_instance_counts: dict[str, int]
+    """Name (of ``dedicated_instances``) -> how many instances carry it (1-100; names left out get one). Each is an
+    Auto Scaling group of one; with more than one, the i-th lives in instance subnet i modulo the number of
+    subnets (so they spread over the AZs and a replacement starts in the AZ it replaces), all marked with the same
+    attribute. A service with that ``dedicated_instance``, ``distinctInstance`` and as many tasks runs one task on
+    each, and a task that stops can only come back to the instance it left (a clustered broker's nodes, whose
+    names and data belong to their instances). A single instance may start in any instance subnet. Default
+    ``{}``."""
     metadata_blocked_uids: list[int]
     """Users (uids) whose processes may not reach the instance metadata service, where the instance role's
     credentials are: host-network containers are not stopped by the hop limit. 100 is the official Consul
@@ -126,7 +135,14 @@ class EcsCluster(pulumi.ComponentResource):
         provider_name = self._capacity(name, a, cluster.name, group.arn)
         for dedicated, instance_type in a["dedicated_instances"].items():
             self._dedicated(
-                name, dedicated, instance_type or a["instance_type"], a, cluster.name, security_group.id, profile.arn
+                name,
+                dedicated,
+                instance_type or a["instance_type"],
+                (a["dedicated_instance_counts"] or {}).get(dedicated, 1),
+                a,
+                cluster.name,
+                security_group.id,
+                profile.arn,
             )
 
         self.cluster_name = cluster.name
@@ -217,12 +233,14 @@ class EcsCluster(pulumi.ComponentResource):
         name: str,
         dedicated: str,
         instance_type: str,
+        count: int,
         a: dict[str, Any],
         cluster_name: pulumi.Output[str],
         security_group_id: pulumi.Output[str],
         profile_arn: pulumi.Output[str],
-    ) -> aws.autoscaling.Group:
-        """One instance outside the capacity provider, marked with the ECS attribute seaport.dedicated=<name>."""
+    ) -> list[aws.autoscaling.Group]:
+        """``count`` instances outside the capacity provider, each in an Auto Scaling group of one, marked with the
+        ECS attribute seaport.dedicated=<name>; several are spread one per instance subnet in turn."""
         child = pulumi.ResourceOptions(parent=self)
         template = instances.hardened_launch_template(
             f"{name}-{dedicated}",
@@ -238,25 +256,39 @@ class EcsCluster(pulumi.ComponentResource):
             tags=a["tags"],
             opts=child,
         )
-        return aws.autoscaling.Group(
-            f"{name}-{dedicated}",
-            min_size=1,
-            max_size=1,
-            desired_capacity=1,
-            vpc_zone_identifiers=get(a["network"], "instance_subnet_ids"),
-            launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
-                id=template.id, version=template.latest_version.apply(str)
-            ),
-            health_check_type="EC2",
-            health_check_grace_period=INSTANCE_WARMUP_SECONDS,
-            # No instance refresh: replacing this instance loses what is stored on it (see README, Operating).
-            force_delete=True,
-            tags=[
-                aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
-                for key, value in name_tags(a["tags"], f"{name}-{dedicated}", {DEDICATED_ATTRIBUTE: dedicated}).items()
-            ],
-            opts=child,
+        subnets = get(a["network"], "instance_subnet_ids")
+        # One instance keeps the group name it always had and may start in any subnet; several each get a subnet
+        # of their own, so they spread over the AZs and a replacement comes back to the AZ it replaces.
+        groups = (
+            [(f"{name}-{dedicated}", subnets)]
+            if count == 1
+            else [
+                (f"{name}-{dedicated}-{index + 1}", subnets.apply(lambda ids, i=index: [ids[i % len(ids)]]))
+                for index in range(count)
+            ]
         )
+        return [
+            aws.autoscaling.Group(
+                group,
+                min_size=1,
+                max_size=1,
+                desired_capacity=1,
+                vpc_zone_identifiers=zone,
+                launch_template=aws.autoscaling.GroupLaunchTemplateArgs(
+                    id=template.id, version=template.latest_version.apply(str)
+                ),
+                health_check_type="EC2",
+                health_check_grace_period=INSTANCE_WARMUP_SECONDS,
+                # No instance refresh: replacing this instance loses what is stored on it (see README, Operating).
+                force_delete=True,
+                tags=[
+                    aws.autoscaling.GroupTagArgs(key=key, value=value, propagate_at_launch=True)
+                    for key, value in name_tags(a["tags"], group, {DEDICATED_ATTRIBUTE: dedicated}).items()
+                ],
+                opts=child,
+            )
+            for group, zone in groups
+        ]
 
     def _ami(self, instance_type: str) -> pulumi.Output[str]:
         # The AMI id is public: read it in clear (the provider marks the parameter's value sensitive), so a
@@ -330,6 +362,10 @@ def problems(args: EcsClusterArgs, name: str = "cluster") -> list[Problem]:
             found.check(f"dedicated_instances.{dedicated}", dedicated, "must be letters, digits and -, from a letter")
         if instance_type:
             found.check(f"dedicated_instances.{dedicated}", instance_type, check.instance_type(instance_type))
+    for dedicated, count in (a["dedicated_instance_counts"] or {}).items():
+        found.check(f"dedicated_instance_counts.{dedicated}", count, check.int_between(count, 1, 100))
+        if dedicated not in (a["dedicated_instances"] or {}):
+            found.check(f"dedicated_instance_counts.{dedicated}", count, "names none of dedicated_instances")
     if name.lower().startswith(RESERVED_PREFIXES):
         found.check(
             "name", name, "must not start with aws, ecs or fargate: AWS reserves those prefixes for capacity providers"

@@ -34,6 +34,41 @@ def test_a_dedicated_instance_is_one_instance_outside_the_capacity_provider_mark
     assert reference["dedicated_instances"] == ["broker"]
 
 
+def test_several_dedicated_instances_of_one_name_take_the_instance_subnets_in_turn():
+    """A clustered broker's nodes: one group of one instance each, the i-th in subnet i mod the subnets, all with
+    the same attribute and one launch template; the name stays one entry of the reference."""
+    args = {"network": NETWORK, "dedicated_instances": {"node": ""}, "dedicated_instance_counts": {"node": 3}}
+    plan = run(lambda: EcsCluster("main", args))
+    groups = [g for g in plan.of_type("aws:autoscaling/group:Group") if g["name"].startswith("main-node")]
+    assert [g["name"] for g in groups] == ["main-node-1", "main-node-2", "main-node-3"]
+    subnets = NETWORK["instance_subnet_ids"]
+    assert [g["inputs"]["vpcZoneIdentifiers"] for g in groups] == [[subnets[0]], [subnets[1]], [subnets[0]]]
+    template = plan.named("main-node", "aws:ec2/launchTemplate:LaunchTemplate")
+    for group in groups:
+        inputs = group["inputs"]
+        assert (inputs["minSize"], inputs["maxSize"], inputs["desiredCapacity"]) == (1, 1, 1)
+        assert "instanceRefresh" not in inputs
+        assert inputs["launchTemplate"]["id"] == template["outputs"]["id"]
+        assert {t["key"]: t["value"] for t in inputs["tags"]}["Name"] == group["name"]
+    assert template["inputs"]["instanceType"] == "t3.small"  # "": the cluster's instance type
+    script = base64.b64decode(template["inputs"]["userData"]).decode()
+    assert 'ECS_INSTANCE_ATTRIBUTES={"seaport.dedicated": "node"}' in script
+    assert plan.one("seaport:index:EcsCluster")["outputs"]["reference"]["dedicated_instances"] == ["node"]
+
+
+@pytest.mark.parametrize(
+    ("counts", "message"),
+    [
+        ({"broker": 0}, "dedicated_instance_counts.broker=0 must be between 1 and 100"),
+        ({"cache": 2}, "dedicated_instance_counts.cache=2 names none of dedicated_instances"),
+    ],
+)
+def test_dedicated_instance_counts_are_checked(counts, message):
+    args = {"network": NETWORK, "dedicated_instances": {"broker": ""}, "dedicated_instance_counts": counts}
+    error = run(lambda: EcsCluster("main", args), expect=InvalidArgument)
+    assert message in str(error)
+
+
 def test_a_service_on_a_dedicated_instance_is_placed_there_by_launch_type():
     args = {"cluster": CLUSTER, "container": {"image": IMAGE}, "dedicated_instance": "broker"}
     service = run(lambda: ContainerService("db", args)).one("aws:ecs/service:Service")["inputs"]

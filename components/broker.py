@@ -1,6 +1,5 @@
 """Where the RabbitMQ broker runs: one container on the cluster, or Amazon MQ."""
 
-import math
 from typing import Any, NamedTuple
 
 import pulumi
@@ -118,8 +117,10 @@ def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: 
             # On each instance's disk: a restarted node finds its data and rejoins with it.
             "volumes": [{"name": "rabbitmq-data", "host_path": DATA_PATH}],
             "desired_tasks": nodes,
-            # One node at a time: the others keep a majority (quorum queues stay available).
-            "min_healthy_percent": math.ceil(100 * (nodes - 1) / nodes),
+            # One node at a time: the others keep a majority (quorum queues stay available). ECS rounds the floor
+            # up (3 x 67 % is 3 tasks: nothing could stop), so round the percentage down: 66 % of 3 is 2. With
+            # max_percent 100 the old node stops before the new one starts.
+            "min_healthy_percent": 100 * (nodes - 1) // nodes,
             "max_percent": 100,
             "stop_timeout_seconds": 120,
             "log_retention_days": a["log_retention_days"],

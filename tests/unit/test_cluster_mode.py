@@ -1,6 +1,7 @@
 """brokerMode cluster (prod) and Amazon MQ's cluster deployment, checked by value in the plans."""
 
 import json
+import math
 
 import pytest
 
@@ -12,6 +13,7 @@ from tests.unit.references import CA, CLUSTER, DISCOVERY
 from tests.unit.test_consul import RecordingMocks
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:" + "a" * 64
+BASE = {"cluster": CLUSTER, "discovery": DISCOVERY, "ca": CA, "send_image": IMAGE, "receive_image": IMAGE}
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +37,23 @@ def test_prod_runs_three_nodes_one_per_instance_in_the_instances_network(recorde
     assert task["networkMode"] == "host"
     assert service["placementConstraints"] == [{"type": "distinctInstance"}]
     assert service["capacityProviderStrategies"][0]["capacityProvider"]
-    # one node at a time during a deployment: the other two keep the majority
-    assert (service["deploymentMinimumHealthyPercent"], service["deploymentMaximumPercent"]) == (67, 100)
+    # one node at a time during a deployment: the other two keep the majority. ECS rounds the floor up, so 66 %
+    # of 3 is 2 (67 % would be 3 of 3: no node could stop, and max 100 % lets none start beside it)
+    assert (service["deploymentMinimumHealthyPercent"], service["deploymentMaximumPercent"]) == (66, 100)
     assert container["portMappings"] == [{"containerPort": 5671, "hostPort": 5671, "protocol": "tcp"}]  # AMQPS
     assert task["volumes"] == [{"name": "rabbitmq-data", "hostPath": "/var/lib/seaport/rabbitmq"}]
     assert not plan.of_type("aws:mq/broker:Broker")
     assert "seaport-broker" not in {g["name"] for g in plan.of_type("aws:autoscaling/group:Group")}
+
+
+@pytest.mark.parametrize("nodes", [3, 5, 7])
+def test_a_deployment_stops_exactly_one_node_at_a_time(nodes):
+    """ECS keeps ceil(desired x minimum healthy percent) tasks running and starts none beyond maximum percent:
+    with 100 % that is one node down at a time, whatever the number of nodes."""
+    args = {**BASE, "broker_mode": "cluster", "broker_nodes": nodes}
+    service = run(lambda: RabbitMessaging("mq", args)).named("mq-broker", "aws:ecs/service:Service")["inputs"]
+    floor = math.ceil(nodes * service["deploymentMinimumHealthyPercent"] / 100)
+    assert (floor, service["deploymentMaximumPercent"]) == (nodes - 1, 100)
 
 
 def test_the_nodes_form_the_cluster_through_consul_and_keep_three_replicas(recorded_prod):

@@ -20,6 +20,7 @@ from seaport import (
     ScaledWebService,
     deployment_alarm_names,
 )
+from seaport.messaging import dedicated_instance_counts as messaging_host_counts
 from seaport.messaging import dedicated_instances as messaging_hosts
 
 APPS = ("send", "receive", "portal", "weather", "stocks", "registrar")
@@ -31,13 +32,15 @@ config = settings.load()
 tags = {"project": "seaport", "stack": config.stack, **config.tags}
 
 network = Network("seaport", {**config["network"], "tags": tags})
-# A container-mode broker keeps its data on an instance of its own (messaging.dedicated_instances).
+# The broker keeps its data on instances of its own (messaging.dedicated_instances): one for a container-mode
+# broker, one per node, spread over the AZs, for a clustered one, so a node always comes back to its data.
 cluster = EcsCluster(
     settings.CLUSTER_NAME,
     {
         **config["cluster"],
         "network": network.reference,
         "dedicated_instances": messaging_hosts(config["messaging"]),
+        "dedicated_instance_counts": messaging_host_counts(config["messaging"]),
         "tags": tags,
     },
 )

@@ -231,12 +231,6 @@ def _program_rules(values: dict[str, Any], tags: dict[str, str]) -> list[str]:
         problem = check.platform_matches(platform, instance_type)
         if problem:
             problems.append(f"{_key('instanceType')}={instance_type!r} {problem[:-1]}; set {_key('platform')})")
-    nodes, low = values["brokerNodes"], values["minInstances"]
-    if values["brokerMode"] == "cluster" and isinstance(nodes, int) and isinstance(low, int) and low < nodes:
-        problems.append(
-            f"{_key('brokerMode')}='cluster' runs {_key('brokerNodes')}={nodes} nodes, one per instance: "
-            f"{_key('minInstances')}={low} must be at least {nodes}"
-        )
     if not (values["certificateArn"] or values["domainName"]) and not values["allowPlainHttp"]:
         problems.append(
             f"{_key('domainName')} is not set: the portal would serve the internet over plain HTTP. Set "

@@ -25,6 +25,8 @@ AMQPS_PORT = contract.AMQPS_PORT
 DEFAULT_RABBITMQ_IMAGE = "public.ecr.aws/docker/library/rabbitmq:4.3.4-management"
 # The cluster's dedicated instance the container-mode broker lives on (EcsCluster dedicated_instances).
 DEDICATED_INSTANCE = "broker"
+# The cluster's dedicated instances of a clustered broker, one per node (EcsCluster dedicated_instance_counts).
+NODE_INSTANCE = "broker-node"
 DATA_PATH = "/var/lib/seaport/rabbitmq"
 BROKER_MEMORY_MIB = 1024
 
@@ -71,9 +73,13 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
 
 
 def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: pulumi.Resource) -> ContainerService:
-    """``broker_nodes`` RabbitMQ nodes, one per instance, in the instances' network: they find each other and
-    register as ``rabbitmq`` through the local Consul agent (Consul peer discovery), keep their data on their
-    instance, and replicate every quorum queue to all of them.
+    """``broker_nodes`` RabbitMQ nodes on as many dedicated ``broker-node`` instances of the cluster, one each, in
+    the instances' network: they find each other and register as ``rabbitmq`` through the local Consul agent
+    (Consul peer discovery), keep their data on their instance, and replicate every quorum queue to all of them.
+
+    Exactly ``broker_nodes`` instances carry the attribute and no two tasks share one (``distinctInstance``), so
+    a node that restarts or is redeployed can only start on the instance it left: it keeps its name (the
+    instance's DNS name) and its data, and rejoins as the member it was.
 
     Nodes talk to each other and to the CLI tools (the health check too) over TLS only: Erlang distribution over
     TLS with the broker's certificate, each end accepting only a certificate from the internal CA that names
@@ -96,6 +102,8 @@ def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: 
         {
             "cluster": a["cluster"],
             "network_mode": "host",  # stable node names (the instance's DNS name) and distribution ports
+            # One node per dedicated broker-node instance, and only there: its name and data stay with it.
+            "dedicated_instance": NODE_INSTANCE,
             "placement_constraints": [{"type": "distinctInstance"}],
             "container": {
                 **_node(image, config.CLUSTER_START_COMMAND, "check_running", start_period_seconds=120),
@@ -119,7 +127,7 @@ def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: 
             "desired_tasks": nodes,
             # One node at a time: the others keep a majority (quorum queues stay available). ECS rounds the floor
             # up (3 x 67 % is 3 tasks: nothing could stop), so round the percentage down: 66 % of 3 is 2. With
-            # max_percent 100 the old node stops before the new one starts.
+            # max_percent 100 the old node stops before the new one starts, on the instance it frees.
             "min_healthy_percent": 100 * (nodes - 1) // nodes,
             "max_percent": 100,
             "stop_timeout_seconds": 120,

@@ -26,8 +26,9 @@ class BrokerMode(StrEnum):
     """One RabbitMQ node on the cluster's dedicated ``broker`` instance, its data on that instance's disk (dev):
     it survives restarts and deployments, not the loss of the instance."""
     CLUSTER = "cluster"
-    """``broker_nodes`` nodes, one per instance of the cluster, formed through Consul; quorum queues replicate
-    every message to a majority before confirming it, so losing a node (or its instance) loses nothing."""
+    """``broker_nodes`` nodes, each on a dedicated ``broker-node`` instance of the cluster (spread over the AZs),
+    formed through Consul; quorum queues replicate every message to a majority before confirming it, so losing a
+    node (or its instance) loses nothing."""
     AMAZONMQ = "amazonmq"
     """Amazon MQ for RabbitMQ, managed by AWS (TLS on 5671)."""
 
@@ -79,14 +80,14 @@ class RabbitMessagingArgs(TypedDict, total=False):
     receive_image: Required[pulumi.Input[str]]
     """Image of the receive service, by digest. Required."""
     broker_mode: BrokerMode
-    """``container`` (one node on a dedicated instance), ``cluster`` (replicated nodes on the cluster's
-    instances) or ``amazonmq`` (Amazon MQ for RabbitMQ). Default ``"container"``."""
+    """``container`` (one node on a dedicated instance), ``cluster`` (replicated nodes, one per dedicated
+    instance) or ``amazonmq`` (Amazon MQ for RabbitMQ). Default ``"container"``."""
     rabbitmq_image: pulumi.Input[str]
     """Pinned RabbitMQ management image (container mode), resolved to its digest. Default
     ``"public.ecr.aws/docker/library/rabbitmq:4.3.4-management"``."""
     broker_nodes: int
-    """Nodes of a ``cluster`` broker (3, 5 or 7; one per instance, so the cluster needs as many instances).
-    Default ``3``."""
+    """Nodes of a ``cluster`` broker (3, 5 or 7), each on a dedicated ``broker-node`` instance of the cluster
+    (``dedicated_instance_counts(args)`` gives ``EcsCluster`` as many). Default ``3``."""
     amazon_mq_deployment_mode: AmazonMqDeploymentMode
     """``SINGLE_INSTANCE`` or ``CLUSTER_MULTI_AZ`` (Amazon MQ). Default ``"SINGLE_INSTANCE"``."""
     amazon_mq_instance_type: str
@@ -121,7 +122,10 @@ class RabbitMessaging(pulumi.ComponentResource):
     ``EcsCluster`` ``dedicated_instances=dedicated_instances(args)``), its data
     on that instance's disk, its memory watermark and its queue policy set
     from its task, registered in Consul as ``rabbitmq``; its port is reachable
-    only from the cluster's instances. In ``amazonmq`` mode it is a private Amazon MQ
+    only from the cluster's instances. In ``cluster`` mode it is ``broker_nodes``
+    nodes, one on each dedicated ``broker-node`` instance (give ``EcsCluster``
+    ``dedicated_instance_counts=dedicated_instance_counts(args)`` too), so a
+    node always comes back to its own instance, name and data. In ``amazonmq`` mode it is a private Amazon MQ
     broker (TLS on 5671) whose security group admits only the cluster's
     instances. ``send`` and ``receive`` find the broker by name through Consul,
     or get the Amazon MQ endpoint: nothing else about them changes.
@@ -252,9 +256,19 @@ class RabbitMessaging(pulumi.ComponentResource):
 
 
 def dedicated_instances(args: RabbitMessagingArgs) -> dict[str, str]:
-    """What ``EcsCluster`` ``dedicated_instances`` must hold for these messaging arguments."""
+    """What ``EcsCluster`` ``dedicated_instances`` must hold for these messaging arguments (the cluster's
+    instance type: ``""``)."""
     mode = with_defaults(args, DEFAULTS)["broker_mode"]
-    return {broker.DEDICATED_INSTANCE: ""} if mode == BrokerMode.CONTAINER else {}
+    if mode == BrokerMode.CONTAINER:
+        return {broker.DEDICATED_INSTANCE: ""}
+    return {broker.NODE_INSTANCE: ""} if mode == BrokerMode.CLUSTER else {}
+
+
+def dedicated_instance_counts(args: RabbitMessagingArgs) -> dict[str, int]:
+    """What ``EcsCluster`` ``dedicated_instance_counts`` must hold for these messaging arguments: one
+    ``broker-node`` instance per node of a ``cluster`` broker, no more (a spare one would let a node move)."""
+    a = with_defaults(args, DEFAULTS)
+    return {broker.NODE_INSTANCE: a["broker_nodes"]} if a["broker_mode"] == BrokerMode.CLUSTER else {}
 
 
 def problems(args: RabbitMessagingArgs) -> list[Problem]:
@@ -276,19 +290,22 @@ def problems(args: RabbitMessagingArgs) -> list[Problem]:
         discovery = a.get("discovery")
         if isinstance(discovery, dict) and not discovery.get("broker_token_secret_arn"):
             found.missing("discovery.broker_token_secret_arn", "with broker_mode='cluster' (ConsulMesh gives it)")
-    if mode == BrokerMode.CONTAINER:
+    if mode in (BrokerMode.CONTAINER, BrokerMode.CLUSTER):
         cluster = a.get("cluster")
         available = (
             with_defaults(cluster, references.CLUSTER_REFERENCE_DEFAULTS)["dedicated_instances"]
             if isinstance(cluster, dict)
             else None
         )
-        if isinstance(available, list) and broker.DEDICATED_INSTANCE not in available:
+        (needed,) = dedicated_instances({"broker_mode": mode})
+        if isinstance(available, list) and needed not in available:
+            counts = dedicated_instance_counts(a)
             found.check(
                 "broker_mode",
                 mode,
-                f"needs the cluster's dedicated instance {broker.DEDICATED_INSTANCE!r}: give EcsCluster "
-                f"dedicated_instances={dedicated_instances({'broker_mode': mode})}",
+                f"needs the cluster's dedicated instance {needed!r}: give EcsCluster "
+                f"dedicated_instances={dedicated_instances({'broker_mode': mode})}"
+                + (f" and dedicated_instance_counts={counts}" if counts else ""),
             )
     image = a["rabbitmq_image"]
     if isinstance(image, str):

@@ -1,19 +1,24 @@
 """brokerMode cluster (prod) and Amazon MQ's cluster deployment, checked by value in the plans."""
 
+import base64
 import json
 import math
+import re
 
 import pytest
 
 import settings
 from seaport import InvalidArgument, RabbitMessaging, rabbitmq_config
+from seaport.messaging import dedicated_instance_counts, dedicated_instances
 from seaport.tools.testing import run, run_program, stack_config
 from tests.unit.conftest import REPO
 from tests.unit.references import CA, CLUSTER, DISCOVERY
 from tests.unit.test_consul import RecordingMocks
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/app@sha256:" + "a" * 64
-BASE = {"cluster": CLUSTER, "discovery": DISCOVERY, "ca": CA, "send_image": IMAGE, "receive_image": IMAGE}
+# A cluster as EcsCluster hands it over with the instances a clustered broker needs.
+NODE_CLUSTER = {**CLUSTER, "dedicated_instances": ["broker-node"]}
+BASE = {"cluster": NODE_CLUSTER, "discovery": DISCOVERY, "ca": CA, "send_image": IMAGE, "receive_image": IMAGE}
 
 
 @pytest.fixture(scope="module")
@@ -30,13 +35,17 @@ def broker(plan):
     return service["inputs"], task["inputs"], container
 
 
-def test_prod_runs_three_nodes_one_per_instance_in_the_instances_network(recorded_prod):
+def test_prod_runs_three_nodes_one_per_dedicated_instance_in_the_instances_network(recorded_prod):
     plan, _ = recorded_prod
     service, task, container = broker(plan)
     assert service["desiredCount"] == 3
     assert task["networkMode"] == "host"
-    assert service["placementConstraints"] == [{"type": "distinctInstance"}]
-    assert service["capacityProviderStrategies"][0]["capacityProvider"]
+    assert service["placementConstraints"] == [
+        {"type": "distinctInstance"},
+        {"type": "memberOf", "expression": "attribute:seaport.dedicated == broker-node"},
+    ]
+    # the broker-node instances are outside the capacity provider: the service is placed by launch type
+    assert service["launchType"] == "EC2" and "capacityProviderStrategies" not in service
     # one node at a time during a deployment: the other two keep the majority. ECS rounds the floor up, so 66 %
     # of 3 is 2 (67 % would be 3 of 3: no node could stop, and max 100 % lets none start beside it)
     assert (service["deploymentMinimumHealthyPercent"], service["deploymentMaximumPercent"]) == (66, 100)
@@ -54,6 +63,146 @@ def test_a_deployment_stops_exactly_one_node_at_a_time(nodes):
     service = run(lambda: RabbitMessaging("mq", args)).named("mq-broker", "aws:ecs/service:Service")["inputs"]
     floor = math.ceil(nodes * service["deploymentMinimumHealthyPercent"] / 100)
     assert (floor, service["deploymentMaximumPercent"]) == (nodes - 1, 100)
+
+
+# -- where the nodes live --------------------------------------------------------------------------------------
+
+
+def container_instances(plan):
+    """Every container instance the plan's Auto Scaling groups start (their minimum), as ECS places tasks on it:
+    the group, whether the capacity provider owns it, the custom attributes it registers with, its subnets."""
+    provided = {
+        p["inputs"]["autoScalingGroupProvider"]["autoScalingGroupArn"]
+        for p in plan.of_type("aws:ecs/capacityProvider:CapacityProvider")
+    }
+    found = []
+    for group in plan.of_type("aws:autoscaling/group:Group"):
+        template = plan.referenced(group["inputs"]["launchTemplate"]["id"])
+        script = base64.b64decode(template["inputs"]["userData"]).decode()
+        if "ECS_CLUSTER=" not in script:
+            continue  # not a container instance (the Consul servers)
+        match = re.search(r"^ECS_INSTANCE_ATTRIBUTES=(.*)$", script, re.MULTILINE)
+        for index in range(group["inputs"]["minSize"]):
+            found.append(
+                {
+                    "id": f"{group['name']}/{index}",
+                    "group": group["name"],
+                    "provided": group["outputs"]["arn"] in provided,
+                    "attributes": json.loads(match.group(1)) if match else {},
+                    "subnets": group["inputs"]["vpcZoneIdentifiers"],
+                }
+            )
+    return found
+
+
+def eligible(service, instances, occupied=()):
+    """The instances ECS may place a task of ``service`` on, with ``occupied`` holding one of its tasks already:
+    a capacity provider strategy reaches only the provider's instances, a launch type all of them; then the
+    placement constraints (the two kinds seaport uses)."""
+    inputs = service["inputs"]
+    candidates = [i for i in instances if i["provided"]] if inputs.get("capacityProviderStrategies") else instances
+    for constraint in inputs.get("placementConstraints") or []:
+        if constraint["type"] == "distinctInstance":
+            candidates = [i for i in candidates if i["id"] not in occupied]
+        else:
+            attribute, value = re.fullmatch(r"attribute:(\S+) == (\S+)", constraint["expression"]).groups()
+            candidates = [i for i in candidates if i["attributes"].get(attribute) == value]
+    return {i["id"] for i in candidates}
+
+
+def node_groups(plan):
+    return [g for g in plan.of_type("aws:autoscaling/group:Group") if g["name"].startswith("seaport-broker-node-")]
+
+
+def test_each_node_has_an_instance_of_its_own_in_its_own_az(recorded_prod):
+    """brokerNodes Auto Scaling groups of exactly one instance, outside the capacity provider and its instance
+    refreshes, each in one subnet of its own: together the three AZs' instance subnets."""
+    plan, _ = recorded_prod
+    groups = node_groups(plan)
+    assert [g["name"] for g in groups] == [f"seaport-broker-node-{n}" for n in (1, 2, 3)]
+    private = [s["outputs"]["id"] for s in plan.of_type("aws:ec2/subnet:Subnet") if "private" in s["name"]]
+    assert len(private) == 3
+    assert [g["inputs"]["vpcZoneIdentifiers"] for g in groups] == [[subnet] for subnet in private]
+    (provider,) = plan.of_type("aws:ecs/capacityProvider:CapacityProvider")
+    for group in groups:
+        inputs = group["inputs"]
+        assert (inputs["minSize"], inputs["maxSize"], inputs["desiredCapacity"]) == (1, 1, 1), group["name"]
+        assert "instanceRefresh" not in inputs, "a refresh would replace every node's instance, name and data"
+        assert group["outputs"]["arn"] != provider["inputs"]["autoScalingGroupProvider"]["autoScalingGroupArn"]
+        tags = {t["key"]: t["value"] for t in inputs["tags"]}
+        assert tags["seaport.dedicated"] == "broker-node" and "AmazonECSManaged" not in tags
+    # one launch template for the three: the cluster's instance type, the cluster's security group and role
+    (template,) = {plan.referenced(g["inputs"]["launchTemplate"]["id"])["name"] for g in groups}
+    template = plan.named(template, "aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    cluster = plan.named("seaport-instances", "aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
+    assert template["instanceType"] == cluster["instanceType"] == "m6i.large"
+    assert template["iamInstanceProfile"] == cluster["iamInstanceProfile"]
+    # the instances' security group, which admits the cluster's ports from itself: the nodes reach each other
+    (group,) = {sg for t in (template, cluster) for sg in t["networkInterfaces"][0]["securityGroups"]}
+    assert group == plan.named("seaport-instances", "aws:ec2/securityGroup:SecurityGroup")["outputs"]["id"]
+    admitted = {
+        (r["inputs"]["fromPort"], r["inputs"]["toPort"])
+        for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+        if r["inputs"]["securityGroupId"] == group and r["inputs"].get("referencedSecurityGroupId") == group
+    }
+    assert {(4369, 4369), (25672, 25672), (35672, 35682), (5671, 5671)} <= admitted
+
+
+def test_a_node_can_only_start_on_the_instance_it_left(recorded_prod):
+    """Placement as ECS evaluates it: the broker's tasks fit the three broker-node instances and nothing else,
+    and with the other nodes running, a restarted or redeployed node has exactly one instance to go to: its own
+    (its name, the instance's DNS name, and its data come back with it)."""
+    plan, _ = recorded_prod
+    instances = container_instances(plan)
+    service = plan.named("messaging-broker", "aws:ecs/service:Service")
+    homes = {i["id"] for i in instances if i["group"].startswith("seaport-broker-node-")}
+    assert len(homes) == 3 and len(instances) == 3 + 3  # minInstances of the capacity provider's group, and theirs
+    assert eligible(service, instances) == homes
+    for home in sorted(homes):
+        assert eligible(service, instances, occupied=homes - {home}) == {home}
+
+
+@pytest.mark.parametrize("stack", ["dev_plan", "prod_plan"])
+def test_no_other_service_lands_on_the_broker_instances_and_every_instance_gets_a_consul_agent(stack, request):
+    """Every other replica service is placed by the capacity provider, which owns none of the broker's
+    instances; the Consul agent (DAEMON, no constraint) runs on all of them, since the nodes register in Consul
+    through their instance's agent (container mode's dedicated instance likewise)."""
+    plan = request.getfixturevalue(stack)
+    instances = container_instances(plan)
+    dedicated = {i["id"] for i in instances if i["attributes"]}
+    assert dedicated and all(not i["provided"] for i in instances if i["id"] in dedicated)
+    for service in plan.of_type("aws:ecs/service:Service"):
+        if service["name"] == "consul-agent":
+            assert service["inputs"]["schedulingStrategy"] == "DAEMON"
+            assert eligible(service, instances) == {i["id"] for i in instances}
+        elif service["name"] != "messaging-broker":
+            assert eligible(service, instances), service["name"]
+            assert not eligible(service, instances) & dedicated, service["name"]
+
+
+def test_the_dev_stack_keeps_its_single_broker_instance(dev_plan):
+    """Container mode is unchanged: one broker instance, in any of the instance subnets, and no node instance."""
+    groups = {g["name"]: g["inputs"] for g in dev_plan.of_type("aws:autoscaling/group:Group")}
+    assert not [name for name in groups if name.startswith("seaport-broker-node")]
+    instances = dev_plan.named("seaport-instances", "aws:autoscaling/group:Group")["inputs"]
+    assert groups["seaport-broker"]["vpcZoneIdentifiers"] == instances["vpcZoneIdentifiers"]
+    service = dev_plan.named("messaging-broker", "aws:ecs/service:Service")["inputs"]
+    assert service["placementConstraints"] == [
+        {"type": "memberOf", "expression": "attribute:seaport.dedicated == broker"}
+    ]
+
+
+def test_with_fewer_azs_than_nodes_the_nodes_take_the_subnets_in_turn():
+    """dev's two AZs with brokerMode cluster (and minInstances 1: the nodes no longer need the cluster's
+    instances): nodes 1 and 3 share the first AZ."""
+    config = {**stack_config(REPO, "dev"), "seaport:brokerMode": "cluster"}
+    plan = run_program(REPO / "__main__.py", stack="dev", config=config)
+    public = [s["outputs"]["id"] for s in plan.of_type("aws:ec2/subnet:Subnet") if "public" in s["name"]]
+    assert len(public) == 2  # dev's instances sit in the public subnets
+    assert [g["inputs"]["vpcZoneIdentifiers"] for g in node_groups(plan)] == [[public[0]], [public[1]], [public[0]]]
+    assert eligible(plan.named("messaging-broker", "aws:ecs/service:Service"), container_instances(plan)) == {
+        f"seaport-broker-node-{n}/0" for n in (1, 2, 3)
+    }
 
 
 def test_the_nodes_form_the_cluster_through_consul_and_keep_three_replicas(recorded_prod):
@@ -141,16 +290,30 @@ def test_the_erlang_cookie_is_only_a_secret(recorded_prod):
     )
 
 
-def test_a_cluster_needs_as_many_instances_as_nodes():
-    values = {"brokerMode": "cluster", "minInstances": 2}  # the others take their defaults
-    with pytest.raises(settings.SettingsError) as error:
-        settings.from_values(values, "test")
-    assert "seaport:minInstances=2 must be at least 3" in str(error.value)
+def test_the_nodes_do_not_need_the_clusters_instances():
+    """The nodes have instances of their own: minInstances below brokerNodes is fine."""
+    values = {"brokerMode": "cluster", "minInstances": 1, "allowPlainHttp": True}  # the others: their defaults
+    assert settings.from_values(values, "test")["cluster"]["min_instances"] == 1
+
+
+def test_cluster_mode_needs_the_broker_node_instances():
+    """Without the cluster's broker-node instances the nodes could not be placed: refused before anything is
+    created, saying what EcsCluster needs."""
+    args = {**BASE, "cluster": {**CLUSTER, "dedicated_instances": ["broker"]}, "broker_mode": "cluster"}
+    error = run(lambda: RabbitMessaging("mq", args), expect=InvalidArgument)
+    assert [p.path for p in error.problems] == ["broker_mode"]
+    assert "broker_mode='cluster' needs the cluster's dedicated instance 'broker-node'" in str(error)
+    assert "dedicated_instances={'broker-node': ''} and dedicated_instance_counts={'broker-node': 3}" in str(error)
+    assert dedicated_instances({"broker_mode": "cluster"}) == {"broker-node": ""}  # the cluster's instance type
+    assert dedicated_instance_counts({"broker_mode": "cluster", "broker_nodes": 5}) == {"broker-node": 5}
+    for mode in ("container", "amazonmq"):
+        assert dedicated_instance_counts({"broker_mode": mode}) == {}
+    assert dedicated_instances({"broker_mode": "amazonmq"}) == {}
 
 
 def test_cluster_mode_needs_the_brokers_consul_token():
     discovery = {k: v for k, v in DISCOVERY.items() if k != "broker_token_secret_arn"}
-    args = {"cluster": CLUSTER, "discovery": discovery, "ca": CA, "send_image": IMAGE, "receive_image": IMAGE}
+    args = {**BASE, "discovery": discovery}
     error = run(lambda: RabbitMessaging("mq", {**args, "broker_mode": "cluster"}), expect=InvalidArgument)
     assert [p.path for p in error.problems] == ["discovery.broker_token_secret_arn"]
     error = run(
@@ -168,6 +331,9 @@ def test_prod_with_amazon_mq_plans_a_multi_az_cluster():
     private = sorted(s["outputs"]["id"] for s in plan.of_type("aws:ec2/subnet:Subnet") if "private" in s["name"])
     assert sorted(mq["subnetIds"]) == private and len(private) == 3
     assert mq["publiclyAccessible"] is False
+    # no broker instances: only the cluster's capacity and the Consul servers
+    assert {g["name"] for g in plan.of_type("aws:autoscaling/group:Group")} == {"seaport-instances", "consul-servers"}
+    assert {i["group"] for i in container_instances(plan)} == {"seaport-instances"}
 
 
 @pytest.mark.parametrize(

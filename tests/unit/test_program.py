@@ -228,15 +228,16 @@ def test_tasks_launch_templates_and_services_wait_for_the_secret_values_they_use
     assert read_at_boot == {
         "consul-server": set(server_data(plan)["secrets"].values()),
         "seaport-instances": set(),
-        **({} if _clustered(plan) else {"seaport-broker": set()}),
+        ("seaport-broker-node" if _clustered(plan) else "seaport-broker"): set(),
     }
     assert len(read_at_boot["consul-server"]) == 7
 
 
 def test_ami_ids_are_readable_in_the_plan(plan):
     templates = plan.of_type("aws:ec2/launchTemplate:LaunchTemplate")
-    dedicated = set() if _clustered(plan) else {"seaport-broker"}  # a container-mode broker's own instance
-    assert {t["name"] for t in templates} == {"seaport-instances", "consul-server", *dedicated}
+    # the broker's own instances: a container-mode broker's, or one template for a clustered broker's nodes
+    dedicated = "seaport-broker-node" if _clustered(plan) else "seaport-broker"
+    assert {t["name"] for t in templates} == {"seaport-instances", "consul-server", dedicated}
     for template in templates:
         assert re.fullmatch(r"ami-[0-9a-f]{17}", template["inputs"]["imageId"]), template["name"]
 

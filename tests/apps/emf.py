@@ -10,6 +10,9 @@ from __future__ import annotations
 import re
 import time
 
+from apps.common.contract import telemetry
+from tests.apps.helpers import expected_ids, log_records, read_ids, wait_until
+
 UNITS = {
     "Seconds",
     "Microseconds",
@@ -123,3 +126,29 @@ def metric_problems(record: dict, metric) -> list[str]:
     if not values or len(values) > MAX_VALUES_PER_METRIC or not all(is_number(v) for v in values):
         problems.append(f"metric {name}: target member {value!r} is not a number or an array of up to 100")
     return problems
+
+
+def emf_records(app) -> list[dict]:
+    """The EMF records among an app process's JSON log lines."""
+    return [record for record in log_records(app.output()) if "_aws" in record]
+
+
+def run_with_a_dead_letter(messaging, record, count: int, env) -> tuple:
+    """``count`` messages and one poison message (dead-lettered after two deliveries) through the real broker:
+    receive runs until every id arrived and one of its records counted the dead letter, then stops. ``env(app)``
+    gives each app's environment; it is called after the delivery limit is set (``messaging.env`` passes it on).
+    Returns the (sender, poison sender, receiver) processes, all exited."""
+    messaging.max_deliveries = 2
+    messaging.load_definitions()  # dead-lettering as deployed: <queue>.dead exists, DeadLetterDepth is measured
+    send_env, receive_env = env("send"), env("receive")
+    receiver = messaging.receive("--record", str(record), env=receive_env)
+    messaging.wait_logged(receiver, "consuming")
+    sender = messaging.send("--count", str(count), "--rate", "1000", "--run-id", "emf", env=send_env)
+    poison = messaging.send("--count", "1", "--run-id", "bad", "--poison", env=send_env)
+    assert messaging.wait_exit(sender, 30) == 0, sender.output()
+    assert messaging.wait_exit(poison, 30) == 0, poison.output()
+    wait_until(lambda: set(read_ids(record)) >= expected_ids("emf", count), 30, "every message received")
+    dead_letter_seen = lambda: any(r.get(telemetry.DEAD_LETTER_DEPTH) == 1 for r in emf_records(receiver))  # noqa: E731
+    wait_until(dead_letter_seen, 30, "a receive record with the dead letter counted")
+    assert receiver.stop() == 0
+    return sender, poison, receiver

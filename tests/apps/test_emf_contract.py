@@ -13,16 +13,11 @@ import pytest
 
 from apps.common.contract import telemetry
 from seaport.tools.testing import run_program, stack_config
-from tests.apps.emf import emf_problems
-from tests.apps.helpers import expected_ids, log_records, read_ids, wait_until
+from tests.apps.emf import emf_problems, emf_records, run_with_a_dead_letter
 from tests.unit import watched
 from tests.unit.monitored import MAIN, REPO
 
 pytestmark = pytest.mark.rabbitmq
-
-
-def emf_lines(app) -> list[dict]:
-    return [record for record in log_records(app.output()) if "_aws" in record]
 
 
 @pytest.fixture(params=["dev", "prod"])
@@ -42,20 +37,9 @@ def emitted(messaging, plan, tmp_path):
     def env(app: str) -> dict[str, str]:
         return messaging.env(METRICS_INTERVAL_SECONDS="0.3", METRICS_CLUSTER=clusters[app])
 
-    messaging.max_deliveries = 2
-    messaging.load_definitions()  # dead-lettering as deployed: <queue>.dead exists, DeadLetterDepth is measured
     record = tmp_path / "received.txt"
-    receiver = messaging.receive("--record", str(record), env=env("receive"))
-    messaging.wait_logged(receiver, "consuming")
-    sender = messaging.send("--count", "200", "--rate", "1000", "--run-id", "emf", env=env("send"))
-    poison = messaging.send("--count", "1", "--run-id", "bad", "--poison", env=env("send"))
-    assert messaging.wait_exit(sender, 30) == 0, sender.output()
-    assert messaging.wait_exit(poison, 30) == 0, poison.output()
-    wait_until(lambda: set(read_ids(record)) >= expected_ids("emf", 200), 30, "every message received")
-    dead_letter_seen = lambda: any(r.get(telemetry.DEAD_LETTER_DEPTH) == 1 for r in emf_lines(receiver))  # noqa: E731
-    wait_until(dead_letter_seen, 30, "a receive record with the dead letter counted")
-    assert receiver.stop() == 0
-    records = emf_lines(sender) + emf_lines(poison) + emf_lines(receiver)
+    sender, poison, receiver = run_with_a_dead_letter(messaging, record, 200, env)
+    records = emf_records(sender) + emf_records(poison) + emf_records(receiver)
     assert records and all(emf_problems(r) == [] for r in records)
     return watched.emf_emitted(records)
 

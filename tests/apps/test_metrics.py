@@ -6,16 +6,12 @@ from __future__ import annotations
 import pytest
 
 from apps.common.contract import telemetry
-from tests.apps.emf import emf_problems
-from tests.apps.helpers import expected_ids, log_records, read_ids, wait_until
+from tests.apps.emf import emf_problems, emf_records, run_with_a_dead_letter
+from tests.apps.helpers import log_records, read_ids
 from tests.apps.test_errors import assert_one_error_line, run_app
 
 pytestmark = pytest.mark.rabbitmq
 CLUSTER = "seaport-test-5f3a9c1"  # what seaport gives the apps: the ECS cluster's name
-
-
-def emf_records(app) -> list[dict]:
-    return [record for record in log_records(app.output()) if "_aws" in record]
 
 
 def check_against_the_contract(record: dict, service: str, queue: str, cluster: str = CLUSTER) -> None:
@@ -40,21 +36,9 @@ def total(records: list[dict], metric: str) -> int:
 
 
 def test_send_and_receive_write_emf_metrics_that_add_up(messaging, tmp_path):
-    messaging.max_deliveries = 2
-    messaging.load_definitions()  # dead-lettering, as deployed
-    env = messaging.env(METRICS_INTERVAL_SECONDS="0.3", METRICS_CLUSTER=CLUSTER)
     record = tmp_path / "received.txt"
-    receiver = messaging.receive("--record", str(record), env=env)
-    messaging.wait_logged(receiver, "consuming")
-    sender = messaging.send("--count", "600", "--rate", "1000", "--run-id", "emf", env=env)
-    poison = messaging.send("--count", "1", "--run-id", "bad", "--poison", env=env)
-    assert messaging.wait_exit(sender, 30) == 0, sender.output()
-    assert messaging.wait_exit(poison, 30) == 0, poison.output()
-    wait_until(lambda: set(read_ids(record)) >= expected_ids("emf", 600), 30, "every message received")
-    # Wait for a record that saw the dead letter in <queue>.dead, then stop.
-    seen_dead_letter = lambda: any(r.get(telemetry.DEAD_LETTER_DEPTH) == 1 for r in emf_records(receiver))  # noqa: E731
-    wait_until(seen_dead_letter, 30, "a receive record with the dead letter counted")
-    assert receiver.stop() == 0
+    env = lambda _app: messaging.env(METRICS_INTERVAL_SECONDS="0.3", METRICS_CLUSTER=CLUSTER)  # noqa: E731
+    sender, _poison, receiver = run_with_a_dead_letter(messaging, record, 600, env)
 
     queue = messaging.queue
     sent, received = emf_records(sender), emf_records(receiver)

@@ -8,6 +8,8 @@ from typing import Any
 
 import settings
 from seaport import MessagingWatch, ServiceWatch
+from seaport.cluster import DEFAULTS as CLUSTER_DEFAULTS
+from seaport.messaging import dedicated_instance_counts, dedicated_instances
 
 
 def services(
@@ -27,12 +29,21 @@ def services(
     watched += [
         {"name": "send", "service_name": messaging.send_service_name, "min_running_tasks": m.get("send_tasks", 1)},
         {"name": "receive", "service_name": messaging.receive_service_name, "min_running_tasks": receive_floor},
-        {"name": "consul-agent", "service_name": mesh.agent_service_name, "min_running_tasks": 1},
+        {"name": "consul-agent", "service_name": mesh.agent_service_name, "min_running_tasks": instances(config)},
     ]
     if mode != "amazonmq":
         nodes = m.get("broker_nodes", 3) if mode == "cluster" else 1
         watched.append({"name": "broker", "service_name": messaging.broker_service_name, "min_running_tasks": nodes})
     return watched
+
+
+def instances(config: settings.Settings) -> int:
+    """The fewest container instances the stack runs: the group's minimum plus the broker's own instances.
+    The Consul agent is a DAEMON, one per instance: fewer agents than this means an instance whose tasks can
+    neither register nor find anything."""
+    minimum = config["cluster"].get("min_instances", CLUSTER_DEFAULTS["min_instances"])
+    counts = dedicated_instance_counts(config["messaging"])
+    return minimum + sum(counts.get(name, 1) for name in dedicated_instances(config["messaging"]))
 
 
 def queue(config: settings.Settings, messaging: Any) -> MessagingWatch:

@@ -73,3 +73,11 @@ def test_alarms_dashboard_rollback_and_backlog_scaling_are_in_the_stack(stack):
         if p["inputs"]["resourceId"] == targets[0]["inputs"]["resourceId"]
     ]
     assert [p["inputs"]["policyType"] for p in policies] == ["TargetTrackingScaling"]
+
+
+def test_the_consul_agents_alarm_expects_one_agent_per_instance(stack):
+    """The agent is a DAEMON: one per instance of the main group at its minimum and of the broker's own."""
+    groups = stack.of_type("aws:autoscaling/group:Group")
+    container_instances = sum(g["inputs"]["minSize"] for g in groups if not g["name"].startswith("consul-servers"))
+    alarm = stack.named("monitoring-consul-agent-tasks", ALARM)
+    assert alarm["inputs"]["threshold"] == container_instances > 1

@@ -102,6 +102,7 @@ ARGUMENTS: dict[str, list[tuple[str, str]]] = {
     "brokerMode": [("messaging", "broker_mode")],
     "rabbitmqImage": [("messaging", "rabbitmq_image")],
     "brokerNodes": [("messaging", "broker_nodes")],
+    "brokerInstanceType": [("messaging", "broker_instance_type")],
     "amazonMqDeploymentMode": [("messaging", "amazon_mq_deployment_mode")],
     "amazonMqInstanceType": [("messaging", "amazon_mq_instance_type")],
     "amazonMqEngineVersion": [("messaging", "amazon_mq_engine_version")],

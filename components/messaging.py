@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "broker_mode": BrokerMode.CONTAINER,
     "rabbitmq_image": broker.DEFAULT_RABBITMQ_IMAGE,
     "broker_nodes": 3,
+    "broker_instance_type": "",
     "amazon_mq_deployment_mode": AmazonMqDeploymentMode.SINGLE_INSTANCE,
     "amazon_mq_instance_type": "mq.m7g.large",
     "amazon_mq_engine_version": "4.2",
@@ -83,11 +84,15 @@ class RabbitMessagingArgs(TypedDict, total=False):
     """``container`` (one node on a dedicated instance), ``cluster`` (replicated nodes, one per dedicated
     instance) or ``amazonmq`` (Amazon MQ for RabbitMQ). Default ``"container"``."""
     rabbitmq_image: pulumi.Input[str]
-    """Pinned RabbitMQ management image (container mode), resolved to its digest. Default
+    """Pinned RabbitMQ management image (container and cluster modes), resolved to its digest. Default
     ``"public.ecr.aws/docker/library/rabbitmq:4.3.4-management"``."""
     broker_nodes: int
     """Nodes of a ``cluster`` broker (3, 5 or 7), each on a dedicated ``broker-node`` instance of the cluster
     (``dedicated_instance_counts(args)`` gives ``EcsCluster`` as many). Default ``3``."""
+    broker_instance_type: str
+    """EC2 instance type of the broker's own instances (``container`` and ``cluster`` modes); ``""`` is the
+    cluster's instance type. A node's task reserves 1 GiB and half a vCPU, so a small type is enough for light
+    traffic. Default ``""``."""
     amazon_mq_deployment_mode: AmazonMqDeploymentMode
     """``SINGLE_INSTANCE`` or ``CLUSTER_MULTI_AZ`` (Amazon MQ). Default ``"SINGLE_INSTANCE"``."""
     amazon_mq_instance_type: str
@@ -258,10 +263,11 @@ class RabbitMessaging(pulumi.ComponentResource):
 def dedicated_instances(args: RabbitMessagingArgs) -> dict[str, str]:
     """What ``EcsCluster`` ``dedicated_instances`` must hold for these messaging arguments (the cluster's
     instance type: ``""``)."""
-    mode = with_defaults(args, DEFAULTS)["broker_mode"]
+    a = with_defaults(args, DEFAULTS)
+    mode, instance_type = a["broker_mode"], a["broker_instance_type"]
     if mode == BrokerMode.CONTAINER:
-        return {broker.DEDICATED_INSTANCE: ""}
-    return {broker.NODE_INSTANCE: ""} if mode == BrokerMode.CLUSTER else {}
+        return {broker.DEDICATED_INSTANCE: instance_type}
+    return {broker.NODE_INSTANCE: instance_type} if mode == BrokerMode.CLUSTER else {}
 
 
 def dedicated_instance_counts(args: RabbitMessagingArgs) -> dict[str, int]:
@@ -290,6 +296,9 @@ def problems(args: RabbitMessagingArgs) -> list[Problem]:
         discovery = a.get("discovery")
         if isinstance(discovery, dict) and not discovery.get("broker_token_secret_arn"):
             found.missing("discovery.broker_token_secret_arn", "with broker_mode='cluster' (ConsulMesh gives it)")
+    instance_type = a["broker_instance_type"]
+    if instance_type != "":
+        found.check("broker_instance_type", instance_type, check.instance_type(instance_type))
     if mode in (BrokerMode.CONTAINER, BrokerMode.CLUSTER):
         cluster = a.get("cluster")
         available = (

@@ -131,11 +131,11 @@ def test_each_node_has_an_instance_of_its_own_in_its_own_az(recorded_prod):
         assert group["outputs"]["arn"] != provider["inputs"]["autoScalingGroupProvider"]["autoScalingGroupArn"]
         tags = {t["key"]: t["value"] for t in inputs["tags"]}
         assert tags["seaport.dedicated"] == "broker-node" and "AmazonECSManaged" not in tags
-    # one launch template for the three: the cluster's instance type, the cluster's security group and role
+    # one launch template for the three: prod's brokerInstanceType, the cluster's security group and role
     (template,) = {plan.referenced(g["inputs"]["launchTemplate"]["id"])["name"] for g in groups}
     template = plan.named(template, "aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
     cluster = plan.named("seaport-instances", "aws:ec2/launchTemplate:LaunchTemplate")["inputs"]
-    assert template["instanceType"] == cluster["instanceType"] == "m6i.large"
+    assert (template["instanceType"], cluster["instanceType"]) == ("t3.medium", "m6i.large")
     assert template["iamInstanceProfile"] == cluster["iamInstanceProfile"]
     # the instances' security group, which admits the cluster's ports from itself: the nodes reach each other
     (group,) = {sg for t in (template, cluster) for sg in t["networkInterfaces"][0]["securityGroups"]}
@@ -203,6 +203,17 @@ def test_with_fewer_azs_than_nodes_the_nodes_take_the_subnets_in_turn():
     assert eligible(plan.named("messaging-broker", "aws:ecs/service:Service"), container_instances(plan)) == {
         f"seaport-broker-node-{n}/0" for n in (1, 2, 3)
     }
+    # without brokerInstanceType, the broker's instances are of the cluster's type
+    templates = {
+        plan.referenced(g["inputs"]["launchTemplate"]["id"])["inputs"]["instanceType"] for g in node_groups(plan)
+    }
+    assert templates == {stack_config(REPO, "dev")["seaport:instanceType"]}
+
+
+def test_a_bad_broker_instance_type_is_refused_by_name():
+    config = {**stack_config(REPO, "dev"), "seaport:brokerInstanceType": "large"}
+    with pytest.raises(settings.SettingsError, match=r"brokerInstanceType.*is not an EC2 instance type"):
+        run_program(REPO / "__main__.py", stack="dev", config=config)
 
 
 def test_the_nodes_form_the_cluster_through_consul_and_keep_three_replicas(recorded_prod):

@@ -6,7 +6,7 @@ order, with about how long it takes on a 2-core machine:
 1. benchmarks.messaging          single node: apps.send / apps.receive against their baselines (~3 min)
 2. benchmarks.messaging_scaling  1, 2, 4 send and receive processes on one queue (~2 min)
 3. benchmarks.portal             8, 32, 128 clients on the portal page and API (~1 min)
-4. benchmarks.plan               offline plan of 10, 50, 100 ContainerServices (~1 min)
+4. benchmarks.plan               offline plan of 10, 50, 100 ContainerServices (~2-3 min)
 5. benchmarks.cluster            one node vs a three-node cluster, fail-over (~2 min)
 6. benchmarks.report             build/bench/scaling.json, charts, docs/performance/
 

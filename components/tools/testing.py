@@ -152,7 +152,8 @@ class Plan:
 
     def children(self, parent: dict[str, Any], token: str | None = None) -> list[dict[str, Any]]:
         """Resources whose parent chain includes ``parent``."""
-        below = [r for r in self.resources if self._descends(r, parent["urn"])]
+        by_urn = {r["urn"]: r for r in self.resources}  # once per call, not once per resource checked
+        below = [r for r in self.resources if _descends(r, parent["urn"], by_urn)]
         return [r for r in below if token is None or r["type"] == token]
 
     def referenced(self, value: Any) -> dict[str, Any] | None:
@@ -165,15 +166,6 @@ class Plan:
     def depends_on(self, resource: dict[str, Any], other: dict[str, Any]) -> bool:
         """Whether ``resource`` waits for ``other`` (explicitly or through one of its inputs)."""
         return other["urn"] in resource.get("dependencies", [])
-
-    def _descends(self, resource: dict[str, Any], ancestor: str) -> bool:
-        by_urn = {r["urn"]: r for r in self.resources}
-        parent = resource["parent"]
-        while parent:
-            if parent == ancestor:
-                return True
-            parent = by_urn.get(parent, {}).get("parent")
-        return False
 
     def to_json(self) -> dict[str, Any]:
         """The documented resources.json shape."""
@@ -335,3 +327,13 @@ def _config_string(value: Any) -> str:
     if isinstance(value, list | dict):
         return json.dumps(value)
     return str(value)
+
+
+def _descends(resource: dict[str, Any], ancestor: str, by_urn: dict[str, dict[str, Any]]) -> bool:
+    """Whether ``ancestor`` is on ``resource``'s parent chain."""
+    parent = resource["parent"]
+    while parent:
+        if parent == ancestor:
+            return True
+        parent = by_urn.get(parent, {}).get("parent")
+    return False

@@ -22,6 +22,12 @@ distribution's TLS options (``inter_node_tls_config``) next to the broker's
 certificate, and ``cluster_environment`` points the server and the CLI tools
 (the container's health check among them) at that file.
 
+A clustered node's wrapper also starts a small loop in the background
+(``forget_departed_script``, templates/rabbitmq-forget-departed.sh) that
+forgets a member gone for good (down, and no longer listed by peer discovery,
+for ``FORGET_GRACE_SECONDS``) with the public CLI commands, so the cluster and
+its quorum queues make room for the node that replaces it.
+
 Keys that RabbitMQ 4.x knows and 3.10 (the broker the tests boot) refuses
 (continuous membership reconciliation of quorum queues, from 3.13) are kept in
 a second file (``conf.d/91-seaport-4x.conf``), so a test can boot the first
@@ -32,6 +38,7 @@ import base64
 import hashlib
 import hmac
 import json
+from pathlib import Path
 from typing import Any
 
 from .contract import broker as contract
@@ -81,12 +88,52 @@ SERVER_ERL_ARGS_VARIABLE = "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS"
 CTL_ERL_ARGS_VARIABLE = "RABBITMQ_CTL_ERL_ARGS"
 
 
+# Members gone for good. RabbitMQ's own clean-up is off (cluster_conf: node_cleanup.only_log_warning) because it
+# evicts a member that is merely restarting; instead each clustered node runs this script in the background, which
+# forgets a member that has been down *and* missing from peer discovery for a grace period (the template's header
+# says how a round decides). Continuous membership reconciliation (4.x) then adds the replacement to the queues.
+FORGET_SCRIPT_TEMPLATE = Path(__file__).with_name("templates") / "rabbitmq-forget-departed.sh"
+FORGET_SCRIPT_FILE = "/etc/rabbitmq/seaport-forget-departed.sh"
+FORGET_SCRIPT_END = "SEAPORT_FORGET_DEPARTED"  # the here-document's delimiter in the wrapper
+# Far longer than a node is away when it restarts on its own instance (a deployment, a crash, a reboot: a few
+# minutes at most), during which discovery no longer lists it (it deregisters when it stops, or its 30 s TTL check
+# fails). A node away longer is forgotten and cannot rejoin with its data (README, Operating, "Replacing a node").
+FORGET_GRACE_SECONDS = 600
+# Each round costs a CLI call (an Erlang VM for a second or two of CPU); more only while a member is down.
+FORGET_INTERVAL_SECONDS = 120
+# When each member was first seen down and unlisted: lost with the container, which only delays a forget.
+FORGET_STATE_FILE = "/tmp/seaport-departed-members"  # noqa: S108 - the container's own /tmp, root's file
+
+
+def forget_departed_script(
+    grace_seconds: int = FORGET_GRACE_SECONDS,
+    interval_seconds: int = FORGET_INTERVAL_SECONDS,
+    state_file: str = FORGET_STATE_FILE,
+) -> str:
+    """The loop that forgets departed members (POSIX sh), with these settings as its defaults."""
+    values = {"GRACE_SECONDS": str(int(grace_seconds)), "INTERVAL_SECONDS": str(int(interval_seconds))}
+    if not state_file or any(c.isspace() or c in "\"'$`" for c in state_file):
+        raise ValueError(f"{state_file!r}: the state file's path goes into the script as it is")
+    values["STATE_FILE"] = state_file
+    text = FORGET_SCRIPT_TEMPLATE.read_text()
+    for name, value in values.items():
+        placeholder = f"@{name}@"
+        if text.count(placeholder) != 1:
+            raise ValueError(f"{FORGET_SCRIPT_TEMPLATE.name}: {placeholder} is not there exactly once")
+        text = text.replace(placeholder, value)
+    return text
+
+
 def start_command(*, clustered: bool) -> list[str]:
     """The container's command: write the configuration files from the environment, drop the secrets from
     the environment, then start the image's entry point (which switches to the rabbitmq user).
 
     Secrets (definitions, TLS key, and for a clustered node the Consul token and the Erlang cookie) end up in
-    files only the rabbitmq user can read, never in the server's environment or arguments."""
+    files only the rabbitmq user can read, never in the server's environment or arguments.
+
+    A clustered node's wrapper also writes ``forget_departed_script`` (root's, not the rabbitmq user's) and starts
+    it in the background once the secrets are out of the environment, right before the ``exec``: it is a child of
+    the node's process and ends with it."""
 
     def write(variable: str, path: str, template: str = "%s\\n") -> str:
         return f'printf "{template}" "${{{variable}}}" > {path}'
@@ -125,9 +172,17 @@ def start_command(*, clustered: bool) -> list[str]:
     steps += [
         f"chown rabbitmq:rabbitmq {' '.join(owned)}",
         f"unset {' '.join(secret_variables)}",
-        "exec docker-entrypoint.sh rabbitmq-server",
     ]
-    return ["/bin/sh", "-c", "; ".join(steps)]
+    script = ""
+    if clustered:
+        # The script is a here-document whose text follows the whole line (sh reads it before running the line).
+        script = forget_departed_script()
+        if FORGET_SCRIPT_END in script.splitlines():
+            raise ValueError(f"the script has a line {FORGET_SCRIPT_END!r}, which would end the here-document")
+        steps += [f"cat > {FORGET_SCRIPT_FILE} <<'{FORGET_SCRIPT_END}'", f'{{ sh {FORGET_SCRIPT_FILE} loop "$$" & }}']
+        script = f"\n{script}{FORGET_SCRIPT_END}\n"
+    steps += ["exec docker-entrypoint.sh rabbitmq-server"]
+    return ["/bin/sh", "-c", "; ".join(steps) + script]
 
 
 START_COMMAND = start_command(clustered=False)
@@ -275,7 +330,8 @@ def cluster_conf(
         # Nodes missing from Consul are only logged, never removed: a node deregisters when it stops (rabbit's
         # prep_stop) and its TTL check fails while it restarts, so forced removal would evict every node that a
         # deployment or a reboot restarts, and an evicted node cannot rejoin with its data. A node gone for good
-        # is forgotten by an operator (README, Operating); membership reconciliation then regrows the queues.
+        # (down and unlisted for FORGET_GRACE_SECONDS) is forgotten by the wrapper's background loop
+        # (forget_departed_script); membership reconciliation then regrows the queues.
         "cluster_formation.node_cleanup.interval": "60",
         "cluster_formation.node_cleanup.only_log_warning": "true",
         # The side of a network split without a majority stops serving instead of diverging.

@@ -32,7 +32,11 @@ health check does. ``distribution_tls=False`` makes a plain-distribution cluster
 The first node boots alone; the others start once it runs, so they find it and
 join it (three fresh nodes started at once can each decide they are first,
 since a joining node needs a peer that already runs). A killed or stopped node
-started again on its data rejoins by itself.
+started again on its data rejoins by itself. A node the others have forgotten
+(``rabbitmqctl forget_cluster_node``) cannot rejoin with its data: ``replaced``
+marks it, and ``ensure_running`` starts it again on an empty database, a new
+member with the same name (a replacement), which joins through its node list.
+The first node lists only itself, so it is never the one to forget.
 
 Usage::
 
@@ -41,6 +45,7 @@ Usage::
         cluster.nodes[1].start().wait_ready()
         cluster.wait_formed()
         cluster.queue_members("messages")     # {"leader": ..., "members": [...], "online": [...]}
+        cluster.replaced(cluster.nodes[2])    # forgotten by the others: ensure_running starts it afresh
         cluster.dist_ca, cluster.cookie       # what a node needs to join (a certificate from dist_ca, the cookie)
 
 ``python -m devtools.rabbitmq_cluster`` starts one and prints its nodes until Ctrl-C.
@@ -145,6 +150,7 @@ class RabbitMQCluster:
         ]
         for node in self.nodes:
             node.data_dir.mkdir(parents=True, exist_ok=True)
+        self._replaced: set[str] = set()
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -167,10 +173,22 @@ class RabbitMQCluster:
                 future.result()
         return self.wait_formed()
 
+    def replaced(self, node: RabbitMQNode) -> None:
+        """``node`` (stopped) was forgotten by the others: ``ensure_running`` starts it on an empty database."""
+        if node is self.nodes[0]:
+            raise RabbitMQError("the first node lists only itself: started afresh, it would form a cluster of its own")
+        if node.is_running():
+            raise RabbitMQError(f"{node.nodename} runs: stop it before it is forgotten")
+        self._replaced.add(node.nodename)
+
     def ensure_running(self, timeout: float = 90.0) -> RabbitMQCluster:
-        """Start whatever node is down (on its data: it rejoins), and wait for the whole cluster."""
+        """Start whatever node is down (on its data: it rejoins; a ``replaced`` one afresh), and wait for the
+        whole cluster."""
         down = [node for node in self.nodes if not node.is_running()]
         for node in down:
+            if node.nodename in self._replaced:
+                shutil.rmtree(node.data_dir / "mnesia", ignore_errors=True)  # RABBITMQ_MNESIA_BASE: the database
+                self._replaced.discard(node.nodename)
             node.start()
         for node in down:
             node.wait_ready(timeout)

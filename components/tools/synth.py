@@ -1,10 +1,11 @@
 """``python -m seaport.tools.synth --stack dev --out build/dev``: the offline plan of a stack.
 
-Runs the project's ``__main__.py`` under ``components.testing`` mocks with the
+Runs the project's ``__main__.py`` under ``seaport.tools.testing`` mocks with the
 values of ``Pulumi.<stack>.yaml`` and writes:
 
 - ``<out>/resources.json``: every resource (type, name, parent, inputs,
-  outputs) and the stack's exports, in the format documented in DESIGN.md;
+  outputs, dependencies, additional secret outputs) and the stack's exports, in the
+  format README's Quick start documents;
 - ``<out>/system.mmd`` (Mermaid) and ``<out>/system.dot``: the deployed system
   as its users think of it (``seaport.tools.diagram``), generated from the
   plan, plus ``<out>/system.svg`` when Graphviz is installed.

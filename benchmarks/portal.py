@@ -21,20 +21,25 @@ stocks and the portal run as their containers do (gunicorn, ``python -m
 apps.<name>``), with the workers and threads the report lists
 (``WEB_CONCURRENCY``/``THREADS`` for the portal, ``BACKEND_WORKERS``/
 ``BACKEND_THREADS`` for the backends, from this environment if set). The
-portal coalesces identical backend calls in flight (its default);
-``--no-coalesce`` runs it with ``PORTAL_COALESCE=false``, for comparison.
+portal runs its default worker class (gevent) unless ``--worker-class`` (or
+``WORKER_CLASS``) says otherwise; the report names the class its startup line
+named (``THREADS`` applies to gthread only). It coalesces identical backend
+calls in flight (its default); ``--no-coalesce`` runs it with
+``PORTAL_COALESCE=false``, for comparison.
 
 Writes build/bench/portal.json. Exits 1 if a target is missed: at 128 clients,
 p50 of the page and of the API <= 1.3 x the backend delay; no errors at any
 level.
 
-    python -m benchmarks.portal [--clients 8,32,128] [--seconds 5] [--delay-ms 100] [--no-coalesce]
+    python -m benchmarks.portal [--clients 8,32,128] [--seconds 5] [--delay-ms 100] [--worker-class gevent]
+                                [--no-coalesce]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import sys
 import tempfile
@@ -42,6 +47,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from apps.common.server import WORKER_CLASSES
 from benchmarks.common import BENCH_DIR, group_cpu, machine, now_utc, own_cpu, percentile, write_report
 from devtools.procs import AppProcess, free_port, wait_for_port
 
@@ -168,14 +174,34 @@ def settings() -> dict[str, int]:
     }
 
 
-def run(clients_levels: list[int], seconds: float, delay: int, logs: Path, coalesce: bool = True) -> dict:
-    config = {**settings(), "portal_coalesce": coalesce}
+def started_worker_class(app: AppProcess) -> str:
+    """The worker class the app's "starting" log line names."""
+    for line in app.output().splitlines():
+        if line.startswith("{"):
+            record = json.loads(line)
+            if record.get("message") == "starting":
+                return record.get("worker_class", "?")
+    return "?"
+
+
+def run(
+    clients_levels: list[int],
+    seconds: float,
+    delay: int,
+    logs: Path,
+    coalesce: bool = True,
+    worker_class: str | None = None,
+) -> dict:
+    config: dict = {**settings(), "portal_coalesce": coalesce}
     backend_env = {"WEB_CONCURRENCY": str(config["backend_workers"]), "THREADS": str(config["backend_threads"])}
     portal_env = {
         "WEB_CONCURRENCY": str(config["portal_workers"]),
         "THREADS": str(config["portal_threads"]),
         "PORTAL_COALESCE": "true" if coalesce else "false",
     }
+    worker_class = worker_class or os.environ.get("WORKER_CLASS")
+    if worker_class:
+        portal_env["WORKER_CLASS"] = worker_class
     ports = {"weather": free_port(), "stocks": free_port(), "portal": free_port()}
     started: list[AppProcess] = []
     curve = []
@@ -187,9 +213,11 @@ def run(clients_levels: list[int], seconds: float, delay: int, logs: Path, coale
         portal_env["STOCKS_URL"] = f"http://{HOST}:{ports['stocks']}"
         started.append(start("apps.portal", ports["portal"], portal_env, [], logs))
         portal = ports["portal"]
+        config["portal_worker_class"] = started_worker_class(started[2])
         baseline = load(ports["weather"], lambda _n: "/weather/Paris", 1, api_ok, seconds=2.0, warm_up=0.5)
+        per_worker = f" x {config['portal_threads']} threads" if config["portal_worker_class"] == "gthread" else ""
         print(
-            f"portal: {config['portal_workers']} workers x {config['portal_threads']} threads, "
+            f"portal: {config['portal_worker_class']} worker class, {config['portal_workers']} workers{per_worker}, "
             f"{'coalescing' if coalesce else 'not coalescing'} identical backend calls; backends "
             f"{config['backend_workers']} x {config['backend_threads']}, answering after {delay} ms "
             f"(measured: p50 {baseline['p50_ms']} ms); {seconds:g} s per point"
@@ -255,6 +283,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=int, default=100, help="backend latency (100)")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "portal.json")
     parser.add_argument(
+        "--worker-class",
+        choices=WORKER_CLASSES,
+        help="the portal's worker class (default: WORKER_CLASS, else the portal's default)",
+    )
+    parser.add_argument(
         "--no-coalesce",
         action="store_true",
         help="run the portal with PORTAL_COALESCE=false: every request makes its own backend calls",
@@ -262,7 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs = Path(tempfile.mkdtemp(prefix="seaport-bench-portal-"))
     levels = [int(value) for value in args.clients.split(",")]
-    result = run(levels, args.seconds, args.delay_ms, logs, coalesce=not args.no_coalesce)
+    result = run(
+        levels, args.seconds, args.delay_ms, logs, coalesce=not args.no_coalesce, worker_class=args.worker_class
+    )
     for target, met in result["targets"].items():
         print(f"  {'ok  ' if met else 'MISS'} {target}")
     for point in result["curve"]:

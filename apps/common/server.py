@@ -1,19 +1,37 @@
 """Run an HTTP app under gunicorn, started from Python: ``python -m apps.<name> --port P``.
 
-Shared by weather, stocks and portal. Gunicorn's ``gthread`` workers: each of
-``--workers`` processes (``WEB_CONCURRENCY``) serves ``--threads``
-(``THREADS``) requests at a time, and idle keep-alive connections wait in a
-poller instead of holding a thread. The app is built in each worker after the
-fork (thread pools and connection pools must not cross a fork); settings are
-read and checked once in the master before that, so a bad setting stops the
-container with one readable line.
+Shared by weather, stocks and portal. Each of ``--workers`` processes
+(``WEB_CONCURRENCY``) serves requests with one of two worker classes
+(``--worker-class``, ``WORKER_CLASS``; an app chooses its default):
+
+- ``gthread`` (weather, stocks): ``--threads`` (``THREADS``) requests at a
+  time on a thread pool; idle keep-alive connections wait in a poller instead
+  of holding a thread.
+- ``gevent`` (the portal; needs the gevent package, which only the portal's
+  image has): every connection is a greenlet on the worker's one OS thread,
+  up to ``--worker-connections`` (``WORKER_CONNECTIONS``) at a time, and a
+  greenlet waiting for a backend costs no thread. No hand-over between a
+  poller and a thread pool, no threads contending for the GIL; ``--threads``
+  doesn't apply. The standard library is monkey-patched (threads, locks,
+  thread-locals, sockets and timeouts become greenlet-aware) by
+  ``patch_for_gevent()``, which the app's ``__main__`` calls before its other
+  imports: patched later, as gunicorn's worker does after the fork, modules
+  that bound ssl's classes at import (urllib3) would keep blocking ones. When
+  told to stop, a gevent worker closes its idle keep-alive connections at once,
+  as gthread does, instead of keeping them until ``GRACEFUL_TIMEOUT``.
+
+The app is built in each worker after the fork (thread pools and connection
+pools must not cross a fork); settings are read and checked once in the master
+before that, so a bad setting stops the container with one readable line.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -31,6 +49,9 @@ DEFAULT_PORT = 8080
 AppFactory = Callable[[], Any]  # builds the WSGI app inside a worker
 # Settings older gunicorn releases (allowed by requirements.txt) don't have.
 _SINCE_GUNICORN_27 = frozenset({"control_socket_disable"})
+WORKER_CLASSES = ("gthread", "gevent")  # the values of --worker-class / WORKER_CLASS
+# How long a stopping gevent worker's connections wait for a request (see _gevent_worker).
+_STOPPING_WAIT = 1.0
 
 
 class JsonGunicornLogger(glogging.Logger):
@@ -59,8 +80,11 @@ class _Gunicorn(BaseApplication):
         return self.factory()
 
 
-def add_server_args(parser: argparse.ArgumentParser, threads: int = 32) -> None:
-    """``--host``, ``--port``, ``--workers``, ``--threads`` with environment defaults."""
+def add_server_args(parser: argparse.ArgumentParser, threads: int = 32, worker_class: str = "gthread") -> None:
+    """``--host``, ``--port``, ``--workers``, ``--worker-class``, ``--threads``, ``--worker-connections``.
+
+    Their defaults come from the environment; ``worker_class`` is the app's default worker class.
+    """
     group = parser.add_argument_group("server")
     group.add_argument("--host", default=env_str("HOST", DEFAULT_HOST), help="address to listen on (HOST)")
     group.add_argument(
@@ -76,11 +100,60 @@ def add_server_args(parser: argparse.ArgumentParser, threads: int = 32) -> None:
         help="worker processes (WEB_CONCURRENCY, default 2)",
     )
     group.add_argument(
+        "--worker-class",
+        choices=WORKER_CLASSES,
+        default=worker_class_setting(worker_class),
+        help="gthread: a thread per request in flight; gevent: a greenlet per connection, on one thread per "
+        f"worker, needs the gevent package (WORKER_CLASS, default {worker_class})",
+    )
+    group.add_argument(
         "--threads",
         type=int,
         default=env_int("THREADS", threads, minimum=1, maximum=1024),
-        help=f"requests served at a time by each worker (THREADS, default {threads})",
+        help=f"gthread: requests served at a time by each worker (THREADS, default {threads})",
     )
+    group.add_argument(
+        "--worker-connections",
+        type=int,
+        default=env_int("WORKER_CONNECTIONS", 1000, minimum=1, maximum=100_000),
+        help="connections open at a time per worker; gevent: also the requests served at a time "
+        "(WORKER_CONNECTIONS, default 1000)",
+    )
+
+
+def worker_class_setting(default: str) -> str:
+    """``WORKER_CLASS``, else ``default``: one of WORKER_CLASSES (ConfigError otherwise)."""
+    raw = env_str("WORKER_CLASS") or default
+    if raw.lower() not in WORKER_CLASSES:
+        raise ConfigError(f"WORKER_CLASS={raw!r} is not a worker class: use {' or '.join(WORKER_CLASSES)}")
+    return raw.lower()
+
+
+def patch_for_gevent(default_worker_class: str, argv: Sequence[str] | None = None) -> bool:
+    """Monkey-patch the standard library for gevent if this app will run gevent workers; True if it did.
+
+    Call it first in an app's ``__main__``, before importing the modules that bind threading,
+    socket or ssl names at import (requests, urllib3, flask): they keep what they bound. It
+    reads ``--worker-class`` and ``WORKER_CLASS`` as ``run()`` will; a bad value, or gevent
+    missing, patches nothing and leaves the one-line error to ``run()``.
+    """
+
+    class Quiet(argparse.ArgumentParser):
+        def error(self, message):
+            raise ValueError(message)
+
+    parser = Quiet(add_help=False)
+    parser.add_argument("--worker-class")
+    try:
+        chosen = parser.parse_known_args(argv)[0].worker_class or worker_class_setting(default_worker_class)
+    except (ValueError, ConfigError):
+        return False
+    if chosen != "gevent" or not _gevent_installed():
+        return False
+    from gevent import monkey
+
+    monkey.patch_all()
+    return True
 
 
 def add_delay_argument(parser: argparse.ArgumentParser) -> None:
@@ -102,11 +175,14 @@ def _milliseconds(text: str) -> int:
 
 def gunicorn_options(service: str, args: argparse.Namespace) -> dict[str, Any]:
     host = f"[{args.host}]" if ":" in args.host else args.host
+    if args.worker_class == "gevent" and not _gevent_installed():
+        raise ConfigError("worker class gevent needs the gevent package, which is not installed: use gthread")
     options = {
         "bind": f"{host}:{args.port}",
         "workers": args.workers,
         "threads": args.threads,
-        "worker_class": "gthread",
+        "worker_class": _gevent_worker() if args.worker_class == "gevent" else "gthread",
+        "worker_connections": args.worker_connections,
         "proc_name": service,
         "logger_class": JsonGunicornLogger,
         "accesslog": "-" if env_str("ACCESS_LOG", "") in ("1", "true") else None,
@@ -125,21 +201,89 @@ def gunicorn_options(service: str, args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _gevent_installed() -> bool:
+    try:
+        import gevent  # noqa: F401 - only whether it imports
+    except ImportError:
+        return False
+    return True
+
+
+def _gevent_worker() -> type:
+    """gunicorn's gevent worker, made to close its idle keep-alive connections when told to stop.
+
+    gunicorn's own keeps serving every open connection until it closes or ``GRACEFUL_TIMEOUT``
+    runs out, and a browser or a load balancer keeps idle connections open for a minute: each
+    stop would take the whole graceful timeout. Here, on SIGTERM, the connections waiting for a
+    request are shut down and the requests in flight finish; from then on a connection waits at
+    most ``_STOPPING_WAIT`` seconds for a request (answered with ``Connection: close``): one
+    whose answer was in flight, or one accepted in the moment before the listener closes.
+    """
+    import gevent
+    from gunicorn.workers.ggevent import GeventWorker
+
+    class Worker(GeventWorker):
+        def init_process(self):
+            self.connections: dict[Any, Any] = {}  # greenlet: its client socket
+            self.waiting: set[Any] = set()  # greenlets waiting for a request on their connection
+            super().init_process()
+
+        def handle(self, listener, client, addr):
+            greenlet = gevent.getcurrent()
+            self.connections[greenlet] = client
+            try:
+                super().handle(listener, client, addr)
+            finally:
+                del self.connections[greenlet]
+
+        @contextlib.contextmanager
+        def timeout_ctx(self):  # wraps each wait for a connection's next request
+            greenlet = gevent.getcurrent()
+            self.waiting.add(greenlet)
+            try:
+                with gevent.Timeout(self.cfg.keepalive if self.alive else _STOPPING_WAIT, False):
+                    yield
+            finally:
+                self.waiting.discard(greenlet)
+
+        def handle_exit(self, sig, frame):
+            super().handle_exit(sig, frame)
+            gevent.spawn(self.close_idle)  # out of the signal handler, as gunicorn's own does for SIGQUIT
+
+        def close_idle(self):
+            for greenlet in list(self.waiting):
+                client = self.connections.get(greenlet)
+                if client is None:
+                    continue
+                # Shut down through a duplicate: gevent's shutdown() would also fail the waiting read
+                # with EBADF, which gunicorn logs as an error. This way the read ends as at a client's
+                # close, and gunicorn closes the connection quietly.
+                with contextlib.suppress(OSError), socket.fromfd(client.fileno(), client.family, client.type) as twin:
+                    twin.shutdown(socket.SHUT_RDWR)
+
+    # gunicorn logs a worker class given as a class by its name: "Using worker: gevent".
+    Worker.__name__ = Worker.__qualname__ = "gevent"
+    return Worker
+
+
 def run(
     service: str,
     description: str,
     build: Callable[[argparse.Namespace], AppFactory],
     add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
     argv: Sequence[str] | None = None,
+    worker_class: str = "gthread",
 ) -> int:
     """``main()`` of an HTTP app: parse flags, check settings, serve until SIGTERM.
 
     ``build(args)`` reads and checks the app's settings (raising ConfigError)
     and returns the factory each worker calls to make its WSGI app.
+    ``worker_class`` is the app's default (``WORKER_CLASS`` overrides it); an
+    app whose default is gevent calls ``patch_for_gevent()`` first.
     """
     try:
         parser = argparse.ArgumentParser(prog=f"python -m apps.{service}", description=description)
-        add_server_args(parser)
+        add_server_args(parser, worker_class=worker_class)
         if add_arguments:
             add_arguments(parser)
         args = parser.parse_args(argv)
@@ -149,9 +293,10 @@ def run(
     except ConfigError as error:
         print(f"{service}: configuration error: {error}", file=sys.stderr)
         return 2
-    logging.getLogger(service).info(
-        "starting",
-        extra={"fields": {"bind": options["bind"], "workers": args.workers, "threads": args.threads}},
-    )
+    fields = {"bind": options["bind"], "workers": args.workers, "worker_class": args.worker_class}
+    if args.worker_class == "gthread":
+        fields["threads"] = args.threads
+    fields["worker_connections"] = args.worker_connections
+    logging.getLogger(service).info("starting", extra={"fields": fields})
     _Gunicorn(factory, options).run()
     return 0

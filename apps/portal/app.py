@@ -8,8 +8,9 @@
   when the backend is down or answers badly, 504 when it is too slow.
 
 A page asks each backend once for all its names (``/weather?cities=a,b``);
-the two calls run at the same time on a thread pool, and the page waits at
-most ``Settings.page_deadline``: a dead or slow backend turns
+the two calls run at the same time (stocks on a thread pool, whose threads
+are greenlets under the gevent worker class), and the page waits at most
+``Settings.page_deadline``: a dead or slow backend turns
 its panel into an "unavailable" notice while the other panel shows its data.
 Everything rendered goes through Jinja2's autoescaping; the page loads no
 script and its Content-Security-Policy forbids any.

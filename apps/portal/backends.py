@@ -5,8 +5,8 @@ return ``Outcome``s whose ``status`` is what the portal's API answers (200,
 404, 502, 504) and whose ``message`` is safe to show. ``fetch_many`` asks for
 all of a page's names in one request (``GET /weather?cities=a,b``).
 
-Connections are kept alive per thread (client.py), with connect and read
-timeouts. A connection-level
+Connections are kept alive and shared by the process's calls (client.py),
+with connect and read timeouts. A connection-level
 failure (refused, reset, or a pooled keep-alive connection the backend
 closed) is retried once: with Consul, on a fresh answer that avoids the
 instance that failed, which is how the portal follows a backend that moved to

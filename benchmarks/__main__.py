@@ -3,7 +3,7 @@
 Each benchmark runs in its own process (its own broker, its own apps), in this
 order, with about how long it takes on a 2-core machine:
 
-1. benchmarks.messaging          single node: apps.send / apps.receive against their baselines (~3 min)
+1. benchmarks.messaging          single node: apps.send / apps.receive against their baselines (~4 min)
 2. benchmarks.messaging_scaling  1, 2, 4 send and receive processes on one queue (~2 min)
 3. benchmarks.portal             8, 32, 128 clients on the portal page and API (~1 min)
 4. benchmarks.plan               offline plan of 10, 50, 100 ContainerServices (~2-3 min)

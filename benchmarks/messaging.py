@@ -537,9 +537,9 @@ def print_table(report: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.messaging", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--messages", type=int, default=30_000, help="messages per run of (b)-(e) (30000)")
+    parser.add_argument("--messages", type=int, default=60_000, help="messages per run of (b)-(e) (60000)")
     parser.add_argument("--seed-messages", type=int, default=300, help="messages for (a) (300)")
-    parser.add_argument("--rounds", type=int, default=10, help="rounds of (b)-(e); medians are reported (10)")
+    parser.add_argument("--rounds", type=int, default=8, help="rounds of (b)-(e); medians are reported (8)")
     parser.add_argument("--queue-type", choices=("quorum", "classic"), default="quorum")
     parser.add_argument(
         "--no-pin", action="store_true", help="let broker and clients share every core (default: one core each)"

@@ -49,6 +49,18 @@ def env_float(name: str, default: float, *, minimum: float | None = None, maximu
     return check_range(name, value, minimum, maximum)
 
 
+def env_bool(name: str, default: bool) -> bool:
+    """A boolean setting: 1/true/yes/on or 0/false/no/off (any case); anything else is a ConfigError."""
+    raw = env_str(name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false")
+
+
 def check_range(name, value, minimum=None, maximum=None):
     """Return ``value`` or raise a ConfigError naming ``name`` and the accepted range."""
     if minimum is not None and value < minimum:

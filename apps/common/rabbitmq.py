@@ -70,7 +70,7 @@ import pika
 import pika.exceptions
 from pika.adapters.utils import connection_workflow as workflow
 
-from apps.common.config import ConfigError, check_range, env_float, env_int, env_str
+from apps.common.config import ConfigError, check_range, env_bool, env_float, env_int, env_str
 from apps.common.contract import broker as contract
 from apps.common.discovery import ConsulDiscovery, DiscoveryError, Endpoint
 
@@ -227,17 +227,6 @@ class BrokerSettings:
     def url_address(self) -> BrokerAddress:
         """The URL's address; what it leaves out comes from the other settings."""
         return parse_amqp_url(self.url, self.username, self.password, self.vhost)
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = env_str(name)
-    if raw is None:
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false")
 
 
 # -- where to connect -------------------------------------------------------------

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from apps.common import consul, names
-from apps.common.config import ConfigError, env_float, env_int, env_str
+from apps.common.config import ConfigError, env_bool, env_float, env_int, env_str
 
 DEFAULT_SYMBOLS = "AMZN,MSFT,GOOG"
 DEFAULT_CITIES = "Seattle,London,Tokyo"
@@ -96,22 +96,10 @@ def from_args(args: argparse.Namespace) -> Settings:
         max_items=max_items,
         fanout_threads=env_int("PORTAL_FANOUT_THREADS", 64, minimum=2, maximum=1024),
         discovery_cache_seconds=env_float("DISCOVERY_CACHE_SECONDS", 5.0, minimum=0, maximum=300),
-        coalesce=_env_bool("PORTAL_COALESCE", True),
+        coalesce=env_bool("PORTAL_COALESCE", True),
         weather_service=consul.service_name("WEATHER_SERVICE", args.weather_service),
         stocks_service=consul.service_name("STOCKS_SERVICE", args.stocks_service),
     )
-
-
-def _env_bool(name: str, default: bool) -> bool:
-    """Spelled as the messaging apps' booleans are (apps.common.rabbitmq, which the portal's image lacks)."""
-    raw = env_str(name)
-    if raw is None:
-        return default
-    if raw.lower() in ("1", "true", "yes", "on"):
-        return True
-    if raw.lower() in ("0", "false", "no", "off"):
-        return False
-    raise ConfigError(f"{name}={raw!r} is not a boolean: use true or false")
 
 
 def _base_url(setting: str, value: str | None) -> str | None:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from seaport import rabbitmq_config as config
+from tests.unit.test_broker_config import WRAPPER_VARIABLES
 
 A, B, C, D, E = (f"rabbit@ip-10-0-{n}-{10 + n}.eu-west-1.compute.internal" for n in range(1, 6))
 GRACE = config.FORGET_GRACE_SECONDS
@@ -287,16 +288,7 @@ def test_the_wrapper_runs_the_loop_beside_the_node_without_its_secrets_until_the
     (fake.fake / "now").write_text("1000\n")
     script = config.CLUSTER_START_COMMAND[2].replace("/etc/rabbitmq", f"{root}/etc")
     script = script.replace("/var/lib/rabbitmq", f"{root}/var").replace("chown rabbitmq:rabbitmq", "true")
-    secrets = {
-        config.CONF_VARIABLE: "heartbeat = 30",
-        config.DEFINITIONS_VARIABLE: "{}",
-        config.CA_VARIABLE: "CA PEM",
-        config.CERT_VARIABLE: "CERT PEM",
-        config.KEY_VARIABLE: "KEY PEM",
-        config.CONSUL_TOKEN_VARIABLE: "token",
-        config.COOKIE_VARIABLE: "cookie",
-        **config.cluster_environment(),
-    }
+    secrets = {**WRAPPER_VARIABLES, **config.cluster_environment()}
     environment = {
         **secrets,
         "PATH": f"{fake.bin}:/usr/bin:/bin",

@@ -12,6 +12,7 @@ the two calls run at the same time (stocks on a thread pool, whose threads
 are greenlets under the gevent worker class), and the page waits at most
 ``Settings.page_deadline``: a dead or slow backend turns
 its panel into an "unavailable" notice while the other panel shows its data.
+A page of the same query and the same answers is rendered once (pages.py).
 Everything rendered goes through Jinja2's autoescaping; the page loads no
 script and its Content-Security-Policy forbids any.
 """
@@ -28,6 +29,7 @@ from apps.common import names, web
 from apps.common.discovery import ConsulDiscovery
 from apps.portal.backends import INVALID, Backend, Outcome, timed_out
 from apps.portal.client import KeepAliveClient
+from apps.portal.pages import RecentPages
 from apps.portal.settings import Settings
 from apps.portal.view import MAX_QUERY_CHARS, Item, Panel, requested
 
@@ -71,6 +73,7 @@ def create_app(settings: Settings) -> Flask:
         consul_service=settings.stocks_service,
         coalesce=settings.coalesce,
     )
+    recent = RecentPages()
     calls = ThreadPoolExecutor(max_workers=settings.fanout_threads, thread_name_prefix="backend")
 
     def panel(key, title, backend, param, defaults, parse) -> tuple[Panel, list[Item], list[str]]:
@@ -96,14 +99,24 @@ def create_app(settings: Settings) -> Flask:
         )
         # Both backends at the same time, each asked once for all its names: stocks on the
         # pool, weather on this thread (one hand-over less; its own timeouts bound it).
-        stock_call = calls.submit(stocks.fetch_many, symbols)
-        fill(weather_items, weather.fetch_many(cities))
+        stock_call = calls.submit(stocks.ask_many, symbols)
+        weather_answer = weather.ask_many(cities)
         try:
-            # fetch_many() never raises; still running at the deadline counts as timed out.
-            fill(stock_items, stock_call.result(timeout=max(settings.page_deadline - (time.monotonic() - started), 0)))
+            # ask_many() never raises; still running at the deadline counts as timed out.
+            stock_answer = stock_call.result(timeout=max(settings.page_deadline - (time.monotonic() - started), 0))
         except FutureTimeout:
-            fill(stock_items, [timed_out(f"no answer within {settings.page_deadline:g} s")] * len(stock_items))
-        html = render_template("index.html", panels=[stocks_panel, weather_panel], max_query=MAX_QUERY_CHARS)
+            stock_answer = timed_out(f"no answer within {settings.page_deadline:g} s")
+
+        def render() -> tuple[str, bool]:
+            fill(stock_items, stocks.read_many(symbols, stock_answer))
+            fill(weather_items, weather.read_many(cities, weather_answer))
+            html = render_template("index.html", panels=[stocks_panel, weather_panel], max_query=MAX_QUERY_CHARS)
+            return html, stocks_panel.state == weather_panel.state == "ok"
+
+        if isinstance(stock_answer, Outcome) or isinstance(weather_answer, Outcome):
+            html, _keep = render()  # a failed call: rendered (and logged) for this request alone
+        else:
+            html = recent.get((request.script_root, request.query_string, stock_answer, weather_answer), render)
         return Response(html, 200, {"Cache-Control": "no-store"}, mimetype="text/html")
 
     def api(backend: Backend, raw: str, parse, what: str):

@@ -50,6 +50,18 @@ class Outcome:
         return self.state in (UNAVAILABLE, TIMEOUT)
 
 
+# What one GET came to: ``(status, body)``, or the failure. Immutable: a flight's callers share it.
+Answer = tuple[int, bytes] | Outcome
+
+
+def _json(body: bytes):
+    """The parsed body (each caller parses its own copy), or None if it is not JSON."""
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
 def unavailable(message: str) -> Outcome:
     return Outcome(UNAVAILABLE, 502, message=message)
 
@@ -106,13 +118,23 @@ class Backend:
         return self._record(status, body, name)
 
     def fetch_many(self, names: list[str]) -> list[Outcome]:
+        return self.read_many(names, self.ask_many(names))
+
+    def ask_many(self, names: list[str]) -> Answer | None:
+        """The answer of the backend's one GET for all of ``names`` (None for no names); never raises."""
+        if not names:
+            return None
+        what = ",".join(names)
+        return self._answer(self.list_path + quote(what, safe=","), what)
+
+    def read_many(self, names: list[str], answer: Answer | None) -> list[Outcome]:
+        """An Outcome per name, from ``ask_many(names)``'s answer."""
         if not names:
             return []
         what = ",".join(names)
-        answer = self._get(self.list_path + quote(what, safe=","), what)
         if isinstance(answer, Outcome):
             return [answer] * len(names)
-        status, body = answer
+        status, body = answer[0], _json(answer[1])
         results = body.get("results") if isinstance(body, dict) else None
         if status != 200 or not isinstance(results, list) or len(results) != len(names):
             return [self._bad(status, what)] * len(names)
@@ -134,22 +156,21 @@ class Backend:
 
     def _get(self, path: str, name: str) -> tuple[int, object] | Outcome:
         """``(status, JSON body or None)``, or the failure Outcome."""
-        if self.flights is None:
-            answer = self._call(path, name)
-        else:
-            try:
-                answer = self.flights.call(path, lambda: self._call(path, name), wait=self.http.read_timeout)
-            except flight.WaitTimeout:
-                # Waiting for someone else's call must not take longer than a call of our own could.
-                message = f"no answer within {self.http.read_timeout:g} s"
-                return self._failure(timed_out(message), self.url or "consul", name)
+        answer = self._answer(path, name)
         if isinstance(answer, Outcome):
             return answer
-        status, data = answer
+        return answer[0], _json(answer[1])  # a copy of our own, whoever made the call
+
+    def _answer(self, path: str, name: str) -> Answer:
+        """``(status, body)`` of the GET, or the failure Outcome: the identical call's in flight, if coalescing."""
+        if self.flights is None:
+            return self._call(path, name)
         try:
-            return status, json.loads(data)  # a copy of our own, whoever made the call
-        except ValueError:
-            return status, None
+            return self.flights.call(path, lambda: self._call(path, name), wait=self.http.read_timeout)
+        except flight.WaitTimeout:
+            # Waiting for someone else's call must not take longer than a call of our own could.
+            message = f"no answer within {self.http.read_timeout:g} s"
+            return self._failure(timed_out(message), self.url or "consul", name)
 
     def _call(self, path: str, name: str) -> tuple[int, bytes] | Outcome:
         """``(status, body)`` of one GET (once more on another instance if the connection failed), or the failure."""

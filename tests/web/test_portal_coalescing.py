@@ -27,9 +27,9 @@ CALLERS = 8  # identical requests at the same time
 JOIN_SECONDS = 0.8  # time the other requests get to reach the portal once the first one reached the backend
 
 
-def record(path: str, name: str) -> dict:
+def record(path: str, name: str, price: float = 12.5) -> dict:
     if path.startswith("/stock"):
-        return {"symbol": name, "name": f"{name} Corp.", "price": 12.5}
+        return {"symbol": name, "name": f"{name} Corp.", "price": price}
     return {"city": name, "country": "XX", "temp": 20.0, "format": "C"}
 
 
@@ -45,6 +45,7 @@ class CountingBackend:
         self.gate = threading.Event()
         self.gate.set()
         self.plan: list[tuple[str, float]] = []
+        self.price = 12.5  # of every stock
         lock = threading.Lock()
         backend = self
 
@@ -72,8 +73,8 @@ class CountingBackend:
                 parts = urlsplit(self.path)
                 if "?" in self.path:
                     listed = next(iter(parse_qs(parts.query).values()))[0].split(",")
-                    return {"results": [record(parts.path, name) for name in listed]}
-                return record(parts.path, parts.path.rsplit("/", 1)[1])
+                    return {"results": [record(parts.path, name, backend.price) for name in listed]}
+                return record(parts.path, parts.path.rsplit("/", 1)[1], backend.price)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -138,6 +139,66 @@ def test_pages_in_flight_share_their_backend_calls(apps, backend):
         assert page.status_code == 200
         assert page.text.count('data-state="ok"') == 2 + 6  # both panels and their six items
     assert sorted(backend.asked) == ["/stock?symbols=AMZN,MSFT,GOOG", "/weather?cities=Seattle,London,Tokyo"]
+
+
+def test_a_page_shows_each_new_answer_of_its_backend(apps, backend):
+    # Pages of the same answers are rendered once (apps/portal/pages.py): by the answers' bytes, not the names.
+    portal = start_portal(apps, backend)
+    for price in ("12.50", "12.50", "13.25", "12.50"):
+        backend.price = float(price)
+        page = requests.get(portal.url + "/", timeout=10)
+        assert page.text.count(f">{price}<") == 3 and page.text.count('data-state="ok"') == 2 + 6, page.text
+    assert len(backend.asked) == 2 * 4  # every page asked both backends: nothing kept but the rendering
+
+
+# Under gevent, a flight's waiters go on one per turn of the worker's loop: the request a served client
+# sends at once is read before the other waiters are served. Run in a child: gevent patches the process.
+ONE_PER_TURN = """
+import json, socket, time
+from gevent import monkey
+monkey.patch_all()
+import gevent, threading
+from apps.portal import flight
+
+flights, gate, order = flight.Flights(), threading.Event(), []
+client, portal_side = socket.socketpair()
+
+def call():
+    gate.wait()
+    return "answer"
+
+def waiter(n):
+    flights.call("key", call, 5)
+    order.append(f"waiter {n}")
+    if n == 0:
+        client.sendall(b"GET /")  # the first client served asks again at once
+    busy_until = time.perf_counter() + 0.005  # a page's CPU
+    while time.perf_counter() < busy_until:
+        pass
+
+def next_request():
+    portal_side.recv(5)
+    order.append("next request")
+
+leader = gevent.spawn(flights.call, "key", call, 5)
+gevent.sleep(0.01)
+greenlets = [leader, gevent.spawn(next_request), *(gevent.spawn(waiter, n) for n in range(8))]
+gevent.sleep(0.05)
+gate.set()
+gevent.joinall(greenlets, timeout=5)
+print(json.dumps(order))
+"""
+
+
+def test_under_gevent_a_flights_waiters_leave_room_for_new_requests():
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_PER_TURN], cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    order = json.loads(result.stdout)
+    assert sorted(order) == sorted(["next request", *(f"waiter {n}" for n in range(8))]), order
+    # Woken all at once, the eight waiters would each finish before the new request was read.
+    assert order.index("next request") <= 2, order
 
 
 def test_a_waiter_times_out_at_its_own_deadline(apps, backend):

@@ -195,3 +195,71 @@ def test_the_portal_lock_holds_what_its_gevent_worker_imports():
     imported = {canonicalize_name(name) for name in json.loads(result.stdout.strip().splitlines()[-1])}
     assert {"gevent", "greenlet", "gunicorn", "packaging"} <= imported
     assert imported - set(lock("portal")) - {"seaport"} == set()
+
+
+def worker_sockets(master_pid: int, port: int, state: str) -> list[int]:
+    """How many TCP sockets on ``port`` in ``state`` ("01" established, "0A" listening) each worker holds."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            next(lines)
+            for fields in map(str.split, lines):
+                if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    inodes.add(fields[9])
+    counts = []
+    with open(f"/proc/{master_pid}/task/{master_pid}/children") as children:
+        for worker in children.read().split():
+            links = [os.readlink(os.path.join(f"/proc/{worker}/fd", fd)) for fd in os.listdir(f"/proc/{worker}/fd")]
+            counts.append(len({link[8:-1] for link in links if link.startswith("socket:")} & inodes))
+    return counts
+
+
+@pytest.mark.parametrize("app", ["apps.portal", "apps.weather"])
+def test_a_burst_of_connections_is_spread_over_the_workers(apps, backend, app):
+    # A listening socket per worker: the kernel spreads new connections over them. On one shared socket,
+    # the worker that woke first took most of a burst (92 of 128 seen), while the other idled.
+    server = apps.start(app, env={"WEATHER_URL": backend.url, "STOCKS_URL": backend.url, "WEB_CONCURRENCY": "2"})
+    master = server.process.process.pid
+    deadline = time.monotonic() + 15
+    while worker_sockets(master, server.port, "0A") != [1, 1]:  # serving from the first worker's bind on
+        assert time.monotonic() < deadline, "the second worker never listened"
+        time.sleep(0.05)
+    clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(48)]
+    try:
+        for client in clients:
+            client.sendall(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+        for client in clients:
+            assert read_response(client).startswith(b"HTTP/1.1 200")
+        counts = worker_sockets(master, server.port, "01")
+        assert len(counts) == 2 and sum(counts) == 48, counts
+        assert min(counts) >= 12, counts  # by the kernel's hash: fewer is a chance of about 1 in 4500
+    finally:
+        for client in clients:
+            client.close()
+
+
+@pytest.mark.parametrize("taken_by", ["another program", "another instance"])
+def test_a_taken_port_stops_the_app_at_once_with_one_line(apps, backend, taken_by):
+    if taken_by == "another program":
+        holder = socket.create_server(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+    else:  # its workers' sockets allow sharing the port with each other, not with a second instance
+        holder = None
+        port = apps.start("apps.weather").port
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "apps.weather", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=child_env(),
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    finally:
+        if holder:
+            holder.close()
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"weather: configuration error: cannot listen on 127.0.0.1:{port} (--host/HOST, --port/PORT): "
+        "Address already in use"
+    )

@@ -9,10 +9,13 @@ one, so no answer is older than one backend round trip (nginx's
 proxy_cache_lock, Go's singleflight).
 
 Results are shared between threads as they are: give it immutable values.
+Under gevent, a landed flight's waiters go on one per turn of the event loop
+(see ``_one_per_turn``).
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Hashable
 from typing import TypeVar
@@ -113,6 +116,7 @@ def _one_per_turn(waiters: list[threading.Event]) -> None:
 _TURN = 1e-6  # seconds: a timer rather than sleep(0), whose callbacks the loop runs 50 at a time before polling
 
 
+@functools.cache  # asked at the first flight's landing, in a worker: after any patching
 def _gevent_patched() -> bool:
     try:
         from gevent import monkey

@@ -27,25 +27,23 @@ def env_str(name: str, default: str | None = None, *, required: bool = False) ->
 
 def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer variable within ``[minimum, maximum]``."""
-    raw = env_str(name)
-    if raw is None:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not an integer") from None
-    return check_range(name, value, minimum, maximum)
+    return _env_number(name, default, int, "an integer", minimum, maximum)
 
 
 def env_float(name: str, default: float, *, minimum: float | None = None, maximum: float | None = None) -> float:
     """A number variable within ``[minimum, maximum]``."""
+    return _env_number(name, default, float, "a number", minimum, maximum)
+
+
+def _env_number(name, default, parse, kind, minimum, maximum):
+    """The variable read by ``parse`` (``default`` when unset) within the range; a ConfigError if it is not ``kind``."""
     raw = env_str(name)
     if raw is None:
         return default
     try:
-        value = float(raw)
+        value = parse(raw)
     except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number") from None
+        raise ConfigError(f"{name}={raw!r} is not {kind}") from None
     return check_range(name, value, minimum, maximum)
 
 

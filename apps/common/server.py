@@ -87,18 +87,8 @@ def add_server_args(parser: argparse.ArgumentParser, threads: int = 32, worker_c
     """
     group = parser.add_argument_group("server")
     group.add_argument("--host", default=env_str("HOST", DEFAULT_HOST), help="address to listen on (HOST)")
-    group.add_argument(
-        "--port",
-        type=int,
-        default=env_int("PORT", DEFAULT_PORT, minimum=1, maximum=65535),
-        help=f"TCP port (PORT, default {DEFAULT_PORT})",
-    )
-    group.add_argument(
-        "--workers",
-        type=int,
-        default=env_int("WEB_CONCURRENCY", 2, minimum=1, maximum=64),
-        help="worker processes (WEB_CONCURRENCY, default 2)",
-    )
+    _int_argument(group, "--port", "PORT", DEFAULT_PORT, maximum=65535, what="TCP port")
+    _int_argument(group, "--workers", "WEB_CONCURRENCY", 2, maximum=64, what="worker processes")
     group.add_argument(
         "--worker-class",
         choices=WORKER_CLASSES,
@@ -106,18 +96,26 @@ def add_server_args(parser: argparse.ArgumentParser, threads: int = 32, worker_c
         help="gthread: a thread per request in flight; gevent: a greenlet per connection, on one thread per "
         f"worker, needs the gevent package (WORKER_CLASS, default {worker_class})",
     )
-    group.add_argument(
-        "--threads",
-        type=int,
-        default=env_int("THREADS", threads, minimum=1, maximum=1024),
-        help=f"gthread: requests served at a time by each worker (THREADS, default {threads})",
+    _int_argument(
+        group, "--threads", "THREADS", threads, maximum=1024, what="gthread: requests served at a time by each worker"
     )
-    group.add_argument(
+    _int_argument(
+        group,
         "--worker-connections",
+        "WORKER_CONNECTIONS",
+        1000,
+        maximum=100_000,
+        what="connections open at a time per worker; gevent: also the requests served at a time",
+    )
+
+
+def _int_argument(group, flag: str, variable: str, default: int, *, maximum: int, what: str) -> None:
+    """``flag``, a whole number from 1 to ``maximum``: ``variable``, else ``default``; its help ``what`` names both."""
+    group.add_argument(
+        flag,
         type=int,
-        default=env_int("WORKER_CONNECTIONS", 1000, minimum=1, maximum=100_000),
-        help="connections open at a time per worker; gevent: also the requests served at a time "
-        "(WORKER_CONNECTIONS, default 1000)",
+        default=env_int(variable, default, minimum=1, maximum=maximum),
+        help=f"{what} ({variable}, default {default})",
     )
 
 

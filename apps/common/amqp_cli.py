@@ -37,6 +37,14 @@ exit codes: 0 done (or stopped by SIGTERM/SIGINT with nothing left in flight),
 RABBITMQ_RETRY_SECONDS, login refused)."""
 
 
+def app_parser(module: str, doc: str) -> argparse.ArgumentParser:
+    """The parser of ``python -m <module>``: the first paragraph of the module's ``doc`` ("python -m <module>: what
+    it does") describes it, EXIT_CODES_HELP ends its help."""
+    return argparse.ArgumentParser(
+        prog=f"python -m {module}", description=doc.split("\n\n")[0].split(": ", 1)[1], epilog=EXIT_CODES_HELP
+    )
+
+
 def positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -116,10 +124,17 @@ def metrics_cluster() -> str:
     return value
 
 
-def settings_from_args(args: argparse.Namespace) -> tuple[BrokerSettings, QueueSettings]:
+def settings_from_args(args: argparse.Namespace) -> tuple[BrokerSettings, QueueSettings, str]:
+    """The broker, the queue and the metrics' Cluster dimension (``metrics_cluster``), all checked before anything
+    starts (ConfigError)."""
     broker = BrokerSettings.from_env(url=args.url, service=args.service, retry_seconds=args.retry_for)
     queue = QueueSettings.from_env(args.queue, args.queue_type, args.max_deliveries)
-    return broker, queue
+    return broker, queue, metrics_cluster()
+
+
+def log_start(log: logging.Logger, queue: QueueSettings, cluster: str, **fields) -> None:
+    """The app's "starting" record: its own settings (``fields``), the queue and the metrics' Cluster dimension."""
+    log.info("starting", extra={"fields": {**fields, "queue": queue.name, "metrics_cluster": cluster}})
 
 
 def run_service(

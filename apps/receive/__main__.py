@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 
 from apps.common.amqp_cli import (
-    EXIT_CODES_HELP,
     add_broker_arguments,
-    metrics_cluster,
+    app_parser,
+    log_start,
     metrics_interval,
     non_negative_float,
     positive_float,
@@ -31,11 +31,7 @@ from apps.receive.consumer import Consumer
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m apps.receive",
-        description=__doc__.split("\n\n")[0].split(": ", 1)[1],
-        epilog=EXIT_CODES_HELP,
-    )
+    parser = app_parser("apps.receive", __doc__)
     group = parser.add_argument_group("consuming (flags override the environment variables)")
     group.add_argument(
         "--prefetch",
@@ -72,23 +68,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def build_consumer(args: argparse.Namespace, log) -> Consumer:
-    broker, queue = settings_from_args(args)
-    cluster = metrics_cluster()  # METRICS_CLUSTER: checked before anything starts
+    broker, queue, cluster = settings_from_args(args)
     prefetch = args.prefetch or env_int("RECEIVE_PREFETCH", 500, minimum=1, maximum=65535)
     record = args.record or (Path(env_str("RECEIVE_RECORD")) if env_str("RECEIVE_RECORD") else None)
     idle_exit = args.idle_exit or env_float("RECEIVE_IDLE_EXIT", 0.0, minimum=0.0) or None
     work_ms = args.work_ms if args.work_ms is not None else env_float("RECEIVE_WORK_MS", 0.0, minimum=0.0)
-    log.info(
-        "starting",
-        extra={
-            "fields": {
-                "queue": queue.name,
-                "prefetch": prefetch,
-                "record": str(record) if record else None,
-                "metrics_cluster": cluster,
-            }
-        },
-    )
+    log_start(log, queue, cluster, prefetch=prefetch, record=str(record) if record else None)
     return Consumer(
         broker,
         queue,

@@ -12,9 +12,9 @@ import argparse
 import sys
 
 from apps.common.amqp_cli import (
-    EXIT_CODES_HELP,
     add_broker_arguments,
-    metrics_cluster,
+    app_parser,
+    log_start,
     metrics_interval,
     positive_float,
     positive_int,
@@ -29,11 +29,7 @@ DEFAULT_RATE = 10.0
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="python -m apps.send",
-        description=__doc__.split("\n\n")[0].split(": ", 1)[1],
-        epilog=EXIT_CODES_HELP,
-    )
+    parser = app_parser("apps.send", __doc__)
     mode = parser.add_argument_group("what to send (flags override the environment variables)")
     mode.add_argument(
         "--rate",
@@ -68,8 +64,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def build_publisher(args: argparse.Namespace, log) -> Publisher:
-    broker, queue = settings_from_args(args)
-    cluster = metrics_cluster()  # METRICS_CLUSTER: checked before anything starts
+    broker, queue, cluster = settings_from_args(args)
     count = args.count or (env_int("SEND_COUNT", 0, minimum=0) or None)
     rate = args.rate or env_float("SEND_RATE", 0.0, minimum=0.0) or None
     if rate is None and count is None:
@@ -79,18 +74,7 @@ def build_publisher(args: argparse.Namespace, log) -> Publisher:
         text=args.text or env_str("SEND_TEXT", "Hello World!"),
         poison=args.poison,
     )
-    log.info(
-        "starting",
-        extra={
-            "fields": {
-                "run_id": factory.run_id,
-                "count": count,
-                "rate": rate,
-                "queue": queue.name,
-                "metrics_cluster": cluster,
-            }
-        },
-    )
+    log_start(log, queue, cluster, run_id=factory.run_id, count=count, rate=rate)
     return Publisher(
         broker,
         queue,

@@ -7,7 +7,7 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -31,7 +31,12 @@ def own_cpu() -> float:
 
 def group_cpu(pgid: int) -> float:
     """CPU seconds used so far by the live processes of process group ``pgid`` (a broker node, an app)."""
-    total = 0
+    # After the command: state, ppid, pgrp, ..., utime (12th), stime (13th).
+    return sum(int(fields[11]) + int(fields[12]) for _, fields in _group_stats(pgid)) / _TICKS
+
+
+def _group_stats(pgid: int) -> Iterator[tuple[str, list[str]]]:
+    """``(pid, fields of /proc/<pid>/stat after the command)`` of each live process of process group ``pgid``."""
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -40,9 +45,8 @@ def group_cpu(pgid: int) -> float:
                 fields = stat.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:  # after the command: state, ppid, pgrp, ..., utime (12th), stime (13th)
-            total += int(fields[11]) + int(fields[12])
-    return total / _TICKS
+        if int(fields[2]) == pgid:  # state, ppid, pgrp
+            yield entry.name, fields
 
 
 def apply_app_tuning() -> dict[str, str]:
@@ -146,14 +150,9 @@ def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> 
 def pin_group(pgid: int, cpus: set[int]) -> int:
     """Run every thread of process group ``pgid`` (a broker node) on ``cpus`` only; how many threads were moved."""
     moved = 0
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for pid, _ in _group_stats(pgid):
         try:
-            with open(f"/proc/{entry.name}/stat") as stat:
-                if int(stat.read().rsplit(")", 1)[1].split()[2]) != pgid:
-                    continue
-            tasks = os.listdir(f"/proc/{entry.name}/task")
+            tasks = os.listdir(f"/proc/{pid}/task")
         except OSError:
             continue
         for task in tasks:

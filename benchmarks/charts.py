@@ -13,7 +13,9 @@ summary ``benchmarks.report`` writes (``docs/performance/results.json``).
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
+from functools import reduce
 from html import escape
 
 WIDTH, HEIGHT = 600, 340
@@ -155,73 +157,79 @@ def line_chart(chart: Chart) -> str:
 def render(results: dict) -> dict[str, str]:
     """``{file name: SVG}`` of every chart the README's performance section embeds."""
     charts: dict[str, str] = {}
-    messaging = results.get("messaging_scaling")
-    if messaging:
-        processes = [p["processes"] for p in messaging["send"]]
-        charts["messaging.svg"] = line_chart(
-            Chart(
-                title="Messaging on one quorum queue",
-                x_label="processes",
-                y_label="messages per second (total)",
-                series=[
-                    Series("send: confirmed", [(p["processes"], p["msgs_per_s"]) for p in messaging["send"]]),
-                    Series("receive: processed", [(p["processes"], p["msgs_per_s"]) for p in messaging["receive"]]),
-                ],
-                x_ticks=processes,
-                log_x=True,
-            )
-        )
-    portal = results.get("portal")
-    if portal:
-        delay = portal["backend_delay_ms"]
-        curve = portal["curve"]
-        clients = [p["clients"] for p in curve]
-        charts["portal-latency.svg"] = line_chart(
-            Chart(
-                title=f"Portal latency (backends answer after {delay} ms)",
-                x_label="concurrent clients",
-                y_label="milliseconds",
-                series=[
-                    Series("page p50", [(p["clients"], p["page"]["p50_ms"]) for p in curve]),
-                    Series("page p99", [(p["clients"], p["page"]["p99_ms"]) for p in curve], dashed=True),
-                    Series("API p50", [(p["clients"], p["api"]["p50_ms"]) for p in curve]),
-                    Series("API p99", [(p["clients"], p["api"]["p99_ms"]) for p in curve], dashed=True),
-                ],
-                x_ticks=clients,
-                log_x=True,
-                references=[Reference("backend delay", delay), Reference("1.3 x delay", 1.3 * delay)],
-            )
-        )
-        charts["portal-throughput.svg"] = line_chart(
-            Chart(
-                title="Portal throughput",
-                x_label="concurrent clients",
-                y_label="requests per second",
-                series=[
-                    Series("ideal: clients / delay", [(p["clients"], p["ideal_rps"]) for p in curve], dashed=True),
-                    Series("page", [(p["clients"], p["page"]["rps"]) for p in curve]),
-                    Series("API", [(p["clients"], p["api"]["rps"]) for p in curve]),
-                ],
-                x_ticks=clients,
-                log_x=True,
-            )
-        )
-    plan = results.get("plan")
-    if plan:
-        points = plan["points"]
-        fit = plan["cpu_fit"]
-        line = [(p["services"], fit["fixed_s"] + fit["ms_per_resource"] / 1000 * p["resources"]) for p in points]
-        charts["plan.svg"] = line_chart(
-            Chart(
-                title="Offline plan time",
-                x_label="ContainerServices in the program (plus a Network and an EcsCluster)",
-                y_label="seconds",
-                series=[
-                    Series("wall clock", [(p["services"], p["seconds"]) for p in points]),
-                    Series("CPU", [(p["services"], p["cpu_seconds"]) for p in points]),
-                    Series("line through CPU", line, dashed=True, markers=False),
-                ],
-                x_ticks=[p["services"] for p in points],
-            )
-        )
+    for key, draw in (("messaging_scaling", _messaging_charts), ("portal", _portal_charts), ("plan", _plan_charts)):
+        if results.get(key):
+            charts.update(draw(results[key]))
     return charts
+
+
+def _points(rows: list[dict], x: str, *y: str) -> list[tuple[float, float]]:
+    """``(row[x], row[y[0]][y[1]]...)`` of each row of the summary: a series' points."""
+    return [(row[x], reduce(operator.getitem, y, row)) for row in rows]
+
+
+def _messaging_charts(messaging: dict) -> dict[str, str]:
+    send, receive = messaging["send"], messaging["receive"]
+    chart = Chart(
+        title="Messaging on one quorum queue",
+        x_label="processes",
+        y_label="messages per second (total)",
+        series=[
+            Series("send: confirmed", _points(send, "processes", "msgs_per_s")),
+            Series("receive: processed", _points(receive, "processes", "msgs_per_s")),
+        ],
+        x_ticks=[p["processes"] for p in send],
+        log_x=True,
+    )
+    return {"messaging.svg": line_chart(chart)}
+
+
+def _portal_charts(portal: dict) -> dict[str, str]:
+    delay = portal["backend_delay_ms"]
+    curve = portal["curve"]
+    clients = [p["clients"] for p in curve]
+    latency = Chart(
+        title=f"Portal latency (backends answer after {delay} ms)",
+        x_label="concurrent clients",
+        y_label="milliseconds",
+        series=[
+            Series("page p50", _points(curve, "clients", "page", "p50_ms")),
+            Series("page p99", _points(curve, "clients", "page", "p99_ms"), dashed=True),
+            Series("API p50", _points(curve, "clients", "api", "p50_ms")),
+            Series("API p99", _points(curve, "clients", "api", "p99_ms"), dashed=True),
+        ],
+        x_ticks=clients,
+        log_x=True,
+        references=[Reference("backend delay", delay), Reference("1.3 x delay", 1.3 * delay)],
+    )
+    throughput = Chart(
+        title="Portal throughput",
+        x_label="concurrent clients",
+        y_label="requests per second",
+        series=[
+            Series("ideal: clients / delay", _points(curve, "clients", "ideal_rps"), dashed=True),
+            Series("page", _points(curve, "clients", "page", "rps")),
+            Series("API", _points(curve, "clients", "api", "rps")),
+        ],
+        x_ticks=clients,
+        log_x=True,
+    )
+    return {"portal-latency.svg": line_chart(latency), "portal-throughput.svg": line_chart(throughput)}
+
+
+def _plan_charts(plan: dict) -> dict[str, str]:
+    points = plan["points"]
+    fit = plan["cpu_fit"]
+    line = [(p["services"], fit["fixed_s"] + fit["ms_per_resource"] / 1000 * p["resources"]) for p in points]
+    chart = Chart(
+        title="Offline plan time",
+        x_label="ContainerServices in the program (plus a Network and an EcsCluster)",
+        y_label="seconds",
+        series=[
+            Series("wall clock", _points(points, "services", "seconds")),
+            Series("CPU", _points(points, "services", "cpu_seconds")),
+            Series("line through CPU", line, dashed=True, markers=False),
+        ],
+        x_ticks=[p["services"] for p in points],
+    )
+    return {"plan.svg": line_chart(chart)}

@@ -7,7 +7,7 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from . import references
+from . import outputs, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .contract import telemetry
@@ -122,9 +122,9 @@ class ServiceAutoscaling(pulumi.ComponentResource):
             dimensions = {"ClusterName": cluster_name, "ServiceName": a["service_name"]}
             self._step(name, a, target, dimensions, "out")
             self._step(name, a, target, dimensions, "in")
-        self.resource_id = target.resource_id
-        self.scaling_mode = pulumi.Output.from_input(str(a["scaling_mode"]))
-        self.register_outputs({"resource_id": self.resource_id, "scaling_mode": self.scaling_mode})
+        outputs.register(
+            self, resource_id=target.resource_id, scaling_mode=pulumi.Output.from_input(str(a["scaling_mode"]))
+        )
 
     def _target_tracking(self, name: str, a: dict[str, Any], target: aws.appautoscaling.Target) -> None:
         metric = aws.appautoscaling.PolicyTargetTrackingScalingPolicyConfigurationPredefinedMetricSpecificationArgs

@@ -6,7 +6,7 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from . import iam, instances, references, rules
+from . import iam, instances, outputs, references, rules
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .references import ClusterReference, NetworkReference, get
@@ -145,30 +145,23 @@ class EcsCluster(pulumi.ComponentResource):
                 profile.arn,
             )
 
-        self.cluster_name = cluster.name
-        self.cluster_arn = cluster.arn
-        self.capacity_provider_name = provider_name
-        self.instance_security_group_id = security_group.id
-        self.autoscaling_group_name = group.name
-        self.instance_role_name = role.name
-        self.reference = {  # type: ignore[assignment]  # a dict of outputs; other languages see an object
-            "arn": cluster.arn,
-            "name": cluster.name,
-            "capacity_provider": provider_name,
-            "instance_security_group_id": security_group.id,
-            "network": a["network"],
-            "dedicated_instances": sorted(a["dedicated_instances"]),
-        }
-        self.register_outputs(
-            {
-                "cluster_name": self.cluster_name,
-                "cluster_arn": self.cluster_arn,
-                "capacity_provider_name": self.capacity_provider_name,
-                "instance_security_group_id": self.instance_security_group_id,
-                "autoscaling_group_name": self.autoscaling_group_name,
-                "instance_role_name": self.instance_role_name,
-                "reference": self.reference,
-            }
+        outputs.register(
+            self,
+            cluster_name=cluster.name,
+            cluster_arn=cluster.arn,
+            capacity_provider_name=provider_name,
+            instance_security_group_id=security_group.id,
+            autoscaling_group_name=group.name,
+            instance_role_name=role.name,
+            # a dict of outputs; other languages see an object
+            reference={
+                "arn": cluster.arn,
+                "name": cluster.name,
+                "capacity_provider": provider_name,
+                "instance_security_group_id": security_group.id,
+                "network": a["network"],
+                "dedicated_instances": sorted(a["dedicated_instances"]),
+            },
         )
 
     def _instances(

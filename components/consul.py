@@ -8,7 +8,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from . import consul_config as cfg
-from . import iam, instances, references
+from . import iam, instances, outputs, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .discovery import AGENT_ADDRESS, AGENT_HOSTS
@@ -130,30 +130,23 @@ class ConsulMesh(pulumi.ComponentResource):
         server_group, servers = self._servers(name, a, retry_join, join_value, secrets, tls_files)
         agents = self._agents(name, a, retry_join, secrets)
 
-        self.discovery = {  # type: ignore[assignment]  # a dict of outputs; other languages see an object
-            "agent_address": AGENT_ADDRESS,
-            "agent_hosts": AGENT_HOSTS,
-            "reader_token_secret_arn": secrets["reader"].arn,
-            "registrar_image": a["registrar_image"],
-            "registrar_token_secret_arn": secrets["registrar"].arn,
-            "broker_token_secret_arn": secrets["broker"].arn,
-        }
-        self.server_security_group_id = server_group
-        self.server_autoscaling_group_name = servers.name
-        self.agent_service_name = agents.service_name
-        self.gossip_key_secret_arn = secrets["gossip"].arn
-        self.management_token_secret_arn = secrets["management"].arn
-        self.ui_port = pulumi.Output.from_input(cfg.HTTPS_PORT)
-        self.register_outputs(
-            {
-                "discovery": self.discovery,
-                "server_security_group_id": self.server_security_group_id,
-                "server_autoscaling_group_name": self.server_autoscaling_group_name,
-                "agent_service_name": self.agent_service_name,
-                "gossip_key_secret_arn": self.gossip_key_secret_arn,
-                "management_token_secret_arn": self.management_token_secret_arn,
-                "ui_port": self.ui_port,
-            }
+        outputs.register(
+            self,
+            # a dict of outputs; other languages see an object
+            discovery={
+                "agent_address": AGENT_ADDRESS,
+                "agent_hosts": AGENT_HOSTS,
+                "reader_token_secret_arn": secrets["reader"].arn,
+                "registrar_image": a["registrar_image"],
+                "registrar_token_secret_arn": secrets["registrar"].arn,
+                "broker_token_secret_arn": secrets["broker"].arn,
+            },
+            server_security_group_id=server_group,
+            server_autoscaling_group_name=servers.name,
+            agent_service_name=agents.service_name,
+            gossip_key_secret_arn=secrets["gossip"].arn,
+            management_token_secret_arn=secrets["management"].arn,
+            ui_port=pulumi.Output.from_input(cfg.HTTPS_PORT),
         )
 
     def _servers(

@@ -9,6 +9,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 
+from . import outputs
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .tagging import name_tags
@@ -114,15 +115,11 @@ class ContainerImage(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.repository_url = repository.repository_url
-        self.repository_name = repository.name
-        self.repo_digest = image.repo_digest
-        self.register_outputs(
-            {
-                "repository_url": self.repository_url,
-                "repository_name": self.repository_name,
-                "repo_digest": self.repo_digest,
-            }
+        outputs.register(
+            self,
+            repository_url=repository.repository_url,
+            repository_name=repository.name,
+            repo_digest=image.repo_digest,
         )
 
 

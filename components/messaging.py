@@ -6,7 +6,7 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_random as random
 
-from . import autoscaling, broker, references
+from . import autoscaling, broker, outputs, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .autoscaling import AutoscalingOptions, ServiceAutoscaling
@@ -167,13 +167,13 @@ class RabbitMessaging(pulumi.ComponentResource):
             mq = broker.amazon_mq(name, a, BROKER_USER, password.result, self)
             endpoint = broker.endpoint(mq)
             location: dict[str, Any] = {"RABBITMQ_URL": endpoint}
-            self.broker_service_name = pulumi.Output.from_input("")
-            self.amazon_mq_broker_name = mq.broker_name
+            broker_service_name = pulumi.Output.from_input("")
+            amazon_mq_broker_name = mq.broker_name
         else:
             run_broker = broker.cluster if a["broker_mode"] == BrokerMode.CLUSTER else broker.container
             broker_service = run_broker(name, a, password.result, self)
-            self.broker_service_name = broker_service.service_name
-            self.amazon_mq_broker_name = pulumi.Output.from_input("")
+            broker_service_name = broker_service.service_name
+            amazon_mq_broker_name = pulumi.Output.from_input("")
             endpoint = pulumi.Output.from_input(f"consul:{BROKER_SERVICE}")
             # AMQP over TLS only: the apps check the broker's certificate against the internal CA and the name
             # rabbitmq (Consul hands out addresses, which no certificate could name in advance).
@@ -197,19 +197,14 @@ class RabbitMessaging(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
 
-        self.broker_endpoint = endpoint
-        self.credentials_secret_arn = credentials.arn
-        self.send_service_name = services["send"].service_name
-        self.receive_service_name = services["receive"].service_name
-        self.register_outputs(
-            {
-                "broker_endpoint": self.broker_endpoint,
-                "credentials_secret_arn": self.credentials_secret_arn,
-                "send_service_name": self.send_service_name,
-                "receive_service_name": self.receive_service_name,
-                "broker_service_name": self.broker_service_name,
-                "amazon_mq_broker_name": self.amazon_mq_broker_name,
-            }
+        outputs.register(
+            self,
+            broker_endpoint=endpoint,
+            credentials_secret_arn=credentials.arn,
+            send_service_name=services["send"].service_name,
+            receive_service_name=services["receive"].service_name,
+            broker_service_name=broker_service_name,
+            amazon_mq_broker_name=amazon_mq_broker_name,
         )
 
     def _app(

@@ -26,7 +26,7 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from . import autoscaling, dashboard, iam, rabbitmq_config, references
+from . import autoscaling, dashboard, iam, outputs, rabbitmq_config, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .autoscaling import AutoscalingOptions, ScalingMode
@@ -237,23 +237,16 @@ class Monitoring(pulumi.ComponentResource):
         region = aws.get_region_output(opts=pulumi.InvokeOutputOptions(parent=self)).region
         board = self._dashboard(name, a, alarms, region)
 
-        self.topic_arn = topic.arn
-        self.alarm_arns = pulumi.Output.from_input({k: v.arn for k, v in alarms.items()})
-        self.alarm_names = pulumi.Output.from_input({k: v.name for k, v in alarms.items()})
-        self.deployment_alarm_names = pulumi.Output.from_input(
-            {w["name"]: [alarms[f"{w['name']}-5xx"].name] for w in a["web_services"]}
-        )
-        self.dashboard_name = board.dashboard_name
-        self.dashboard_url = pulumi.Output.all(region, board.dashboard_name).apply(lambda v: console_url(*v))
-        self.register_outputs(
-            {
-                "topic_arn": self.topic_arn,
-                "alarm_arns": self.alarm_arns,
-                "alarm_names": self.alarm_names,
-                "deployment_alarm_names": self.deployment_alarm_names,
-                "dashboard_name": self.dashboard_name,
-                "dashboard_url": self.dashboard_url,
-            }
+        outputs.register(
+            self,
+            topic_arn=topic.arn,
+            alarm_arns=pulumi.Output.from_input({k: v.arn for k, v in alarms.items()}),
+            alarm_names=pulumi.Output.from_input({k: v.name for k, v in alarms.items()}),
+            deployment_alarm_names=pulumi.Output.from_input(
+                {w["name"]: [alarms[f"{w['name']}-5xx"].name] for w in a["web_services"]}
+            ),
+            dashboard_name=board.dashboard_name,
+            dashboard_url=pulumi.Output.all(region, board.dashboard_name).apply(lambda v: console_url(*v)),
         )
 
     # -- the topic -------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from typing import Any, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from . import iam
+from . import iam, outputs
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .references import NetworkReference
@@ -80,31 +80,31 @@ class Network(pulumi.ComponentResource):
         a = with_defaults(args, DEFAULTS)
         private = a["private_subnets"]
         if a["existing_vpc_id"]:
-            self.vpc_id = pulumi.Output.from_input(a["existing_vpc_id"])
-            self.public_subnet_ids = pulumi.Output.from_input(list(a["existing_public_subnet_ids"]))
-            self.private_subnet_ids = pulumi.Output.from_input(
-                list(a["existing_private_subnet_ids"]) if private else []
-            )
+            vpc_id = pulumi.Output.from_input(a["existing_vpc_id"])
+            public_ids = pulumi.Output.from_input(list(a["existing_public_subnet_ids"]))
+            private_ids = pulumi.Output.from_input(list(a["existing_private_subnet_ids"]) if private else [])
         else:
-            self._create(name, a)
-        self.instance_subnet_ids = self.private_subnet_ids if private else self.public_subnet_ids
-        self.reference = {  # type: ignore[assignment]  # a dict of outputs; other languages see an object
-            "vpc_id": self.vpc_id,
-            "public_subnet_ids": self.public_subnet_ids,
-            "instance_subnet_ids": self.instance_subnet_ids,
-            "instances_need_public_ip": not private,
-        }
-        self.register_outputs(
-            {
-                "vpc_id": self.vpc_id,
-                "public_subnet_ids": self.public_subnet_ids,
-                "private_subnet_ids": self.private_subnet_ids,
-                "instance_subnet_ids": self.instance_subnet_ids,
-                "reference": self.reference,
-            }
+            vpc_id, public_ids, private_ids = self._create(name, a)
+        instance_ids = private_ids if private else public_ids
+        outputs.register(
+            self,
+            vpc_id=vpc_id,
+            public_subnet_ids=public_ids,
+            private_subnet_ids=private_ids,
+            instance_subnet_ids=instance_ids,
+            # a dict of outputs; other languages see an object
+            reference={
+                "vpc_id": vpc_id,
+                "public_subnet_ids": public_ids,
+                "instance_subnet_ids": instance_ids,
+                "instances_need_public_ip": not private,
+            },
         )
 
-    def _create(self, name: str, a: dict[str, Any]) -> None:
+    def _create(
+        self, name: str, a: dict[str, Any]
+    ) -> tuple[pulumi.Output[str], pulumi.Output[list[str]], pulumi.Output[list[str]]]:
+        """The new VPC's id, its public subnets' ids and its private subnets' ids."""
         tags, az_count, private = a["tags"], a["az_count"], a["private_subnets"]
         blocks = check.carve_subnets(a["vpc_cidr"], a["subnet_prefix_length"], az_count * (2 if private else 1))
         child = pulumi.ResourceOptions(parent=self)
@@ -133,9 +133,7 @@ class Network(pulumi.ComponentResource):
         if private:
             nat_ids = self._nat_gateways(name, public[: 1 if a["single_nat_gateway"] else az_count], gateway, tags)
             private_subnets = self._subnets(name, "private", vpc.id, blocks[az_count:], zones, tags, nat_ids=nat_ids)
-        self.vpc_id = vpc.id
-        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public])
-        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        return vpc.id, pulumi.Output.all(*[s.id for s in public]), pulumi.Output.all(*[s.id for s in private_subnets])
 
     def _flow_logs(self, name: str, vpc_id: pulumi.Output[str], retention_days: int, tags: dict[str, str]) -> None:
         """Every flow of the VPC (accepted and rejected) to a log group, through a role only VPC Flow Logs may

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple, TypedDict
 import pulumi
 import pulumi_tls as tls
 
+from . import outputs
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .references import get
@@ -80,13 +81,16 @@ class CertificateAuthority(pulumi.ComponentResource):
             allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
             opts=child,
         )
-        self.certificate_pem = certificate.cert_pem
-        self.reference = {  # type: ignore[assignment]  # a dict of outputs; other languages see an object
-            "certificate_pem": certificate.cert_pem,
-            "private_key_pem": key.private_key_pem,
-            "certificate_validity_days": a["certificate_validity_days"],
-        }
-        self.register_outputs({"certificate_pem": self.certificate_pem, "reference": self.reference})
+        outputs.register(
+            self,
+            certificate_pem=certificate.cert_pem,
+            # a dict of outputs; other languages see an object
+            reference={
+                "certificate_pem": certificate.cert_pem,
+                "private_key_pem": key.private_key_pem,
+                "certificate_validity_days": a["certificate_validity_days"],
+            },
+        )
 
 
 class Issued(NamedTuple):

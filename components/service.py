@@ -8,7 +8,7 @@ from typing import Any, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from . import containers, discovery, iam, references
+from . import containers, discovery, iam, outputs, references
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .cluster import DEDICATED_ATTRIBUTE
@@ -196,23 +196,15 @@ class ContainerService(pulumi.ComponentResource):
         )
         service = self._service(name, a, task[0], task_definition.arn)
 
-        self.service_name = service.name
-        self.service_arn = service.id
-        self.task_definition_arn = task_definition.arn
-        self.log_group_name = logs.name
-        self.execution_role_arn = execution_role.arn
-        self.task_role_arn = task_role.arn
-        self.task_role_name = task_role.name
-        self.register_outputs(
-            {
-                "service_name": self.service_name,
-                "service_arn": self.service_arn,
-                "task_definition_arn": self.task_definition_arn,
-                "log_group_name": self.log_group_name,
-                "execution_role_arn": self.execution_role_arn,
-                "task_role_arn": self.task_role_arn,
-                "task_role_name": self.task_role_name,
-            }
+        outputs.register(
+            self,
+            service_name=service.name,
+            service_arn=service.id,
+            task_definition_arn=task_definition.arn,
+            log_group_name=logs.name,
+            execution_role_arn=execution_role.arn,
+            task_role_arn=task_role.arn,
+            task_role_name=task_role.name,
         )
 
     def _roles(

@@ -4,7 +4,7 @@ from typing import Any, Required, TypedDict
 
 import pulumi
 
-from . import autoscaling, load_balancer, references, service
+from . import autoscaling, load_balancer, outputs, references, service
 from . import validation as check
 from .args import Problem, Problems, raise_if, with_defaults
 from .autoscaling import AutoscalingOptions, ServiceAutoscaling
@@ -85,25 +85,16 @@ class ScaledWebService(pulumi.ComponentResource):
             {**a["autoscaling"], "cluster": a["cluster"], "service_name": web.service_name, "tags": a["tags"]},
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.load_balancer_arn = endpoint.balancer.arn
-        self.load_balancer_arn_suffix = endpoint.balancer.arn_suffix
-        self.alb_dns_name = endpoint.balancer.dns_name
-        self.url = endpoint.url
-        self.target_group_arn = endpoint.target_group.arn
-        self.alb_security_group_id = endpoint.security_group_id
-        self.service_name = web.service_name
-        self.scaling_mode = scaler.scaling_mode
-        self.register_outputs(
-            {
-                "load_balancer_arn": self.load_balancer_arn,
-                "load_balancer_arn_suffix": self.load_balancer_arn_suffix,
-                "alb_dns_name": self.alb_dns_name,
-                "url": self.url,
-                "target_group_arn": self.target_group_arn,
-                "alb_security_group_id": self.alb_security_group_id,
-                "service_name": self.service_name,
-                "scaling_mode": self.scaling_mode,
-            }
+        outputs.register(
+            self,
+            load_balancer_arn=endpoint.balancer.arn,
+            load_balancer_arn_suffix=endpoint.balancer.arn_suffix,
+            alb_dns_name=endpoint.balancer.dns_name,
+            url=endpoint.url,
+            target_group_arn=endpoint.target_group.arn,
+            alb_security_group_id=endpoint.security_group_id,
+            service_name=web.service_name,
+            scaling_mode=scaler.scaling_mode,
         )
 
 

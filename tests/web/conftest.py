@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devtools.procs import AppProcess, free_port, wait_for_port
+from devtools.procs import REPO_ROOT, AppProcess, child_env, free_port, wait_for_port
 
 # Settings a developer's shell might have that would change what the apps do. child_env already leaves
 # them out; kept for tests/web/test_local.py, which still passes it.
@@ -74,6 +76,21 @@ def start_app(module: str, log_dir: Path, args=(), env=None, port: int | None = 
         process.kill()
         raise RuntimeError(f"{module} did not start: {error}\n{process.output()[-3000:]}") from None
     return App(process, port)
+
+
+def run_python(*args: str, env=None, timeout: float = 30) -> subprocess.CompletedProcess:
+    """``python <args>`` run to the end from the repository's root, with ``child_env(env)``; its output as text."""
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, env=child_env(env), capture_output=True, text=True, timeout=timeout
+    )
+
+
+def refusal(result: subprocess.CompletedProcess) -> str:
+    """The line an app that refused a bad setting wrote: fails unless it exited 2 with that one line on stderr."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
 
 
 def wait_healthy(url: str, timeout: float = 15.0) -> None:

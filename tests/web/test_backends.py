@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 
 import pytest
@@ -11,7 +9,8 @@ import requests
 
 from apps.common import names
 from apps.common.sample import stable_value
-from devtools.procs import REPO_ROOT, child_env, free_port
+from devtools.procs import free_port
+from tests.web.conftest import refusal, run_python
 
 
 def test_weather_answers_deterministic_marked_sample_data(stack):
@@ -85,20 +84,9 @@ def test_fahrenheit_and_delay(apps):
     assert time.monotonic() - started < 0.25  # health checks are not delayed
 
 
-def run_module(*args, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", *args],
-        cwd=REPO_ROOT,
-        env=child_env(env),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
 @pytest.mark.parametrize("module", ["apps.weather", "apps.stocks", "apps.portal", "apps.registrar"])
 def test_help(module):
-    result = run_module(module, "--help")
+    result = run_python("-m", module, "--help")
     assert result.returncode == 0 and f"python -m {module}" in result.stdout
 
 
@@ -113,9 +101,7 @@ def test_help(module):
     ],
 )
 def test_bad_settings_stop_the_app_with_one_line(module, env, message):
-    result = run_module(module, "--port", "1", env=env)
-    assert result.returncode == 2
-    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in refusal(run_python("-m", module, "--port", "1", env=env))
 
 
 def test_name_validation_shared_by_backends_and_portal():

@@ -9,8 +9,6 @@ calls reached the backend.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +19,7 @@ import pytest
 import requests
 
 from apps.portal import flight
-from devtools.procs import REPO_ROOT, child_env
+from tests.web.conftest import refusal, run_python
 
 CALLERS = 8  # identical requests at the same time
 JOIN_SECONDS = 0.8  # time the other requests get to reach the portal once the first one reached the backend
@@ -81,6 +79,11 @@ class CountingBackend:
         threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
+    def close(self) -> None:
+        """Answer whatever still waits for the gate, and stop serving."""
+        self.gate.set()
+        self.server.shutdown()
+
     def count(self, path: str) -> int:
         return self.asked.count(path)
 
@@ -95,8 +98,7 @@ class CountingBackend:
 def backend():
     server = CountingBackend()
     yield server
-    server.gate.set()
-    server.server.shutdown()
+    server.close()
 
 
 def start_portal(apps, backend, *args, env=None):
@@ -191,9 +193,7 @@ print(json.dumps(order))
 
 
 def test_under_gevent_a_flights_waiters_leave_room_for_new_requests():
-    result = subprocess.run(
-        [sys.executable, "-c", ONE_PER_TURN], cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True, timeout=60
-    )
+    result = run_python("-c", ONE_PER_TURN, timeout=60)
     assert result.returncode == 0, result.stderr
     order = json.loads(result.stdout)
     assert sorted(order) == sorted(["next request", *(f"waiter {n}" for n in range(8))]), order
@@ -245,16 +245,8 @@ def test_with_coalescing_off_every_call_reaches_the_backend(apps, backend):
 
 
 def test_a_bad_coalesce_setting_stops_the_portal_with_one_line():
-    result = subprocess.run(
-        [sys.executable, "-m", "apps.portal", "--port", "1"],
-        cwd=REPO_ROOT,
-        env=child_env({"PORTAL_COALESCE": "sometimes"}),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+    result = run_python("-m", "apps.portal", "--port", "1", env={"PORTAL_COALESCE": "sometimes"})
+    assert refusal(result) == (
         "portal: configuration error: PORTAL_COALESCE='sometimes' is not a boolean: use true or false"
     )
 

@@ -11,8 +11,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -20,7 +18,7 @@ import pytest
 import requests
 from packaging.utils import canonicalize_name
 
-from devtools.procs import REPO_ROOT, child_env
+from tests.web.conftest import refusal, run_python
 from tests.web.test_app_locks import lock
 from tests.web.test_portal_coalescing import CountingBackend
 
@@ -31,8 +29,7 @@ NAMES = ["AMZN", "MSFT", "GOOG", "NVDA", "IBM", "ORCL"]
 def backend():
     server = CountingBackend()
     yield server
-    server.gate.set()
-    server.server.shutdown()
+    server.close()
 
 
 def start_portal(apps, backend, env=None):
@@ -98,14 +95,7 @@ BAD_CLASS = "portal: configuration error: WORKER_CLASS='eventlet' is not a worke
     ],
 )
 def test_a_bad_worker_class_is_refused_with_a_clear_message(args, env, message):
-    result = subprocess.run(
-        [sys.executable, "-m", "apps.portal", "--port", "1", *args],
-        cwd=REPO_ROOT,
-        env=child_env(env),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_python("-m", "apps.portal", "--port", "1", *args, env=env)
     assert result.returncode == 2
     assert message in result.stderr.strip().splitlines()[-1], result.stderr
     if env:
@@ -115,16 +105,7 @@ def test_a_bad_worker_class_is_refused_with_a_clear_message(args, env, message):
 def test_without_gevent_installed_the_gevent_worker_class_is_refused():
     # As in an image without gevent (weather's, stocks'): the import fails.
     code = "import runpy, sys; sys.modules['gevent'] = None; runpy.run_module('apps.portal', run_name='__main__')"
-    result = subprocess.run(
-        [sys.executable, "-c", code, "--port", "1"],
-        cwd=REPO_ROOT,
-        env=child_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+    assert refusal(run_python("-c", code, "--port", "1")) == (
         "portal: configuration error: worker class gevent needs the gevent package, which is not installed: use gthread"
     )
 
@@ -188,9 +169,7 @@ print(json.dumps(sorted({d for m in set(sys.modules) - before for d in owners.ge
 
 
 def test_the_portal_lock_holds_what_its_gevent_worker_imports():
-    result = subprocess.run(
-        [sys.executable, "-c", PROBE], cwd=REPO_ROOT, env=child_env(), capture_output=True, text=True, timeout=60
-    )
+    result = run_python("-c", PROBE, timeout=60)
     assert result.returncode == 0, result.stderr
     imported = {canonicalize_name(name) for name in json.loads(result.stdout.strip().splitlines()[-1])}
     assert {"gevent", "greenlet", "gunicorn", "packaging"} <= imported
@@ -247,19 +226,11 @@ def test_a_taken_port_stops_the_app_at_once_with_one_line(apps, backend, taken_b
         holder = None
         port = apps.start("apps.weather").port
     try:
-        result = subprocess.run(
-            [sys.executable, "-m", "apps.weather", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=child_env(),
-            capture_output=True,
-            text=True,
-            timeout=30,
-        )
+        result = run_python("-m", "apps.weather", "--host", "127.0.0.1", "--port", str(port))
     finally:
         if holder:
             holder.close()
-    assert result.returncode == 2
-    assert result.stderr.strip() == (
+    assert refusal(result) == (
         f"weather: configuration error: cannot listen on 127.0.0.1:{port} (--host/HOST, --port/PORT): "
         "Address already in use"
     )

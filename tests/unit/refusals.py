@@ -20,3 +20,16 @@ def refused(program) -> InvalidArgument:
 def assert_problem(error: InvalidArgument, path: str, message: str) -> None:
     """``error`` reports a problem at ``path`` whose text contains ``message``."""
     assert [str(p) for p in error.problems if p.path == path and message in str(p)], str(error)
+
+
+def assert_refused(program, path: str, message: str) -> None:
+    """``program`` is refused before anything is registered, with a problem at ``path`` whose text has ``message``."""
+    assert_problem(refused(program), path, message)
+
+
+def refused_paths(program) -> list[str]:
+    """The sorted paths of the problems ``program`` is refused for (before anything is registered); fails unless the
+    error's text names each of them."""
+    error = refused(program)
+    assert all(p.path in str(error) for p in error.problems), str(error)
+    return sorted(p.path for p in error.problems)

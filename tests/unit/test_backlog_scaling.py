@@ -11,7 +11,7 @@ from seaport.tools.testing import run
 from tests.unit import watched
 from tests.unit.monitored import stack_plan
 from tests.unit.references import CLUSTER
-from tests.unit.refusals import assert_problem, refused
+from tests.unit.refusals import assert_refused
 
 SERVICE = "receive-1234567"
 BACKLOG = {"scaling_mode": "backlog", "queue_name": "messages", "min_tasks": 1, "max_tasks": 8}
@@ -105,10 +105,11 @@ def test_cpu_modes_are_unchanged():
     ],
 )
 def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
-    error = refused(
-        lambda: ServiceAutoscaling("receive", {"cluster": CLUSTER, "service_name": SERVICE, **BACKLOG, **args})
+    assert_refused(
+        lambda: ServiceAutoscaling("receive", {"cluster": CLUSTER, "service_name": SERVICE, **BACKLOG, **args}),
+        path,
+        message,
     )
-    assert_problem(error, path, message)
 
 
 # -- how fast it reacts, as make plan prints it ------------------------------------------------------------------

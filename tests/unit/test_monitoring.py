@@ -17,7 +17,7 @@ from seaport.tools.testing import run, run_program, stack_config
 from tests.unit import watched
 from tests.unit.monitored import MAIN, QUEUE, REPO, stack_plan, system_plan
 from tests.unit.references import CLUSTER
-from tests.unit.refusals import assert_problem, refused
+from tests.unit.refusals import assert_refused
 
 ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 MONITORING = "seaport:index:Monitoring"
@@ -428,8 +428,7 @@ WEB = {"name": "portal", "load_balancer_arn_suffix": "app/p/1", "target_group_ar
     ],
 )
 def test_bad_arguments_fail_before_anything_is_registered(args, path, message):
-    error = refused(lambda: Monitoring("ops", {"cluster": CLUSTER, **args}))
-    assert_problem(error, path, message)
+    assert_refused(lambda: Monitoring("ops", {"cluster": CLUSTER, **args}), path, message)
 
 
 def test_every_bad_argument_is_reported_at_once():

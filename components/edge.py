@@ -1,6 +1,7 @@
 """What stands in front of an internet-facing load balancer: its certificate and name, its access logs, a WAF."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pulumi
@@ -80,24 +81,24 @@ def access_log_bucket(
     bucket = aws.s3.Bucket(
         f"{name}-access-logs", force_destroy=True, tags=name_tags(tags, f"{name}-access-logs"), opts=child
     )
-    aws.s3.BucketPublicAccessBlock(
-        f"{name}-access-logs",
-        bucket=bucket.id,
+
+    def setting(resource: Callable[..., pulumi.CustomResource], **inputs: Any) -> None:
+        """One setting of the bucket: a resource of its own, named after the bucket."""
+        resource(f"{name}-access-logs", bucket=bucket.id, opts=child, **inputs)
+
+    setting(
+        aws.s3.BucketPublicAccessBlock,
         block_public_acls=True,
         block_public_policy=True,
         ignore_public_acls=True,
         restrict_public_buckets=True,
-        opts=child,
     )
-    aws.s3.BucketOwnershipControls(
-        f"{name}-access-logs",
-        bucket=bucket.id,
+    setting(
+        aws.s3.BucketOwnershipControls,
         rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
-        opts=child,
     )
-    aws.s3.BucketServerSideEncryptionConfiguration(
-        f"{name}-access-logs",
-        bucket=bucket.id,
+    setting(
+        aws.s3.BucketServerSideEncryptionConfiguration,
         rules=[
             aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
                 apply_server_side_encryption_by_default=aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
@@ -105,17 +106,13 @@ def access_log_bucket(
                 )
             )
         ],
-        opts=child,
     )
-    aws.s3.BucketVersioning(
-        f"{name}-access-logs",
-        bucket=bucket.id,
+    setting(
+        aws.s3.BucketVersioning,
         versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
-        opts=child,
     )
-    aws.s3.BucketLifecycleConfiguration(
-        f"{name}-access-logs",
-        bucket=bucket.id,
+    setting(
+        aws.s3.BucketLifecycleConfiguration,
         rules=[
             aws.s3.BucketLifecycleConfigurationRuleArgs(
                 id="expire-access-logs",
@@ -130,7 +127,6 @@ def access_log_bucket(
                 ),
             )
         ],
-        opts=child,
     )
     account = aws.get_caller_identity_output(opts=pulumi.InvokeOutputOptions(parent=parent)).account_id
     elb_account = aws.elb.get_service_account_output(opts=pulumi.InvokeOutputOptions(parent=parent)).arn

@@ -196,37 +196,26 @@ def _listeners(
     child: pulumi.ResourceOptions,
 ) -> list[aws.lb.Listener]:
     forward = [aws.lb.ListenerDefaultActionArgs(type="forward", target_group_arn=target_group.arn)]
-    listeners = []
-    if o.get("certificate_arn"):
-        listeners.append(
-            aws.lb.Listener(
-                f"{name}-https",
-                load_balancer_arn=balancer.arn,
-                port=HTTPS,
-                protocol="HTTPS",
-                ssl_policy=TLS_POLICY,
-                certificate_arn=o["certificate_arn"],
-                default_actions=forward,
-                tags=tags,
-                opts=child,
-            )
-        )
-        redirect = aws.lb.ListenerDefaultActionRedirectArgs(protocol="HTTPS", port=str(HTTPS), status_code="HTTP_301")
-        http_actions = [aws.lb.ListenerDefaultActionArgs(type="redirect", redirect=redirect)]
-    else:
-        http_actions = forward
-    listeners.append(
-        aws.lb.Listener(
-            f"{name}-http",
+
+    def listener(
+        protocol: str, port: int, actions: list[aws.lb.ListenerDefaultActionArgs], **tls: Any
+    ) -> aws.lb.Listener:
+        return aws.lb.Listener(
+            f"{name}-{protocol.lower()}",
             load_balancer_arn=balancer.arn,
-            port=HTTP,
-            protocol="HTTP",
-            default_actions=http_actions,
+            port=port,
+            protocol=protocol,
+            default_actions=actions,
             tags=tags,
             opts=child,
+            **tls,
         )
-    )
-    return listeners
+
+    if not o.get("certificate_arn"):
+        return [listener("HTTP", HTTP, forward)]
+    https = listener("HTTPS", HTTPS, forward, ssl_policy=TLS_POLICY, certificate_arn=o["certificate_arn"])
+    redirect = aws.lb.ListenerDefaultActionRedirectArgs(protocol="HTTPS", port=str(HTTPS), status_code="HTTP_301")
+    return [https, listener("HTTP", HTTP, [aws.lb.ListenerDefaultActionArgs(type="redirect", redirect=redirect)])]
 
 
 def problems(options: LoadBalancerOptions) -> list[Problem]:

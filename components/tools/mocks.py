@@ -150,14 +150,14 @@ def _asg(m, out, name, h):
     return name
 
 
-def _ecs_cluster(m, out, name, h):
-    out["arn"] = m.arn("ecs", f"cluster/{name}")
-    return out["arn"]
+def _ecs(kind: str) -> Callable:
+    """An ECS resource whose id is its ARN."""
 
+    def shape(m, out, name, h):
+        out["arn"] = m.arn("ecs", f"{kind}/{name}")
+        return out["arn"]
 
-def _capacity_provider(m, out, name, h):
-    out["arn"] = m.arn("ecs", f"capacity-provider/{name}")
-    return out["arn"]
+    return shape
 
 
 def _task_definition(m, out, name, h):
@@ -185,11 +185,6 @@ def _iam(kind: str) -> Callable:
 
 def _role_policy(m, out, name, h):
     return f"{out.get('role', 'role')}:{name}"
-
-
-def _log_group(m, out, name, h):
-    out["arn"] = m.arn("logs", f"log-group:{name}")
-    return name
 
 
 def _load_balancer(m, out, name, h):
@@ -227,9 +222,14 @@ def _scaling_policy(m, out, name, h):
     return name
 
 
-def _alarm(m, out, name, h):
-    out["arn"] = m.arn("cloudwatch", f"alarm:{name}")
-    return name
+def _by_name(service: str, prefix: str) -> Callable:
+    """A resource whose id is its name and whose ARN ends in ``<prefix><name>``."""
+
+    def shape(m, out, name, h):
+        out["arn"] = m.arn(service, f"{prefix}{name}")
+        return name
+
+    return shape
 
 
 def _ecr_repository(m, out, name, h):
@@ -393,20 +393,20 @@ RESOURCE_SHAPES: dict[str, Callable[[SeaportMocks, dict, str, str], str]] = {
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": _rule,
     "aws:ec2/launchTemplate:LaunchTemplate": _launch_template,
     "aws:autoscaling/group:Group": _asg,
-    "aws:ecs/cluster:Cluster": _ecs_cluster,
-    "aws:ecs/capacityProvider:CapacityProvider": _capacity_provider,
+    "aws:ecs/cluster:Cluster": _ecs("cluster"),
+    "aws:ecs/capacityProvider:CapacityProvider": _ecs("capacity-provider"),
     "aws:ecs/taskDefinition:TaskDefinition": _task_definition,
     "aws:ecs/service:Service": _ecs_service,
     "aws:iam/role:Role": _iam("role"),
     "aws:iam/instanceProfile:InstanceProfile": _iam("instance-profile"),
     "aws:iam/rolePolicy:RolePolicy": _role_policy,
-    "aws:cloudwatch/logGroup:LogGroup": _log_group,
+    "aws:cloudwatch/logGroup:LogGroup": _by_name("logs", "log-group:"),
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:lb/targetGroup:TargetGroup": _target_group,
     "aws:lb/listener:Listener": _listener,
     "aws:appautoscaling/target:Target": _scalable_target,
     "aws:appautoscaling/policy:Policy": _scaling_policy,
-    "aws:cloudwatch/metricAlarm:MetricAlarm": _alarm,
+    "aws:cloudwatch/metricAlarm:MetricAlarm": _by_name("cloudwatch", "alarm:"),
     "aws:ecr/repository:Repository": _ecr_repository,
     "docker:index/image:Image": _docker_image,
     "aws:secretsmanager/secret:Secret": _secret,

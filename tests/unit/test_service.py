@@ -4,10 +4,11 @@ import json
 
 import pytest
 
-from seaport import ContainerService, EcsCluster
+from seaport import ContainerService
 from seaport.tools.mocks import ACCOUNT, ecr_registry
 from seaport.tools.testing import run
-from tests.unit.references import CLUSTER, CLUSTER_ARN, DISCOVERY, NETWORK
+from tests.unit.programs import on_a_new_cluster
+from tests.unit.references import CLUSTER, CLUSTER_ARN, DISCOVERY
 from tests.unit.refusals import assert_refused, refused_paths
 
 ECR_IMAGE = f"{ecr_registry(ACCOUNT, 'us-east-1')}/app-1234567@sha256:" + "a" * 64
@@ -127,11 +128,7 @@ def test_replicas_run_on_the_capacity_provider_with_circuit_breaker_and_az_sprea
 
 
 def test_replicas_use_the_capacity_provider_of_a_cluster_in_the_same_program():
-    def program():
-        cluster = EcsCluster("main", {"network": NETWORK})
-        ContainerService("app", {"cluster": cluster.reference, "container": CONTAINER})
-
-    plan = run(program)
+    plan = on_a_new_cluster(ContainerService, "app", CONTAINER)
     (strategy,) = ecs_service(plan)["capacityProviderStrategies"]
     assert strategy["capacityProvider"] == plan.one("aws:ecs/capacityProvider:CapacityProvider")["outputs"]["name"]
     assert ecs_service(plan)["cluster"] == plan.one("aws:ecs/cluster:Cluster")["outputs"]["arn"]
@@ -139,12 +136,7 @@ def test_replicas_use_the_capacity_provider_of_a_cluster_in_the_same_program():
 
 def test_the_service_waits_for_the_capacity_provider_association():
     """ECS refuses a strategy naming a provider not yet associated with the cluster (deploy-day issue 1)."""
-
-    def program():
-        cluster = EcsCluster("main", {"network": NETWORK})
-        ContainerService("app", {"cluster": cluster.reference, "container": CONTAINER})
-
-    plan = run(program)
+    plan = on_a_new_cluster(ContainerService, "app", CONTAINER)
     association = plan.one("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders")
     assert plan.depends_on(plan.one("aws:ecs/service:Service"), association)
 

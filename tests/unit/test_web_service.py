@@ -4,9 +4,10 @@ import json
 
 import pytest
 
-from seaport import EcsCluster, ScaledWebService
+from seaport import ScaledWebService
 from seaport.tools.testing import run
-from tests.unit.references import CLUSTER, DISCOVERY, INSTANCE_SG, NETWORK, PUBLIC_SUBNETS, VPC_ID
+from tests.unit.programs import on_a_new_cluster
+from tests.unit.references import CLUSTER, DISCOVERY, INSTANCE_SG, PUBLIC_SUBNETS, VPC_ID
 from tests.unit.refusals import assert_refused, refused_paths
 
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/0d1e2f3a-1234-4cde-8f00-123456789abc"
@@ -126,11 +127,7 @@ def test_the_service_waits_for_every_listener(plan_name, request):
 
 
 def test_on_a_cluster_in_the_same_program_the_service_waits_for_the_capacity_provider_association():
-    def program():
-        cluster = EcsCluster("main", {"network": NETWORK})
-        ScaledWebService("web", {"cluster": cluster.reference, "container": CONTAINER})
-
-    plan = run(program)
+    plan = on_a_new_cluster(ScaledWebService, "web", CONTAINER)
     association = plan.one("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders")
     service = plan.one("aws:ecs/service:Service")
     assert plan.depends_on(service, association)

@@ -49,6 +49,10 @@ def definitions(plan, task_name):
     return {d["name"]: d for d in json.loads(task["inputs"]["containerDefinitions"])}
 
 
+def environment(container):
+    return {e["name"]: e["value"] for e in container["environment"]}
+
+
 def credentials_arn(plan):
     return plan.named("mq-broker-credentials", "aws:secretsmanager/secret:Secret")["outputs"]["arn"]
 
@@ -75,7 +79,7 @@ def test_broker_runs_the_pinned_image_on_its_dedicated_instance_with_its_data_on
 
 def test_the_broker_serves_amqp_over_tls_with_a_certificate_for_its_service_name(plan):
     broker = definitions(plan, "mq-broker-task")["rabbitmq"]
-    variables = {e["name"]: e["value"] for e in broker["environment"]}
+    variables = environment(broker)
     request = plan.named("mq-broker-tls-request", "tls:index/certRequest:CertRequest")["inputs"]
     assert request["dnsNames"] == ["rabbitmq", "localhost"] and request["subject"]["commonName"] == "rabbitmq"
     certificate = plan.named("mq-broker-tls-cert", "tls:index/locallySignedCert:LocallySignedCert")
@@ -89,7 +93,7 @@ def test_the_broker_serves_amqp_over_tls_with_a_certificate_for_its_service_name
 def test_broker_throttles_publishers_before_its_container_runs_out_of_memory(plan):
     """An absolute watermark from the task's memory: RabbitMQ's default is relative to the host's memory."""
     broker = definitions(plan, "mq-broker-task")["rabbitmq"]
-    variables = {e["name"]: e["value"] for e in broker["environment"]}
+    variables = environment(broker)
     conf = dict(line.split(" = ", 1) for line in variables["SEAPORT_RABBITMQ_CONF"].splitlines())
     assert broker["memory"] == 1024
     assert conf["vm_memory_high_watermark.absolute"] == "512MiB"
@@ -137,8 +141,7 @@ def test_the_broker_imports_its_user_queues_and_policy_at_every_boot(recorded):
 def test_broker_registers_in_consul_as_rabbitmq_with_a_tcp_check(plan):
     registrar = definitions(plan, "mq-broker-task")["rabbitmq-registrar"]
     assert registrar["image"] == REGISTRAR_IMAGE and registrar["essential"] is True
-    variables = {e["name"]: e["value"] for e in registrar["environment"]}
-    assert variables == {
+    assert environment(registrar) == {
         "REGISTRAR_SERVICE": "rabbitmq",
         "REGISTRAR_CONTAINER": "rabbitmq",
         "REGISTRAR_CONTAINER_PORT": "5671",
@@ -176,8 +179,7 @@ def test_send_and_receive_settings(plan):
     assert "command" not in receive
     arn = credentials_arn(plan)
     for app in (send, receive):
-        variables = {e["name"]: e["value"] for e in app["environment"]}
-        assert variables == {
+        assert environment(app) == {
             "RABBITMQ_SERVICE": "rabbitmq",
             "CONSUL_HTTP_ADDR": "consul-agent:8500",
             "RABBITMQ_QUEUE": "orders",
@@ -214,7 +216,7 @@ def test_the_apps_metrics_carry_the_name_of_the_cluster_they_run_on():
     other = "seaport-7654321"
     plan = run(lambda: RabbitMessaging("mq", {**BASE, "cluster": pulumi.Output.from_input({**CLUSTER, "name": other})}))
     for app in ("send", "receive"):
-        variables = {e["name"]: e["value"] for e in definitions(plan, f"mq-{app}-task")[app]["environment"]}
+        variables = environment(definitions(plan, f"mq-{app}-task")[app])
         assert variables[telemetry.CLUSTER_VARIABLE] == other, app
 
 
@@ -237,7 +239,7 @@ def test_amazonmq_broker_is_private_single_subnet_and_tls(amazonmq_plan):
     assert broker["inputs"]["engineType"] == "RabbitMQ"
     assert not [s for s in plan.of_type("aws:ecs/service:Service") if s["name"] == "mq-broker"]
     send = definitions(plan, "mq-send-task")["send"]
-    variables = {e["name"]: e["value"] for e in send["environment"]}
+    variables = environment(send)
     assert variables == {
         "RABBITMQ_URL": broker["outputs"]["instances"][0]["endpoints"][0],
         "RABBITMQ_QUEUE": "messages",
@@ -253,13 +255,18 @@ def test_amazonmq_broker_admits_amqps_from_the_cluster_only(amazonmq_plan):
     plan = amazonmq_plan
     group = plan.named("mq-broker", "aws:ec2/securityGroup:SecurityGroup")["outputs"]["id"]
     assert plan.one("aws:mq/broker:Broker")["inputs"]["securityGroups"] == [group]
+    assert_admits_amqps_only_from(plan, group, INSTANCE_SG)
+
+
+def assert_admits_amqps_only_from(plan, group, source):
+    """Security group ``group`` admits AMQPS (5671/tcp) from security group ``source``, and nothing else."""
     rules = [
         r["inputs"]
         for r in plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
         if r["inputs"]["securityGroupId"] == group
     ]
     assert [(r["ipProtocol"], r["fromPort"], r["toPort"], r.get("referencedSecurityGroupId")) for r in rules] == [
-        ("tcp", 5671, 5671, INSTANCE_SG)
+        ("tcp", 5671, 5671, source)
     ]
     assert all("cidrIpv4" not in r and "cidrIpv6" not in r for r in rules)
 

@@ -12,6 +12,7 @@ from seaport import rules
 from seaport.tools.testing import run, stack_config
 from tests.unit.conftest import REPO
 from tests.unit.test_consul import RecordingMocks, server_data
+from tests.unit.test_messaging import assert_admits_amqps_only_from
 
 STACKS = ["dev_plan", "prod_plan"]
 APPS = {"send", "receive", "portal", "weather", "stocks", "registrar"}
@@ -436,12 +437,4 @@ def test_amazonmq_mode_replaces_only_the_broker(dev_plan, dev_amazonmq_plan):
 def test_amazonmq_broker_admits_only_the_cluster(dev_amazonmq_plan):
     cluster = _group_of(dev_amazonmq_plan, "seaport-instances")
     broker_group = _group_of(dev_amazonmq_plan, "messaging-broker")
-    ingress = [
-        r["inputs"]
-        for r in dev_amazonmq_plan.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-        if r["inputs"]["securityGroupId"] == broker_group
-    ]
-    assert [(r["ipProtocol"], r["fromPort"], r["toPort"], r.get("referencedSecurityGroupId")) for r in ingress] == [
-        ("tcp", 5671, 5671, cluster)
-    ]
-    assert all("cidrIpv4" not in r and "cidrIpv6" not in r for r in ingress)
+    assert_admits_amqps_only_from(dev_amazonmq_plan, broker_group, cluster)

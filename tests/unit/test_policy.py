@@ -75,6 +75,18 @@ def scaling_policy(name, adjustment, arn):
     )
 
 
+def launch_template(name, http_tokens, encrypted):
+    """A launch template with these IMDS tokens (``required`` is IMDSv2 only) and root volume encryption."""
+    return resource(
+        "aws:ec2/launchTemplate:LaunchTemplate",
+        name,
+        {
+            "metadataOptions": {"httpTokens": http_tokens},
+            "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": encrypted}}],
+        },
+    )
+
+
 SCALE_OUT_ARN = "arn:aws:autoscaling:us-east-1:123456789012:scalingPolicy:1:resource/ecs/service/c/s:policyName/out"
 
 VIOLATIONS = {
@@ -85,26 +97,8 @@ VIOLATIONS = {
             {"securityGroupId": "sg-1", "ipProtocol": "tcp", "fromPort": 22, "toPort": 22, "cidrIpv4": "10.0.0.0/8"},
         )
     ],
-    "imdsv2-required": [
-        resource(
-            "aws:ec2/launchTemplate:LaunchTemplate",
-            "lt-v1",
-            {
-                "metadataOptions": {"httpTokens": "optional"},
-                "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "true"}}],
-            },
-        )
-    ],
-    "encrypted-volumes": [
-        resource(
-            "aws:ec2/launchTemplate:LaunchTemplate",
-            "lt-plain",
-            {
-                "metadataOptions": {"httpTokens": "required"},
-                "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {"encrypted": "false"}}],
-            },
-        )
-    ],
+    "imdsv2-required": [launch_template("lt-v1", http_tokens="optional", encrypted="true")],
+    "encrypted-volumes": [launch_template("lt-plain", http_tokens="required", encrypted="false")],
     "log-retention": [resource("aws:cloudwatch/logGroup:LogGroup", "forever", {})],
     "ecs-circuit-breaker": [
         paging_alarm("no-breaker-tasks", {"ServiceName": "no-breaker-1"}),

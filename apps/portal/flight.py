@@ -32,10 +32,11 @@ class LeaderFailed(Exception):
 
 
 class _Flight:
-    __slots__ = ("failure", "result", "waiters")
+    __slots__ = ("failure", "landed", "result", "waiters")
 
     def __init__(self):
         self.waiters: list[threading.Event] = []  # one per waiter, set when it may go on
+        self.landed = False  # the leader's call returned or raised
         self.result = None
         self.failure: str | None = None  # what the leader raised (its repr: no traceback kept alive)
 
@@ -63,7 +64,8 @@ class Flights:
                 landed = threading.Event()
                 flight.waiters.append(landed)
         if not leading:
-            if not landed.wait(wait):
+            # Landed but not yet resumed (gevent: waiters go one per turn) is landed: its answer is there.
+            if not landed.wait(wait) and not flight.landed:
                 raise WaitTimeout(key)
             if flight.failure is not None:
                 raise LeaderFailed(f"the identical call this one waited for raised {flight.failure}")
@@ -78,6 +80,7 @@ class Flights:
             # (no caching), and whatever happened, no waiter is left waiting.
             with self._lock:
                 del self._flying[key]
+            flight.landed = True
             _release(flight.waiters)
         return flight.result
 

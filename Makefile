@@ -58,11 +58,8 @@ sysdeps:
 	fi
 
 ## test: the whole suite (unit tests with mocks, apps against a real broker, browser)
-# The unit tests (mocks only, CPU-bound) run on every core; the rest, timed against real processes, one at a time.
-UNIT_TESTS := tests/unit examples/python-consumer/tests
 test: $(VENV)/.stamp sysdeps
-	$(PY) -m pytest -n auto --dist loadfile $(UNIT_TESTS)
-	$(PY) -m pytest tests --ignore=tests/unit
+	$(PY) -m pytest
 
 ## lint: ruff (check + format) and hadolint over every Dockerfile
 lint: $(VENV)/.stamp

@@ -1,9 +1,10 @@
 """Calls from the portal to its backends (weather, stocks), with every failure turned into an answer.
 
-``Backend.fetch(name)`` and ``Backend.fetch_many(names)`` never raise: they
-return ``Outcome``s whose ``status`` is what the portal's API answers (200,
-404, 502, 504) and whose ``message`` is safe to show. ``fetch_many`` asks for
-all of a page's names in one request (``GET /weather?cities=a,b``).
+``Backend.fetch(name)`` and ``Backend.read_many(names, Backend.ask_many(names))``
+never raise: they return ``Outcome``s whose ``status`` is what the portal's API
+answers (200, 404, 502, 504) and whose ``message`` is safe to show.
+``ask_many`` asks for all of a page's names in one request
+(``GET /weather?cities=a,b``); its raw answer is what a page is kept by (pages.py).
 
 Connections are kept alive and shared by the process's calls (client.py),
 with connect and read timeouts. A connection-level
@@ -117,9 +118,6 @@ class Backend:
             return Outcome(UNKNOWN, 404, message=str(error or "not found"))
         return self._record(status, body, name)
 
-    def fetch_many(self, names: list[str]) -> list[Outcome]:
-        return self.read_many(names, self.ask_many(names))
-
     def ask_many(self, names: list[str]) -> Answer | None:
         """The answer of the backend's one GET for all of ``names`` (None for no names); never raises."""
         if not names:
@@ -131,13 +129,12 @@ class Backend:
         """An Outcome per name, from ``ask_many(names)``'s answer."""
         if not names:
             return []
-        what = ",".join(names)
         if isinstance(answer, Outcome):
             return [answer] * len(names)
         status, body = answer[0], _json(answer[1])
         results = body.get("results") if isinstance(body, dict) else None
         if status != 200 or not isinstance(results, list) or len(results) != len(names):
-            return [self._bad(status, what)] * len(names)
+            return [self._bad(status, ",".join(names))] * len(names)
         outcomes = []
         for name, entry in zip(names, results, strict=True):
             if isinstance(entry, dict) and "error" in entry:

@@ -8,6 +8,7 @@ change what an app under test does, or which account it talks to.
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -49,8 +50,44 @@ def child_env(explicit: Mapping[str, str | None] | None = None, /, **more: str |
     return env
 
 
+# Ports handed out by free_port(): below the kernel's ephemeral range (see there).
+LOWEST_TEST_PORT = 10000
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for the source ports of outgoing connections (Linux's default if unreadable)."""
+    try:
+        low, high = EPHEMERAL_RANGE_FILE.read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    """A TCP port on 127.0.0.1 that nothing is bound to right now, below the ephemeral range.
+
+    Why not bind to port 0: the kernel answers from its ephemeral range, the range it also draws
+    the source ports of outgoing connections from. A test that stops a server and starts it again
+    on the same port (a broker restart while its clients reconnect) would race every connect()
+    on the machine: one of them can take the port as its source port, even connect to itself on
+    it, and the restart fails with EADDRINUSE. A port below that range is never taken that way.
+    """
+    low = ephemeral_port_range()[0]
+    if low - LOWEST_TEST_PORT < 1000:  # an unusual kernel setting: no room below the range
+        return _kernel_port()
+    for _ in range(200):
+        port = random.randrange(LOWEST_TEST_PORT, low)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    return _kernel_port()
+
+
+def _kernel_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]

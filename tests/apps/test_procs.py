@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
+from devtools import procs
 from devtools.procs import REPO_ROOT, AppProcess, child_env
 
 LEAKY = {
@@ -49,3 +51,26 @@ def test_app_processes_use_the_allow_list(monkeypatch, tmp_path):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "leaked")
     app = AppProcess("json.tool", ["--help"], env={"EXTRA": "1"}, log_path=tmp_path / "out.log")
     assert "AWS_SECRET_ACCESS_KEY" not in app.env and app.env["EXTRA"] == "1"
+
+
+def test_free_ports_are_below_the_range_outgoing_connections_draw_from():
+    # A broker restarted on its port while clients reconnect must find it free: a port from the
+    # ephemeral range can be taken meanwhile as some connection's source port (EADDRINUSE in CI).
+    low, _ = procs.ephemeral_port_range()
+    ports = {procs.free_port() for _ in range(20)}
+    assert all(procs.LOWEST_TEST_PORT <= port < low for port in ports)
+    assert len(ports) > 1  # drawn at random, so concurrent test runs rarely pick the same
+    for port in ports:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))  # free indeed
+
+
+def test_free_port_skips_a_port_something_is_bound_to(monkeypatch):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        draws = iter([busy, busy, busy + 1 if busy + 1 < 65536 else busy - 1])
+        monkeypatch.setattr(procs.random, "randrange", lambda *_: next(draws))
+        monkeypatch.setattr(procs, "ephemeral_port_range", lambda: (65535, 65535))
+        assert procs.free_port() != busy

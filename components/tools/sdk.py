@@ -10,9 +10,12 @@ upgrade breaks one of them.
 from __future__ import annotations
 
 import ast
+import contextlib
+import gc
 import inspect
 import sys
 import textwrap
+from collections.abc import Iterator
 from typing import Any
 
 from pulumi.runtime import mocks as _mocks
@@ -73,6 +76,12 @@ def document_inherited_fields() -> None:
     analyses, not of the base class that declares the field, so ``ContainerServiceArgs`` (which
     extends ``ServiceOptions``) would reach other languages with undocumented options. This looks
     the docstring up in the base classes named in the class statement. Idempotent.
+
+    It also parses with the garbage collector paused. On CPython 3.11 ``ast.parse`` is not
+    reentrant: a collection during a parse can run a finalizer that parses too (asyncio logging
+    "exception was never retrieved" formats a traceback, whose carets come from ``ast.parse``),
+    and the outer parse then fails with "AST constructor recursion depth mismatch". The analyzer
+    swallows that error, and the schema would silently lose a component's descriptions.
     """
     from pulumi.provider.experimental import analyzer
 
@@ -81,7 +90,8 @@ def document_inherited_fields() -> None:
         return
 
     def get_docstring(self: Any, typ: type, name: str) -> str | None:
-        found = original(self, typ, name)
+        with _gc_paused():
+            found = original(self, typ, name)
         if found is not None:
             return found
         for base in _declared_bases(typ):
@@ -94,10 +104,23 @@ def document_inherited_fields() -> None:
     analyzer.Analyzer.get_docstring = get_docstring
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No garbage collection (so no finalizer runs) in the block; as it was afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _declared_bases(typ: type) -> list[type]:
     """The classes named as bases in ``typ``'s class statement (a TypedDict's __mro__ forgets them)."""
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(typ)))
+        with _gc_paused():
+            tree = ast.parse(textwrap.dedent(inspect.getsource(typ)))
     except (OSError, TypeError, SyntaxError):
         return []
     module = sys.modules.get(typ.__module__)

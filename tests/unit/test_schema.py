@@ -1,5 +1,7 @@
 """The package schema other languages get, inferred in-process (no CLI) from the components."""
 
+import ast
+import gc
 import json
 import subprocess
 import sys
@@ -95,6 +97,45 @@ def test_inputs_are_typed_and_described_with_defaults(schema, cls):
         assert "Default" in description or "Required" in description, f"{cls.__name__}.{name}: {description}"
     for required in resource.get("requiredInputs", []):
         assert "Required" in inputs[required]["description"]
+
+
+def test_descriptions_survive_a_garbage_collection_that_parses_during_the_analysis():
+    """CPython 3.11's ast.parse is not reentrant, and the analyzer swallows the error it then raises.
+
+    A finalizer that parses runs whenever the collector does: asyncio's "exception was never
+    retrieved" log formats a traceback, and its carets come from ast.parse. Seen after some test
+    orders: a component reached the schema with no description at all.
+    """
+    stop = []
+
+    class ParsesWhenCollected:
+        def __init__(self):
+            self.cycle = self  # only the cyclic collector frees it, as it frees a failed asyncio Task
+
+        def __del__(self):
+            ast.parse("(first + second) * third")
+            if not stop:
+                ParsesWhenCollected()
+
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(50, 10**6, 10**6)  # collect often: some collection lands inside a parse
+    try:
+        ParsesWhenCollected()
+        sdk.document_inherited_fields()
+        provider = ComponentProvider(COMPONENTS, "seaport", None, seaport.__version__)
+        resources = json.loads(provider.schema)["resources"]
+    finally:
+        stop.append(True)
+        gc.set_threshold(*thresholds)
+        gc.collect()
+    undocumented = [
+        f"{token}.{name}"
+        for token, resource in resources.items()
+        for name, spec in resource["inputProperties"].items()
+        if not spec.get("description")
+    ]
+    assert undocumented == []
 
 
 @pytest.mark.parametrize("cls", COMPONENTS, ids=lambda c: c.__name__)

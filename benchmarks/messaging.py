@@ -37,8 +37,9 @@ apps.send and apps.receive run with the settings they would read from the
 environment (``SEND_WINDOW``, ``RECEIVE_PREFETCH``, ``RECEIVE_ACK_EVERY``,
 ``PIKA_COALESCE_WRITES``; their defaults otherwise), where the benchmarks set
 ``RECEIVE_PREFETCH=2000`` unless it is set (benchmarks.common.APP_TUNING); the
-report lists them. The broker gets one core and this process another (as
-deployed, the broker has its own machine; ``--no-pin`` shares them).
+report lists them. The broker gets one core (and one Erlang scheduler) and this
+process another (as deployed, the broker has its own machine; ``--no-pin``
+shares them).
 
 Writes build/bench/messaging.json, prints a table, exits 1 if a target is missed:
 send >= 0.9 x fire-and-forget, send >= 50 x seed style, receive >= 0.85 x
@@ -389,10 +390,13 @@ def run(
     settings = app_settings()
     started = time.monotonic()
     load_before = os.getloadavg()[0]  # what else runs on the machine (this benchmark has not started yet)
-    with RabbitMQNode(data_dir=work_dir / "rabbitmq") as node:
+    cpus = sorted(os.sched_getaffinity(0))
+    settings["pinned"] = pin and len(cpus) >= 2
+    # Pinned, the broker has one core and gets one Erlang scheduler, as on a one-core machine (a scheduler per
+    # core, by default: here two would share the core and wake each other for the work they steal).
+    settings["broker_schedulers"] = 1 if settings["pinned"] else len(cpus)
+    with RabbitMQNode(data_dir=work_dir / "rabbitmq", schedulers=settings["broker_schedulers"]) as node:
         url = node.url
-        cpus = sorted(os.sched_getaffinity(0))
-        settings["pinned"] = pin and len(cpus) >= 2
         if settings["pinned"]:
             # As deployed, the broker has its own machine: here it gets one core and the clients another.
             pin_group(node.process.pid, {cpus[-1]})

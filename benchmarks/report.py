@@ -243,8 +243,8 @@ def _single_node(m: dict, results: dict) -> str:
         for name, value in set_by.items()
     )
     pinned = (
-        " The broker runs on one core and the benchmark's clients on another: deployed, the broker has a machine "
-        "of its own."
+        " The broker runs on one core (one Erlang scheduler) and the benchmark's clients on another: deployed, "
+        "the broker has a machine of its own."
         if settings.get("pinned")
         else ""
     )

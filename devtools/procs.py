@@ -72,19 +72,28 @@ def free_port() -> int:
     on the same port (a broker restart while its clients reconnect) would race every connect()
     on the machine: one of them can take the port as its source port, even connect to itself on
     it, and the restart fails with EADDRINUSE. A port below that range is never taken that way.
+
+    A port is handed out once per process: several servers of one test (a cluster's nodes) each
+    get their own, even before the first of them binds.
     """
     low = ephemeral_port_range()[0]
     if low - LOWEST_TEST_PORT < 1000:  # an unusual kernel setting: no room below the range
         return _kernel_port()
     for _ in range(200):
         port = random.randrange(LOWEST_TEST_PORT, low)  # noqa: S311 (spreads test ports; not a secret)
+        if port in _handed_out:
+            continue
         with socket.socket() as sock:
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
                 continue
-            return port
+        _handed_out.add(port)
+        return port
     return _kernel_port()
+
+
+_handed_out: set[int] = set()
 
 
 def _kernel_port() -> int:

@@ -65,12 +65,16 @@ def test_free_ports_are_below_the_range_outgoing_connections_draw_from():
             sock.bind(("127.0.0.1", port))  # free indeed
 
 
-def test_free_port_skips_a_port_something_is_bound_to(monkeypatch):
+def test_free_port_skips_a_bound_port_and_never_hands_a_port_out_twice(monkeypatch):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         busy = taken.getsockname()[1]
-        draws = iter([busy, busy, busy + 1 if busy + 1 < 65536 else busy - 1])
+        other = busy + 1 if busy + 1 < 65536 else busy - 1
+        monkeypatch.setattr(procs, "_handed_out", set())
+        draws = iter([busy, busy, other, other, busy, other - 2 if other > 2 else other + 2])
         monkeypatch.setattr(procs.random, "randrange", lambda *_: next(draws))
         monkeypatch.setattr(procs, "ephemeral_port_range", lambda: (65535, 65535))
-        assert procs.free_port() != busy
+        first = procs.free_port()
+        assert first == other  # the bound port was skipped
+        assert procs.free_port() not in (busy, first)  # and a port is never handed out twice

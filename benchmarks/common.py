@@ -69,6 +69,31 @@ def spread(a: float, b: float) -> float:
     return abs(a - b) / mean if mean else 0.0
 
 
+def cpu_steadiness(windows: int = 8, window_s: float = 1.0) -> dict:
+    """How steady this process's core is: a fixed CPU-bound loop, counted over ``windows`` windows.
+
+    On a shared VM a core's speed moves with what its neighbours do (no steal time shows it: the
+    same work simply takes longer). The paired ratios compare runs made seconds apart, so a single
+    round's ratio cannot be steadier than this; the medians of several rounds are.
+    """
+    counts = []
+    for _ in range(windows):
+        started, count = time.perf_counter(), 0
+        while time.perf_counter() - started < window_s:
+            table = {}
+            for n in range(200):  # a fixed chunk of interpreter work: dict stores, small strings
+                table[n] = str(n) * 3
+            count += 1
+        counts.append(count)
+    middle = median(counts)
+    return {
+        "windows": windows,
+        "window_s": window_s,
+        "slowest_vs_median": round(min(counts) / middle, 3),
+        "fastest_vs_median": round(max(counts) / middle, 3),
+    }
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]

@@ -30,8 +30,10 @@ How far the figures can be trusted is measured too: the rounds form two
 interleaved series (even and odd rounds), whose medians are compared
 (``series_spread``), and the ratios are compared with those of the previous run
 (the report this run replaces; ``spread_vs_previous``). Both should stay within
-5 %. Client and broker CPU time per message of each of (b)-(e) say where the
-cost is.
+5 %. How steady the machine itself was is measured just before the rounds
+(``cpu_steadiness``: a fixed loop on the clients' core, timed over one-second
+windows): a single round's ratio cannot be steadier than that. Client and broker
+CPU time per message of each of (b)-(e) say where the cost is.
 
 apps.send and apps.receive run with the settings they would read from the
 environment (``SEND_WINDOW``, ``RECEIVE_PREFETCH``, ``RECEIVE_ACK_EVERY``,
@@ -70,6 +72,7 @@ from benchmarks.common import (
     AGREEMENT,
     BENCH_DIR,
     apply_app_tuning,
+    cpu_steadiness,
     group_cpu,
     load_previous,
     machine,
@@ -405,6 +408,11 @@ def run(
             f"broker up at {url}; {rounds} rounds of {messages} messages per run, {queue_type} queues; "
             f"send window {settings['send_window']}, receive prefetch {settings['receive_prefetch']}"
         )
+        steadiness = cpu_steadiness()  # on the clients' core, just before the rounds
+        print(
+            f"  the clients' core ran a fixed loop at {steadiness['slowest_vs_median']:.2f}-"
+            f"{steadiness['fastest_vs_median']:.2f} x its median speed over {steadiness['windows']} 1-s windows"
+        )
         seed = seed_style(url, seed_messages)
         print(f"  (a) seed style        {seed:10.0f} msg/s  ({seed_messages} messages)")
         results = []
@@ -422,6 +430,7 @@ def run(
         version = rabbitmq_version(node)
     figures = report(results, seed, settings, messages, seed_messages, rounds, queue_type, version, previous)
     figures["load_average_before"] = round(load_before, 2)
+    figures["cpu_steadiness"] = steadiness
     return figures
 
 

@@ -50,6 +50,7 @@ MESSAGING_KEYS = (
     "spread_vs_previous",
     "cpu_us_per_msg",
     "load_average_before",
+    "cpu_steadiness",
     "targets_met",
 )
 CLUSTER_KEYS = (
@@ -284,6 +285,13 @@ def _single_node(m: dict, results: dict) -> str:
             f"({_pct(m['spread_vs_previous']['send_vs_fire_and_forget'])} and "
             f"{_pct(m['spread_vs_previous']['receive_vs_auto_ack'])} apart: "
             f"{'within' if agrees else '**not** within'} 5 %)"
+        )
+    steady = m.get("cpu_steadiness")
+    if steady:
+        spreads.append(
+            f"the machine itself: over {steady['windows']} one-second windows just before the rounds, a fixed "
+            f"CPU-bound loop on the clients' core ran at {steady['slowest_vs_median']:.2f} to "
+            f"{steady['fastest_vs_median']:.2f} x its median speed, so one round's ratio moves by as much"
         )
     if spreads:
         lines.append("How far the ratios move: " + "; ".join(spreads) + ".")

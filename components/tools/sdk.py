@@ -90,7 +90,7 @@ def document_inherited_fields() -> None:
         return
 
     def get_docstring(self: Any, typ: type, name: str) -> str | None:
-        with _gc_paused():
+        with gc_paused():
             found = original(self, typ, name)
         if found is not None:
             return found
@@ -105,8 +105,12 @@ def document_inherited_fields() -> None:
 
 
 @contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """No garbage collection (so no finalizer runs) in the block; as it was afterwards."""
+def gc_paused() -> Iterator[None]:
+    """No garbage collection (so no finalizer runs) in the block; as it was afterwards.
+
+    Wrap an ``ast.parse`` (or ``inspect.getsource``, which parses) in a process that ran Pulumi
+    programs: see ``document_inherited_fields`` for why a parse is not reentrant on CPython 3.11.
+    """
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -119,7 +123,7 @@ def _gc_paused() -> Iterator[None]:
 def _declared_bases(typ: type) -> list[type]:
     """The classes named as bases in ``typ``'s class statement (a TypedDict's __mro__ forgets them)."""
     try:
-        with _gc_paused():
+        with gc_paused():
             tree = ast.parse(textwrap.dedent(inspect.getsource(typ)))
     except (OSError, TypeError, SyntaxError):
         return []

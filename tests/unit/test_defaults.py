@@ -55,6 +55,7 @@ from seaport import (
     web_service,
 )
 from seaport.service import Volume
+from seaport.tools.sdk import gc_paused
 
 # "Default ``<literal>``", optionally followed by "(``<literal>`` for <case>)". "Default: ..." (with a colon)
 # describes a default that is not a literal (none, the component's name, ...).
@@ -108,7 +109,8 @@ def seaport_modules() -> list:
 
 @functools.cache
 def class_nodes(module_name: str) -> dict[str, ast.ClassDef]:
-    tree = ast.parse(inspect.getsource(sys.modules[module_name]))
+    with gc_paused():  # CPython 3.11's ast.parse is not reentrant (seaport.tools.sdk)
+        tree = ast.parse(inspect.getsource(sys.modules[module_name]))
     return {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
 
 

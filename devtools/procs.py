@@ -53,6 +53,7 @@ def child_env(explicit: Mapping[str, str | None] | None = None, /, **more: str |
 # Ports handed out by free_port(): below the kernel's ephemeral range (see there).
 LOWEST_TEST_PORT = 10000
 EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_handed_out: set[int] = set()  # free_port()'s ports so far in this process: each is handed out once
 
 
 def ephemeral_port_range() -> tuple[int, int]:
@@ -91,9 +92,6 @@ def free_port() -> int:
         _handed_out.add(port)
         return port
     return _kernel_port()
-
-
-_handed_out: set[int] = set()
 
 
 def _kernel_port() -> int:

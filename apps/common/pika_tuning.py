@@ -4,8 +4,8 @@ pika buffers every AMQP frame as its own chunk and sends the chunks one
 ``send()`` call at a time: a publish is three frames (method, header, body), so
 a sender at 30,000 messages/s makes 90,000 system calls a second, which is most
 of its CPU on a small machine and takes CPU from the broker on the same host.
-``coalesce_writes()`` makes the plaintext transport join what is buffered (up
-to 256 KiB) into one chunk before sending. The bytes on the wire are the same.
+``coalesce_writes()`` makes the plaintext transport join what is buffered into
+chunks of up to 256 KiB before sending. The bytes on the wire are the same.
 
 It replaces a private method, so it is pinned: by default it is installed only
 on the pika releases in ``TESTED_PIKA_VERSIONS`` (the transport code is the same
@@ -67,14 +67,29 @@ def coalesce_writes(mode: str | None = None) -> bool:
     def _produce(self) -> None:
         buffers = getattr(self, "_tx_buffers", None)
         if buffers is not None and len(buffers) > 1 and isinstance(self, plaintext):
-            chunks, size = [], 0
-            while buffers and size < MAX_COALESCED_BYTES:
-                chunk = buffers.popleft()
-                chunks.append(chunk)
-                size += len(chunk)
-            buffers.appendleft(b"".join(chunks))
+            # All of the buffer, not just its head: pika's loop sends chunk after chunk until the socket is
+            # full, so frames left unjoined behind a first large chunk would each cost a send() (and a TCP
+            # segment the broker reads on its own), which is what a sender with a full window has buffered.
+            joined = _joined(buffers)
+            buffers.clear()
+            buffers.extend(joined)
         original(self)
 
     _produce.original = original
     base._produce = _produce
     return True
+
+
+def _joined(chunks) -> list[bytes]:
+    """``chunks`` joined, in order, into as few as possible of at most MAX_COALESCED_BYTES (a larger one alone)."""
+    joined: list[bytes] = []
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if pending and size + len(chunk) > MAX_COALESCED_BYTES:
+            joined.append(b"".join(pending))
+            pending, size = [], 0
+        pending.append(chunk)
+        size += len(chunk)
+    joined.append(b"".join(pending))
+    return joined

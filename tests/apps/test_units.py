@@ -19,7 +19,7 @@ from pika.spec import Basic
 
 from apps.common.config import ConfigError
 from apps.common.discovery import ConsulDiscovery
-from apps.common.pika_tuning import TESTED_PIKA_VERSIONS, coalesce_writes
+from apps.common.pika_tuning import MAX_COALESCED_BYTES, TESTED_PIKA_VERSIONS, coalesce_writes
 from apps.common.rabbitmq import (
     POISON_HEADER,
     Backoff,
@@ -722,6 +722,19 @@ def test_coalesced_writes_send_buffered_frames_in_one_call(stock_pika):
     assert sent_chunks([b"method", b"header", b"body"]) == [b"methodheaderbody"]
     assert coalesce_writes("on")  # installing twice does not wrap twice
     assert sent_chunks([b"a", b"b"]) == [b"ab"]
+
+
+def test_a_full_window_buffered_goes_out_in_few_large_writes(stock_pika):
+    # A sender with a full window has far more than one chunk's worth buffered when the socket turns writable:
+    # all of it is joined (not only the first 256 KiB, leaving thousands of frames to a send() each).
+    assert coalesce_writes("on")
+    frames = [bytes([n % 251]) * 100 for n in range(6000)]  # 2000 messages of 3 frames: ~600 KB
+    sent = sent_chunks(frames)
+    assert b"".join(sent) == b"".join(frames)  # the same bytes, in order
+    assert len(sent) == -(-len(b"".join(frames)) // MAX_COALESCED_BYTES)  # as few writes as the cap allows
+    assert all(len(chunk) <= MAX_COALESCED_BYTES for chunk in sent)
+    huge = b"x" * (MAX_COALESCED_BYTES + 1)  # a frame over the cap is sent whole, on its own
+    assert sent_chunks([b"a", huge, b"b"]) == [b"a", huge, b"b"]
 
 
 def test_coalescing_is_pinned_to_tested_pika_releases(monkeypatch, stock_pika):

@@ -75,13 +75,16 @@ def free_port() -> int:
     it, and the restart fails with EADDRINUSE. A port below that range is never taken that way.
 
     A port is handed out once per process: several servers of one test (a cluster's nodes) each
-    get their own, even before the first of them binds.
+    get their own, even before the first of them binds. Test processes running side by side
+    (pytest-xdist workers) draw from slices of their own (``port_slice``), so two of them never
+    hand out the same port either.
     """
     low = ephemeral_port_range()[0]
     if low - LOWEST_TEST_PORT < 1000:  # an unusual kernel setting: no room below the range
         return _kernel_port()
+    first, end = port_slice(LOWEST_TEST_PORT, low)
     for _ in range(200):
-        port = random.randrange(LOWEST_TEST_PORT, low)  # noqa: S311 (spreads test ports; not a secret)
+        port = random.randrange(first, end)  # noqa: S311 (spreads test ports; not a secret)
         if port in _handed_out:
             continue
         with socket.socket() as sock:
@@ -92,6 +95,19 @@ def free_port() -> int:
         _handed_out.add(port)
         return port
     return _kernel_port()
+
+
+def port_slice(low: int, high: int, environ=os.environ) -> tuple[int, int]:
+    """This process's share ``[first, end)`` of ports ``[low, high)``: all of it, or one worker's slice.
+
+    pytest-xdist names its workers gw0, gw1, ... in ``PYTEST_XDIST_WORKER`` and their count in
+    ``PYTEST_XDIST_WORKER_COUNT``."""
+    worker, count = environ.get("PYTEST_XDIST_WORKER", ""), environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit() and count.isdigit() and int(worker[2:]) < int(count)):
+        return low, high
+    size = (high - low) // int(count)
+    first = low + int(worker[2:]) * size
+    return first, first + size
 
 
 def _kernel_port() -> int:

@@ -11,10 +11,11 @@ trustme), as the infrastructure's internal CA issues the broker's for
 Likewise one three-node cluster (devtools.rabbitmq_cluster) serves every
 cluster test of the session; the ``cluster`` fixture starts again whatever node
 a previous test left down and waits until the cluster is whole. Booting it
-takes 20-30 s of mostly one busy core per node, so when the session has
-cluster tests they run last, and the cluster starts booting in the background
+takes 20-30 s of mostly one busy core per node, so in a single pytest process
+the cluster tests run last, and the cluster starts booting in the background
 as soon as the tests are collected, while the others run (pytest itself keeps
-one core busy; the machine has two).
+one core busy; the machine has two). Under ``make test``'s workers the cluster
+tests form one group that starts first, and only their worker boots a cluster.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from apps.common.contract import broker as contract
 from devtools import rabbitmq
 from devtools.rabbitmq_cluster import RabbitMQCluster
 from tests.apps.helpers import ClusterMessaging, Messaging, TlsMessaging
+from tests.conftest import running_in_a_worker
 
 
 @pytest.fixture(scope="session")
@@ -108,12 +110,21 @@ _boot: ClusterBoot | None = None
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Cluster tests last, and the cluster booting meanwhile (see the module docstring)."""
+    """Cluster tests last, and the cluster booting meanwhile (see the module docstring).
+
+    In pytest-xdist workers (``make test``), every worker collects every test and only one runs the cluster's:
+    they form one group, first in line (the longest piece of work starts first), and the cluster boots when
+    the first of them asks for it, on that worker only."""
     global _boot
     needs_cluster = [item for item in items if "rabbitmq_cluster" in getattr(item, "fixturenames", ())]
     if not needs_cluster or not rabbitmq.available():
         return
     others = [item for item in items if item not in needs_cluster]
+    if running_in_a_worker():
+        for item in needs_cluster:
+            item.add_marker(pytest.mark.xdist_group("rabbitmq-cluster"))
+        items[:] = needs_cluster + others
+        return
     items[:] = others + needs_cluster
     if _boot is None:
         _boot = ClusterBoot()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 import subprocess
@@ -78,3 +79,27 @@ def test_free_port_skips_a_bound_port_and_never_hands_a_port_out_twice(monkeypat
         first = procs.free_port()
         assert first == other  # the bound port was skipped
         assert procs.free_port() not in (busy, first)  # and a port is never handed out twice
+
+
+def test_parallel_test_workers_draw_ports_from_slices_that_do_not_overlap():
+    # Under pytest-xdist every worker is a process of its own: a port handed out once per process is not
+    # enough, two workers could draw the same port before either binds it.
+    count = 3
+    slices = [
+        procs.port_slice(10000, 32768, {"PYTEST_XDIST_WORKER": f"gw{n}", "PYTEST_XDIST_WORKER_COUNT": str(count)})
+        for n in range(count)
+    ]
+    assert all(end - first >= 7000 for first, end in slices)
+    assert all(end <= next_first for (_, end), (next_first, _) in itertools.pairwise(slices))
+    assert slices[0][0] >= 10000 and slices[-1][1] <= 32768
+    assert procs.port_slice(10000, 32768, {}) == (10000, 32768)  # a run without workers: the whole range
+    assert procs.port_slice(10000, 32768, {"PYTEST_XDIST_WORKER": "master"}) == (10000, 32768)
+
+
+def test_free_port_stays_in_this_workers_slice(monkeypatch):
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
+    monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "2")
+    low, _ = procs.ephemeral_port_range()
+    first, end = procs.port_slice(procs.LOWEST_TEST_PORT, low)
+    assert first > procs.LOWEST_TEST_PORT
+    assert all(first <= procs.free_port() < end for _ in range(20))

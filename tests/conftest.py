@@ -1,10 +1,10 @@
 """Fixtures shared by every test suite, and how ``make test`` spreads the tests over processes.
 
-``make test`` runs the suite in a few pytest-xdist workers (``--dist loadgroup``): most tests wait on
-brokers, browsers and timeouts rather than on a core. A module's tests stay together on one worker, so
-its module-scoped fixtures (plans of the whole program, a built wheel) are made once; tests that share
-something bigger than a module say so with their own ``xdist_group`` (the RabbitMQ cluster's tests).
-Without workers (``pytest`` alone, or ``-p no:xdist``) nothing here changes the order.
+``make test`` runs the suite in a few pytest-xdist workers: most tests wait on brokers, browsers and
+timeouts rather than on a core. The work is handed out a module at a time, so a module's module-scoped
+fixtures (plans of the whole program, a built wheel) are made once, and the modules that use the
+session's RabbitMQ cluster go to one worker together (``CLUSTER_MODULES``), the only one that boots it.
+Without workers (``pytest`` alone, or ``-p no:xdist``) nothing here changes anything.
 """
 
 import os
@@ -22,16 +22,29 @@ def fake_consul():
     consul.stop()
 
 
+# The test modules that use the session's three-node RabbitMQ cluster (the ``rabbitmq_cluster`` fixture,
+# tests/apps/conftest.py, which refuses to run a cluster test from any other module under workers).
+CLUSTER_MODULES = frozenset({"tests/apps/test_cluster.py", "tests/apps/test_cluster_cleanup.py"})
+
+
 def running_in_a_worker() -> bool:
     """Whether this process is a pytest-xdist worker (which collects the whole suite, like every other)."""
     return "PYTEST_XDIST_WORKER" in os.environ
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_collection_modifyitems(session, config, items):
-    """In a worker: every test without a group of its own is grouped with its module's tests."""
-    if not running_in_a_worker():
-        return
-    for item in items:
-        if item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+def work_unit(nodeid: str) -> str:
+    """What is handed to one worker as a whole: the cluster's modules together, else a test's module."""
+    module = nodeid.split("::", 1)[0]
+    return "rabbitmq-cluster" if module in CLUSTER_MODULES else module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """Workers get whole work units (``work_unit``), in the order the workers collected them."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class WorkUnitScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return WorkUnitScheduling(config, log)

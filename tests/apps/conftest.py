@@ -30,7 +30,7 @@ from apps.common.contract import broker as contract
 from devtools import rabbitmq
 from devtools.rabbitmq_cluster import RabbitMQCluster
 from tests.apps.helpers import ClusterMessaging, Messaging, TlsMessaging
-from tests.conftest import running_in_a_worker
+from tests.conftest import CLUSTER_MODULES, running_in_a_worker, work_unit
 
 
 @pytest.fixture(scope="session")
@@ -112,19 +112,24 @@ _boot: ClusterBoot | None = None
 def pytest_collection_modifyitems(session, config, items):
     """Cluster tests last, and the cluster booting meanwhile (see the module docstring).
 
-    In pytest-xdist workers (``make test``), every worker collects every test and only one runs the cluster's:
-    they form one group, first in line (the longest piece of work starts first), and the cluster boots when
-    the first of them asks for it, on that worker only."""
+    In pytest-xdist workers (``make test``), every worker collects every test and only one runs the cluster's
+    (their modules are one work unit: tests/conftest.py): they come first in line (the longest piece of work
+    starts first), and the cluster boots when the first of them asks for it, on that worker only."""
     global _boot
     needs_cluster = [item for item in items if "rabbitmq_cluster" in getattr(item, "fixturenames", ())]
     if not needs_cluster or not rabbitmq.available():
         return
-    others = [item for item in items if item not in needs_cluster]
     if running_in_a_worker():
-        for item in needs_cluster:
-            item.add_marker(pytest.mark.xdist_group("rabbitmq-cluster"))
-        items[:] = needs_cluster + others
+        strays = sorted({item.nodeid.split("::", 1)[0] for item in needs_cluster} - CLUSTER_MODULES)
+        if strays:
+            raise pytest.UsageError(
+                f"{', '.join(strays)} use the RabbitMQ cluster: add them to CLUSTER_MODULES in tests/conftest.py, "
+                "or every worker that runs one boots a cluster of its own"
+            )
+        cluster_first = sorted(items, key=lambda item: work_unit(item.nodeid) != work_unit(needs_cluster[0].nodeid))
+        items[:] = cluster_first
         return
+    others = [item for item in items if item not in needs_cluster]
     items[:] = others + needs_cluster
     if _boot is None:
         _boot = ClusterBoot()

@@ -59,8 +59,8 @@ sysdeps:
 
 ## test: the whole suite (unit tests with mocks, apps against a real broker, browser)
 # In TEST_WORKERS processes (pytest-xdist): most tests wait on brokers, browsers and timeouts, so three
-# workers on two cores finish in about 60 % of the time of one (5.5 against 9.4 minutes here). A worker gets a module at a time
-# (the cluster's modules together, first: tests/conftest.py). TEST_WORKERS=0: one process.
+# workers on two cores take about 60 % of the time of one (5.5 against 9.4 minutes here). A worker gets
+# a module at a time, the cluster's modules together and first (tests/conftest.py). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 3
 test: $(VENV)/.stamp sysdeps
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder

@@ -32,10 +32,18 @@ def running_in_a_worker() -> bool:
     return "PYTEST_XDIST_WORKER" in os.environ
 
 
+CLUSTER_UNIT = "rabbitmq-cluster"  # the work unit of CLUSTER_MODULES
+
+
+def module_of(nodeid: str) -> str:
+    """The test module a node id is in (``tests/apps/test_cluster.py::test_x`` -> ``tests/apps/test_cluster.py``)."""
+    return nodeid.split("::", 1)[0]
+
+
 def work_unit(nodeid: str) -> str:
     """What is handed to one worker as a whole: the cluster's modules together, else a test's module."""
-    module = nodeid.split("::", 1)[0]
-    return "rabbitmq-cluster" if module in CLUSTER_MODULES else module
+    module = module_of(nodeid)
+    return CLUSTER_UNIT if module in CLUSTER_MODULES else module
 
 
 @pytest.hookimpl(optionalhook=True)

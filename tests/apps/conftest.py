@@ -30,7 +30,7 @@ from apps.common.contract import broker as contract
 from devtools import rabbitmq
 from devtools.rabbitmq_cluster import RabbitMQCluster
 from tests.apps.helpers import ClusterMessaging, Messaging, TlsMessaging
-from tests.conftest import CLUSTER_MODULES, running_in_a_worker, work_unit
+from tests.conftest import CLUSTER_MODULES, CLUSTER_UNIT, module_of, running_in_a_worker, work_unit
 
 
 @pytest.fixture(scope="session")
@@ -120,14 +120,13 @@ def pytest_collection_modifyitems(session, config, items):
     if not needs_cluster or not rabbitmq.available():
         return
     if running_in_a_worker():
-        strays = sorted({item.nodeid.split("::", 1)[0] for item in needs_cluster} - CLUSTER_MODULES)
+        strays = sorted({module_of(item.nodeid) for item in needs_cluster} - CLUSTER_MODULES)
         if strays:
             raise pytest.UsageError(
                 f"{', '.join(strays)} use the RabbitMQ cluster: add them to CLUSTER_MODULES in tests/conftest.py, "
                 "or every worker that runs one boots a cluster of its own"
             )
-        cluster_first = sorted(items, key=lambda item: work_unit(item.nodeid) != work_unit(needs_cluster[0].nodeid))
-        items[:] = cluster_first
+        items.sort(key=lambda item: work_unit(item.nodeid) != CLUSTER_UNIT)  # stable: the cluster's unit first
         return
     others = [item for item in items if item not in needs_cluster]
     items[:] = others + needs_cluster

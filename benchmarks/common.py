@@ -73,8 +73,9 @@ def cpu_steadiness(windows: int = 8, window_s: float = 1.0) -> dict:
     """How steady this process's core is: a fixed CPU-bound loop, counted over ``windows`` windows.
 
     On a shared VM a core's speed moves with what its neighbours do (no steal time shows it: the
-    same work simply takes longer). The paired ratios compare runs made seconds apart, so a single
-    round's ratio cannot be steadier than this; the medians of several rounds are.
+    same work simply takes longer). A ratio of runs made seconds apart, one after the other, cannot be
+    steadier than this in a single round; the medians of several rounds are, and so are runs that take
+    turns on the core (benchmarks.turns).
     """
     counts = []
     for _ in range(windows):

@@ -17,9 +17,14 @@ node and, against it, measures:
 as they go) over the same pika transport, so the ratio is the price of
 confirms; (d) and (e) drain the same number of the same messages. A round
 publishes (b) (c) (c) (b), each run ``--messages`` messages (seconds each) to
-its own queue, then drains them in the same mirrored order, (d) (e) (e) (d):
-a load that rises or falls steadily during the round weighs the same on both
-sides, and a round's ratio compares runs made seconds apart. The median of the
+its own queue: a load that rises or falls steadily during the round weighs the
+same on both sides. Then it drains them in two pairs, (d) with (e), then (e)
+with (d), the two consumers of a pair taking turns on the client core every
+``--drain-slice`` seconds (benchmarks.turns; each is timed over the seconds
+it held the core). Draining is bound by that core, whose speed here switches
+between two levels within a second or so: taking turns, both consumers run on
+the same machine, where consumers run one after the other for seconds each
+moved their ratio by 10 % from round to round. The median of the
 ``--rounds`` rounds' ratios is reported (the machine is shared: a single best
 or worst round says more about the neighbours than about the code). ``lost``
 is the ids (c) confirmed that (e) never recorded. Fire-and-forget has no such
@@ -32,8 +37,10 @@ interleaved series (even and odd rounds), whose medians are compared
 (the report this run replaces; ``spread_vs_previous``). Both should stay within
 5 %. How steady the machine itself was is measured just before the rounds
 (``cpu_steadiness``: a fixed loop on the clients' core, timed over one-second
-windows): a single round's ratio cannot be steadier than that. Client and broker
-CPU time per message of each of (b)-(e) say where the cost is.
+windows): a round's send ratio, of runs made one after the other, cannot be
+steadier than that. Client and broker
+CPU time per message of each of (b)-(e) say where the cost is (the broker's for
+(d) and (e) together: it serves them at once).
 
 apps.send and apps.receive run with the settings they would read from the
 environment (``SEND_WINDOW``, ``RECEIVE_PREFETCH``, ``RECEIVE_ACK_EVERY``,
@@ -78,11 +85,11 @@ from benchmarks.common import (
     machine,
     median,
     now_utc,
-    own_cpu,
     pin_group,
     spread,
     write_report,
 )
+from benchmarks.turns import ALONE, SLICE_SECONDS, Turn, Turns
 from devtools.rabbitmq import RabbitMQNode
 
 TARGETS = {
@@ -237,8 +244,8 @@ def send_with_confirms(url: str, queue: QueueSettings, count: int, run_id: str, 
 # -- (d) ---------------------------------------------------------------------------------
 
 
-def auto_ack_consumer(url: str, queue: str, count: int) -> float:
-    """Messages/s of a consumer with auto-ack (the broker forgets each message as it sends it)."""
+def auto_ack_consumer(url: str, queue: str, count: int, turn: Turn = ALONE) -> float:
+    """Messages/s of a consumer with auto-ack (the broker forgets each message as it sends it), timed in ``turn``."""
     timing: dict[str, float] = {}
     received = 0
 
@@ -248,6 +255,7 @@ def auto_ack_consumer(url: str, queue: str, count: int) -> float:
     def on_channel(channel):
         timing["start"] = time.monotonic()
         channel.basic_consume(queue, on_message, auto_ack=True)
+        turn.take_turns(channel.connection.ioloop)
 
     def on_message(channel, method, properties, body):
         nonlocal received
@@ -257,7 +265,7 @@ def auto_ack_consumer(url: str, queue: str, count: int) -> float:
             channel.connection.close()
 
     run_until_closed(url, on_open)
-    return count / (timing["end"] - timing["start"])
+    return count / turn.elapsed(timing["start"], timing["end"])
 
 
 # -- (e) ---------------------------------------------------------------------------------
@@ -269,15 +277,17 @@ class TimedConsumer(Consumer):
     The count is checked where acks are sent (every ``ack_every`` messages, or at the end of a burst), not
     per message: the benchmark should not add a call to every delivery of what it measures."""
 
-    def __init__(self, *args, expect: int, **kwargs):
+    def __init__(self, *args, expect: int, turn: Turn = ALONE, **kwargs):
         super().__init__(*args, **kwargs)
         self.expect = expect
+        self.turn = turn
         self.consume_started: float | None = None
         self.done_at: float | None = None
 
     def on_ready(self) -> None:
         self.consume_started = time.monotonic()
         super().on_ready()
+        self.turn.take_turns(self.connection.ioloop)
 
     def _flush_acks(self) -> None:
         super()._flush_acks()
@@ -287,14 +297,22 @@ class TimedConsumer(Consumer):
 
 
 def receive_with_acks(
-    url: str, queue: QueueSettings, count: int, record: Path, prefetch: int | None = None, ack_every: int | None = None
+    url: str,
+    queue: QueueSettings,
+    count: int,
+    record: Path,
+    prefetch: int | None = None,
+    ack_every: int | None = None,
+    turn: Turn = ALONE,
 ) -> float:
-    """Messages/s of apps.receive's Consumer (its defaults unless given: prefetch, batched acks), with --record."""
+    """Messages/s of apps.receive's Consumer (its defaults unless given: prefetch, batched acks), with --record,
+    timed in ``turn``."""
     consumer = TimedConsumer(
         BrokerSettings(url=url, retry_seconds=10),
         queue,
         record=record,
         expect=count,
+        turn=turn,
         ack_every=ack_every,
         **({"prefetch": prefetch} if prefetch else {}),
     )
@@ -302,7 +320,7 @@ def receive_with_acks(
     consumer.close()
     if code != 0 or consumer.done_at is None:
         raise RuntimeError(f"apps.receive exited {code} after {consumer.processed}/{count} messages")
-    return count / (consumer.done_at - consumer.consume_started)
+    return count / turn.elapsed(consumer.consume_started, consumer.done_at)
 
 
 # -- the run -----------------------------------------------------------------------------
@@ -333,16 +351,20 @@ def delete_queues(url: str, *queues: QueueSettings) -> None:
         connection.close()
 
 
-# A round: publish (b) (c) (c) (b), then drain in the same mirrored order, (d) after (b), (e) after (c).
-SCHEDULE = (("b", 0), ("c", 0), ("c", 1), ("b", 1), ("d", 0), ("e", 0), ("e", 1), ("d", 1))
+# A round publishes (b) (c) (c) (b), one after the other, then drains (b)'s and (c)'s queues in two pairs, the
+# consumers of a pair taking turns on the client core: (d) with (e) first, then (e) with (d).
+PUBLISH = (("b", 0), ("c", 0), ("c", 1), ("b", 1))
+DRAIN = (("d", "e"), ("e", "d"))
 
 
 def run_round(url: str, round_no: int, messages: int, queue_type: str, work_dir: Path, broker_pgid: int, settings):
-    """One round: (b) (c) (c) (b), then (d) (e) (e) (d) draining them; rates, CPU per message, ids.
+    """One round: (b) (c) (c) (b), then (d) with (e) and (e) with (d) draining them; rates, CPU per message, ids.
 
-    Each side runs twice, in mirrored order (ABBA), so a load that rises or falls
-    steadily during the round weighs the same on both: a round's rate of a side is
-    the mean of its two runs."""
+    Publishing is bound by the broker, which goes on with a publisher's backlog whatever the client does, so
+    (b) and (c) run one after the other, in mirrored order (ABBA): a load that rises or falls steadily during
+    the round weighs the same on both. Draining is bound by the client's core, whose speed changes within a
+    second here, so (d) and (e) take turns on it in slices of ``settings["drain_slice_s"]``
+    (benchmarks.turns): both run on the same machine. A round's rate of a side is the mean of its two runs."""
     ff_queues = [QueueSettings(f"bench-ff-{round_no}-{i}", queue_type) for i in (1, 2)]
     send_queues = [QueueSettings(f"bench-send-{round_no}-{i}", queue_type) for i in (1, 2)]
     run_ids = [f"bench{round_no}x{i}" for i in (1, 2)]
@@ -354,23 +376,40 @@ def run_round(url: str, round_no: int, messages: int, queue_type: str, work_dir:
 
     window, prefetch, ack_every = settings["send_window"], settings["receive_prefetch"], settings["receive_ack_every"]
 
-    def leg(key: str, i: int) -> tuple[float, int]:
-        """(rate, messages) of one run of ``key`` on the i-th queue of its side."""
+    def leg(key: str, i: int, turn: Turn = ALONE) -> tuple[float, int, float]:
+        """(rate, messages, client CPU seconds) of one run of ``key`` on the i-th queue of its side."""
+        cpu = time.thread_time()  # this leg's thread only: in a pair, the other leg runs in another
         if key == "b":
             rate, queued[i] = fire_and_forget(url, ff_queues[i], messages)
-            return rate, messages
-        if key == "c":
-            return send_with_confirms(url, send_queues[i], messages, run_ids[i], window), messages
-        if key == "d":
-            return auto_ack_consumer(url, ff_queues[i].name, queued[i]), queued[i]
-        return receive_with_acks(url, send_queues[i], messages, records[i], prefetch, ack_every), messages
+            count = messages
+        elif key == "c":
+            rate, count = send_with_confirms(url, send_queues[i], messages, run_ids[i], window), messages
+        elif key == "d":
+            rate, count = auto_ack_consumer(url, ff_queues[i].name, queued[i], turn), queued[i]
+        else:
+            rate = receive_with_acks(url, send_queues[i], messages, records[i], prefetch, ack_every, turn)
+            count = messages
+        return rate, count, time.thread_time() - cpu
 
-    for key, i in SCHEDULE:
-        client, broker = own_cpu(), group_cpu(broker_pgid)
-        rate, count = leg(key, i)
-        client_us[key].append((own_cpu() - client) / count * 1e6)
-        broker_us[key].append((group_cpu(broker_pgid) - broker) / count * 1e6)
+    def note(key: str, rate: float, count: int, client_s: float) -> None:
         runs[key].append(rate)
+        client_us[key].append(client_s / count * 1e6)
+
+    for key, i in PUBLISH:
+        broker = group_cpu(broker_pgid)
+        rate, count, client_s = leg(key, i)
+        note(key, rate, count, client_s)
+        broker_us[key].append((group_cpu(broker_pgid) - broker) / count * 1e6)
+    for i, order in enumerate(DRAIN):
+        broker = group_cpu(broker_pgid)
+        legs = {key: (lambda turn, key=key, i=i: leg(key, i, turn)) for key in order}
+        pair = Turns(settings["drain_slice_s"]).run(legs)
+        for key in order:
+            note(key, *pair[key])
+        # The broker serves both consumers of a pair at once: its CPU is theirs together.
+        together = (group_cpu(broker_pgid) - broker) / sum(count for _, count, _ in pair.values()) * 1e6
+        broker_us["d"].append(together)
+        broker_us["e"].append(together)
     delete_queues(url, *ff_queues, *send_queues)
     return {
         "rates": {key: sum(values) / len(values) for key, values in runs.items()},
@@ -388,9 +427,17 @@ def ratios_of(rates: dict[str, float]) -> dict[str, float]:
 
 
 def run(
-    messages: int, seed_messages: int, rounds: int, queue_type: str, work_dir: Path, previous: dict | None, pin: bool
+    messages: int,
+    seed_messages: int,
+    rounds: int,
+    queue_type: str,
+    work_dir: Path,
+    previous: dict | None,
+    pin: bool,
+    drain_slice: float = SLICE_SECONDS,
 ):
     settings = app_settings()
+    settings["drain_slice_s"] = drain_slice
     started = time.monotonic()
     load_before = os.getloadavg()[0]  # what else runs on the machine (this benchmark has not started yet)
     cpus = sorted(os.sched_getaffinity(0))
@@ -406,7 +453,8 @@ def run(
             os.sched_setaffinity(0, {cpus[0]})
         print(
             f"broker up at {url}; {rounds} rounds of {messages} messages per run, {queue_type} queues; "
-            f"send window {settings['send_window']}, receive prefetch {settings['receive_prefetch']}"
+            f"send window {settings['send_window']}, receive prefetch {settings['receive_prefetch']}; "
+            f"(d) and (e) take turns every {drain_slice * 1000:g} ms"
         )
         steadiness = cpu_steadiness()  # on the clients' core, just before the rounds
         print(
@@ -555,10 +603,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8, help="rounds of (b)-(e); medians are reported (8)")
     parser.add_argument("--queue-type", choices=("quorum", "classic"), default="quorum")
     parser.add_argument(
+        "--drain-slice",
+        type=float,
+        default=SLICE_SECONDS,
+        help=f"seconds (d) and (e) hold the client core before handing it on ({SLICE_SECONDS})",
+    )
+    parser.add_argument(
         "--no-pin", action="store_true", help="let broker and clients share every core (default: one core each)"
     )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "messaging.json")
     args = parser.parse_args(argv)
+    if not args.drain_slice > 0:
+        parser.error(f"--drain-slice must be a number of seconds > 0, got {args.drain_slice}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.CRITICAL)
 
@@ -566,7 +622,14 @@ def main(argv: list[str] | None = None) -> int:
     previous = load_previous(args.out)
     with tempfile.TemporaryDirectory(prefix="seaport-bench-") as work_dir:
         report = run(
-            args.messages, args.seed_messages, args.rounds, args.queue_type, Path(work_dir), previous, not args.no_pin
+            args.messages,
+            args.seed_messages,
+            args.rounds,
+            args.queue_type,
+            Path(work_dir),
+            previous,
+            not args.no_pin,
+            args.drain_slice,
         )
     report["settings"]["set_by_benchmark"] = tuned
     print_table(report)

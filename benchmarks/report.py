@@ -249,10 +249,18 @@ def _single_node(m: dict, results: dict) -> str:
         if settings.get("pinned")
         else ""
     )
+    drain_slice = settings.get("drain_slice_s")
+    drains = (
+        f"then drains them in two pairs, (d) with (e) and (e) with (d), the two consumers of a pair taking turns on "
+        f"the client core every {drain_slice * 1000:g} ms (each is timed over its own turns: this machine's core "
+        "speed changes within a second, and so both run on the same machine; the broker's CPU is theirs together)"
+        if drain_slice
+        else "then drains them (d) (e) (e) (d)"
+    )
     lines = [
         "#### One node: what the guarantees cost",
         f"{m['rounds']} rounds; a round publishes (b) (c) (c) (b), {m['messages']:,} messages per run, each to "
-        f"its own {m['queue_type']} queue, then drains them (d) (e) (e) (d); a ratio is the median of the rounds' "
+        f"its own {m['queue_type']} queue, {drains}; a ratio is the median of the rounds' "
         f"ratios. apps.receive acks after {ack_every} messages at most.{tuning}{pinned}"
         + (
             f" The machine's load average was {load:.1f} just before the benchmark started its broker (other work "

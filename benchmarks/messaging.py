@@ -23,8 +23,8 @@ with (d), the two consumers of a pair taking turns on the client core every
 ``--drain-slice`` seconds (benchmarks.turns; each is timed over the seconds
 it held the core). Draining is bound by that core, whose speed here switches
 between two levels within a second or so: taking turns, both consumers run on
-the same machine, where consumers run one after the other for seconds each
-moved their ratio by 10 % from round to round. The median of the
+the same machine (run one after the other for seconds each, their ratio moved
+by 10 % from round to round; in turns, by 1-2 %). The median of the
 ``--rounds`` rounds' ratios is reported (the machine is shared: a single best
 or worst round says more about the neighbours than about the code). ``lost``
 is the ids (c) confirmed that (e) never recorded. Fire-and-forget has no such
@@ -38,9 +38,9 @@ interleaved series (even and odd rounds), whose medians are compared
 5 %. How steady the machine itself was is measured just before the rounds
 (``cpu_steadiness``: a fixed loop on the clients' core, timed over one-second
 windows): a round's send ratio, of runs made one after the other, cannot be
-steadier than that. Client and broker
-CPU time per message of each of (b)-(e) say where the cost is (the broker's for
-(d) and (e) together: it serves them at once).
+steadier than that. Client and broker CPU time per message of each of (b)-(e)
+say where the cost is (the broker's for (d) and (e) together: it serves them at
+once).
 
 apps.send and apps.receive run with the settings they would read from the
 environment (``SEND_WINDOW``, ``RECEIVE_PREFETCH``, ``RECEIVE_ACK_EVERY``,

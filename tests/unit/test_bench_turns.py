@@ -39,6 +39,7 @@ def busy_leg(cpu_seconds: float, fail: bool = False):
             raise RuntimeError("the leg failed")
         return {
             "turn": turn,
+            "span": (started, finished["at"]),
             "wall": finished["at"] - started,
             "held": turn.elapsed(started, finished["at"]),
             "cpu": time.thread_time() - cpu_at_start,
@@ -60,9 +61,13 @@ def test_legs_hold_the_core_one_at_a_time_and_each_is_timed_over_its_own_turns()
     takers = [name for _, name in slices]
     assert sum(a != b for a, b in itertools.pairwise(takers)) >= 6  # they alternate, many times
     for leg in (first, second):
-        # Timed over its own turns: about the CPU it used, about half the wall time both took together.
-        assert leg["cpu"] * 0.8 <= leg["held"] <= leg["cpu"] * 1.5 + 0.02
+        # Timed over its own turns: at least the CPU it used (it works only while it holds the core), and
+        # well under its wall time, which includes the other's turns. (Not "about its CPU": other work on a
+        # loaded machine may take the core during a turn.)
+        assert leg["held"] >= leg["cpu"] * 0.9
         assert leg["held"] < leg["wall"] * 0.8
+    both_from, both_to = min(first["span"][0], second["span"][0]), max(first["span"][1], second["span"][1])
+    assert first["held"] + second["held"] <= both_to - both_from  # no time counted twice
 
 
 def test_a_leg_left_alone_keeps_the_core():

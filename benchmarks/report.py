@@ -299,7 +299,9 @@ def _single_node(m: dict, results: dict) -> str:
         spreads.append(
             f"the machine itself: over {steady['windows']} one-second windows just before the rounds, a fixed "
             f"CPU-bound loop on the clients' core ran at {steady['slowest_vs_median']:.2f} to "
-            f"{steady['fastest_vs_median']:.2f} x its median speed, so one round's ratio moves by as much"
+            f"{steady['fastest_vs_median']:.2f} x its median speed, so one round's ratio of runs made one after "
+            "the other (send's) moves by as much"
+            + ("; consumers taking turns run on the same machine" if m["settings"].get("drain_slice_s") else "")
         )
     if spreads:
         lines.append("How far the ratios move: " + "; ".join(spreads) + ".")

@@ -15,6 +15,7 @@ from devtools.procs import REPO_ROOT
 
 BENCH_DIR = REPO_ROOT / "build" / "bench"
 AGREEMENT = 0.05  # two runs (or two series of one run) agree when their ratios differ by at most 5 %
+RATIOS = ("send_vs_fire_and_forget", "receive_vs_auto_ack")  # the messaging benchmark's paired, per-round ratios
 _TICKS = os.sysconf("SC_CLK_TCK")
 # What the benchmarks run apps.send / apps.receive with, through the variables the apps read (a variable
 # already set in the environment wins). RECEIVE_PREFETCH 2000 (acks then go every 500 messages): with the

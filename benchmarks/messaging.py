@@ -78,6 +78,7 @@ from apps.send.publisher import Publisher
 from benchmarks.common import (
     AGREEMENT,
     BENCH_DIR,
+    RATIOS,
     apply_app_tuning,
     cpu_steadiness,
     group_cpu,
@@ -97,7 +98,6 @@ TARGETS = {
     "send_vs_seed_style": 50.0,
     "receive_vs_auto_ack": 0.85,
 }
-RATIOS = ("send_vs_fire_and_forget", "receive_vs_auto_ack")  # the paired, per-round ratios
 
 
 # -- (a) ---------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from benchmarks import charts
-from benchmarks.common import BENCH_DIR, load_previous, now_utc, shown
+from benchmarks.common import BENCH_DIR, RATIOS, load_previous, now_utc, shown
 from devtools.procs import REPO_ROOT
 
 DOCS_DIR = REPO_ROOT / "docs" / "performance"
@@ -77,7 +77,12 @@ def summary(bench_dir: Path) -> dict:
     machine = next(report["machine"] for report in present.values() if "machine" in report)
     results: dict = {"generated_at": now_utc(), "machine": machine}
     if reports["messaging"]:
-        results["messaging"] = {key: reports["messaging"].get(key) for key in MESSAGING_KEYS}
+        messaging = reports["messaging"]
+        results["messaging"] = {key: messaging.get(key) for key in MESSAGING_KEYS}
+        per_round = messaging.get("per_round") or {}
+        results["messaging"]["ratio_ranges"] = {
+            name: [min(per_round[name]), max(per_round[name])] for name in RATIOS if per_round.get(name)
+        }
     if reports["messaging_scaling"]:
         scaling = reports["messaging_scaling"]
         results["messaging_scaling"] = {key: scaling[key] for key in ("queue_type", "window_s", "send", "receive")}
@@ -271,6 +276,7 @@ def _single_node(m: dict, results: dict) -> str:
         "\n".join(rows),
         f"Lost: {m['lost']} of the messages `apps.send` had confirmed "
         f"({'target 0: met' if met['lost'] else 'target 0: **missed**'}).",
+        _broker_bound(m),
     ]
     spreads = []
     if m.get("series_spread"):
@@ -306,6 +312,24 @@ def _single_node(m: dict, results: dict) -> str:
     if spreads:
         lines.append("How far the ratios move: " + "; ".join(spreads) + ".")
     return "\n\n".join(lines)
+
+
+def _broker_bound(m: dict) -> str:
+    """What the broker's own cost of confirms allows (c), and how far the rounds' ratios ranged."""
+    broker = m["cpu_us_per_msg"]["broker"]
+    text = (
+        f"Per confirmed message the broker spends {broker['c']:.0f} µs of CPU, against {broker['b']:.0f} for "
+        f"fire-and-forget ({_pct(broker['c'] / broker['b'] - 1)} more): where the broker's core is the only "
+        f"limit, that alone holds (c) to about {broker['b'] / broker['c']:.2f} x (b), whatever the client does."
+    )
+    ranges = m.get("ratio_ranges") or {}
+    if len(ranges) == len(RATIOS):
+        (send_low, send_high), (receive_low, receive_high) = (ranges[name] for name in RATIOS)
+        text += (
+            f" The rounds' ratios ranged from {send_low:.3f} to {send_high:.3f} for send and from {receive_low:.3f}"
+            f" to {receive_high:.3f} for receive."
+        )
+    return text
 
 
 def _messaging_curve(s: dict, results: dict) -> str:

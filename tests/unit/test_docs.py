@@ -48,8 +48,23 @@ def test_performance_section_shows_the_committed_figures_and_targets():
     assert f"**{messaging['send_vs_fire_and_forget']:.3f} x**" in section
     assert f"**{messaging['receive_vs_auto_ack']:.3f} x**" in section
     assert results["machine"]["cpu"] in section
+    broker = messaging["cpu_us_per_msg"]["broker"]  # what the broker's cost of confirms leaves send
+    assert f"holds (c) to about {broker['b'] / broker['c']:.2f} x (b)" in section
+    low, high = messaging["ratio_ranges"]["send_vs_fire_and_forget"]
+    assert f"ranged from {low:.3f} to {high:.3f} for send" in section
     for name in ("messaging.svg", "portal-latency.svg", "portal-throughput.svg", "plan.svg"):
         assert f"(docs/performance/{name})" in section
+
+
+def test_the_summary_keeps_how_far_the_rounds_ratios_ranged(tmp_path):
+    import json
+
+    from benchmarks import report
+
+    per_round = {"send_vs_fire_and_forget": [0.9, 0.8, 1.01], "receive_vs_auto_ack": [0.88, 0.86], "b": [1.0]}
+    (tmp_path / "messaging.json").write_text(json.dumps({"machine": {"cpu": "x"}, "per_round": per_round}))
+    ranges = report.summary(tmp_path)["messaging"]["ratio_ranges"]
+    assert ranges == {"send_vs_fire_and_forget": [0.8, 1.01], "receive_vs_auto_ack": [0.86, 0.88]}
 
 
 def test_charts_are_deterministic_svg_with_nice_ticks():

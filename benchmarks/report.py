@@ -318,9 +318,10 @@ def _broker_bound(m: dict) -> str:
     """What the broker's own cost of confirms allows (c), and how far the rounds' ratios ranged."""
     broker = m["cpu_us_per_msg"]["broker"]
     text = (
-        f"Per confirmed message the broker spends {broker['c']:.0f} µs of CPU, against {broker['b']:.0f} for "
-        f"fire-and-forget ({_pct(broker['c'] / broker['b'] - 1)} more): where the broker's core is the only "
-        f"limit, that alone holds (c) to about {broker['b'] / broker['c']:.2f} x (b), whatever the client does."
+        f"Per confirmed message the broker spent {broker['c']:.0f} µs of CPU, against {broker['b']:.0f} for "
+        f"fire-and-forget ({_pct(broker['c'] / broker['b'] - 1)} more; measured in the same runs as the rates, "
+        f"so as unsteady): by that alone, where its core is the only limit, (c) reaches about "
+        f"{broker['b'] / broker['c']:.2f} x (b)."
     )
     ranges = m.get("ratio_ranges") or {}
     if len(ranges) == len(RATIOS):

@@ -1,35 +1,41 @@
 """Messaging throughput: the 2017 way, the naive fast way, and apps.send / apps.receive.
 
-``python -m benchmarks.messaging`` (``make bench``) starts one throwaway RabbitMQ
-node and, against it, measures:
+``python -m benchmarks.messaging`` (``make bench``) starts two throwaway RabbitMQ
+nodes and, against them, measures:
 
   (a) seed style: a new connection per message, as the original send.py did
       (non-durable classic queue, transient message; fewer messages, it is slow);
   (b) fire-and-forget: one connection, no confirms, persistent messages to a
       queue of the same type as (c), timed until the broker holds all of them;
   (c) apps.send: persistent messages, publisher confirms, bounded window, timed
-      until the last confirm (the apps' own Publisher, in this process);
+      until the last confirm (the apps' own Publisher);
   (d) an auto-ack consumer draining (b)'s queue;
   (e) apps.receive: prefetch, manual acks after processing, every id recorded
       to a file and flushed before its ack, draining (c)'s queue.
 
 (b) and (c) publish the same messages (apps.send's bodies and properties, built
 as they go) over the same pika transport, so the ratio is the price of
-confirms; (d) and (e) drain the same number of the same messages. A round
-publishes (b) (c) (c) (b), each run ``--messages`` messages (seconds each) to
-its own queue: a load that rises or falls steadily during the round weighs the
-same on both sides. Then it drains them in two pairs, (d) with (e), then (e)
-with (d), the two consumers of a pair taking turns on the client core every
-``--drain-slice`` seconds (benchmarks.turns; each is timed over the seconds
-it held the core). Draining is bound by that core, whose speed here switches
-between two levels within a second or so: taking turns, both consumers run on
-the same machine (run one after the other for seconds each, their ratio moved
-by 10 % from round to round; in turns, by 1-2 %). The median of the
-``--rounds`` rounds' ratios is reported (the machine is shared: a single best
-or worst round says more about the neighbours than about the code). ``lost``
-is the ids (c) confirmed that (e) never recorded. Fire-and-forget has no such
-guarantee: what the broker never queued of (b) is reported as
-``fire_and_forget_lost``.
+confirms; (d) and (e) drain the same number of the same messages.
+
+A round publishes in two pairs, (b) with (c), then (c) with (b), each run
+``--messages`` messages (seconds of its own) to its own queue. Publishing is
+bound by the broker, which goes on with a publisher's backlog whatever the
+client does, so each run of a pair has a broker node of its own (two nodes,
+swapping sides between the pairs) and a process of its own
+(benchmarks.publish_leg), and the two take turns on the whole machine every
+``--publish-slice`` seconds: the run holding it goes on while the other's
+client and node are stopped (SIGSTOP; benchmarks.freezing). Then the round
+drains the queues in two pairs, (d) with (e), then (e) with (d), the two
+consumers of a pair taking turns on the client core every ``--drain-slice``
+seconds (benchmarks.turns). Each run is timed over the seconds it held the
+machine (or the client core). Both ways, the two runs of a pair run on the
+same machine, whose core speed here switches between two levels within a
+second or so: run one after the other for seconds each, their ratio moved by
+10 % from round to round; in turns, by 1-4 %. The median of the ``--rounds``
+rounds' ratios is reported (the machine is shared: a single best or worst
+round says more about the neighbours than about the code). ``lost`` is the ids
+(c) confirmed that (e) never recorded. Fire-and-forget has no such guarantee:
+what the broker never queued of (b) is reported as ``fire_and_forget_lost``.
 
 How far the figures can be trusted is measured too: the rounds form two
 interleaved series (even and odd rounds), whose medians are compared
@@ -37,18 +43,17 @@ interleaved series (even and odd rounds), whose medians are compared
 (the report this run replaces; ``spread_vs_previous``). Both should stay within
 5 %. How steady the machine itself was is measured just before the rounds
 (``cpu_steadiness``: a fixed loop on the clients' core, timed over one-second
-windows): a round's send ratio, of runs made one after the other, cannot be
-steadier than that. Client and broker CPU time per message of each of (b)-(e)
-say where the cost is (the broker's for (d) and (e) together: it serves them at
-once).
+windows): what runs taking turns no longer feel. Client and broker CPU time per
+message of each of (b)-(e) say where the cost is (each run of a pair has its
+own broker node).
 
 apps.send and apps.receive run with the settings they would read from the
 environment (``SEND_WINDOW``, ``RECEIVE_PREFETCH``, ``RECEIVE_ACK_EVERY``,
 ``PIKA_COALESCE_WRITES``; their defaults otherwise), where the benchmarks set
 ``RECEIVE_PREFETCH=2000`` unless it is set (benchmarks.common.APP_TUNING); the
-report lists them. The broker gets one core (and one Erlang scheduler) and this
-process another (as deployed, the broker has its own machine; ``--no-pin``
-shares them).
+report lists them. The broker nodes get one core (and one Erlang scheduler each)
+and the clients another (as deployed, the broker has its own machine;
+``--no-pin`` shares them).
 
 Writes build/bench/messaging.json, prints a table, exits 1 if a target is missed:
 send >= 0.9 x fire-and-forget, send >= 50 x seed style, receive >= 0.85 x
@@ -59,6 +64,7 @@ of the previous run's.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import logging
 import os
@@ -90,6 +96,8 @@ from benchmarks.common import (
     spread,
     write_report,
 )
+from benchmarks.freezing import SLICE_SECONDS as PUBLISH_SLICE_SECONDS
+from benchmarks.freezing import Freezer, Leg
 from benchmarks.turns import ALONE, SLICE_SECONDS, Turn, Turns
 from devtools.rabbitmq import RabbitMQNode
 
@@ -119,8 +127,9 @@ def seed_style(url: str, count: int) -> float:
 # -- (b) ---------------------------------------------------------------------------------
 
 
-def fire_and_forget(url: str, queue: QueueSettings, count: int, chunk: int = 1000) -> tuple[float, int]:
-    """(messages/s, messages queued) publishing without confirms on one connection, until the queue stops growing.
+def fire_and_forget(url: str, queue: QueueSettings, count: int, chunk: int = 1000) -> tuple[float, float, int]:
+    """(start, end, messages queued) publishing without confirms on one connection: from the open channel
+    until the queue stops growing (``time.monotonic()``).
 
     Without confirms nothing says a message arrived: the rate counts what the broker queued.
     """
@@ -152,7 +161,7 @@ def fire_and_forget(url: str, queue: QueueSettings, count: int, chunk: int = 100
     with QueueDepth(url, queue.name) as depth:
         run_until_closed(url, on_open)
         queued, reached_at = depth.wait_for(count)
-    return queued / (reached_at - timing["start"]), queued
+    return timing["start"], reached_at, queued
 
 
 def run_until_closed(url: str, on_open) -> None:
@@ -229,6 +238,15 @@ class TimedPublisher(Publisher):
 
 def send_with_confirms(url: str, queue: QueueSettings, count: int, run_id: str, window: int | None = None) -> float:
     """Messages/s of apps.send's Publisher (its default window unless given), until the last confirm."""
+    start, end = timed_send(url, queue, count, run_id, window)
+    return count / (end - start)
+
+
+def timed_send(
+    url: str, queue: QueueSettings, count: int, run_id: str, window: int | None = None
+) -> tuple[float, float]:
+    """(start, end) of apps.send's Publisher (its default window unless given): from the open channel to the
+    last confirm (``time.monotonic()``)."""
     publisher = TimedPublisher(
         BrokerSettings(url=url, retry_seconds=10),
         queue,
@@ -238,7 +256,7 @@ def send_with_confirms(url: str, queue: QueueSettings, count: int, run_id: str, 
     code = publisher.run()
     if code != 0 or publisher.confirmed < count or publisher.done_at is None:
         raise RuntimeError(f"apps.send exited {code} with {publisher.confirmed}/{count} confirmed")
-    return count / (publisher.done_at - publisher.ready_at)
+    return publisher.ready_at, publisher.done_at
 
 
 # -- (d) ---------------------------------------------------------------------------------
@@ -351,66 +369,81 @@ def delete_queues(url: str, *queues: QueueSettings) -> None:
         connection.close()
 
 
-# A round publishes (b) (c) (c) (b), one after the other, then drains (b)'s and (c)'s queues in two pairs, the
-# consumers of a pair taking turns on the client core: (d) with (e) first, then (e) with (d).
-PUBLISH = (("b", 0), ("c", 0), ("c", 1), ("b", 1))
+# A round publishes in two pairs, (b) with (c) and then (c) with (b), each leg to a queue on a broker node of
+# its own (the nodes swap sides between the pairs), taking turns on the machine; then it drains the same
+# queues in two pairs, (d) with (e) and then (e) with (d), taking turns on the client core.
+PUBLISH = (("b", "c"), ("c", "b"))
 DRAIN = (("d", "e"), ("e", "d"))
+NODE_OF = ({"b": 0, "c": 1}, {"b": 1, "c": 0})  # pair i: the node of each side's i-th queue
+SIDE = {"b": "b", "c": "c", "d": "b", "e": "c"}  # (d) drains (b)'s queues, (e) drains (c)'s
 
 
-def run_round(url: str, round_no: int, messages: int, queue_type: str, work_dir: Path, broker_pgid: int, settings):
-    """One round: (b) (c) (c) (b), then (d) with (e) and (e) with (d) draining them; rates, CPU per message, ids.
+def run_round(nodes: list[RabbitMQNode], round_no: int, messages: int, queue_type: str, work_dir: Path, settings):
+    """One round: (b) with (c) and (c) with (b), then (d) with (e) and (e) with (d) draining them; rates, CPU per
+    message (the client's, and the broker node's: each leg of a pair has its own), ids.
 
-    Publishing is bound by the broker, which goes on with a publisher's backlog whatever the client does, so
-    (b) and (c) run one after the other, in mirrored order (ABBA): a load that rises or falls steadily during
-    the round weighs the same on both. Draining is bound by the client's core, whose speed changes within a
-    second here, so (d) and (e) take turns on it in slices of ``settings["drain_slice_s"]``
-    (benchmarks.turns): both run on the same machine. A round's rate of a side is the mean of its two runs."""
+    Publishing is bound by the broker, which goes on with a publisher's backlog whatever the client does, so a
+    pair's legs each have a node of their own and take turns on the whole machine (benchmarks.freezing): while
+    one leg's client and node run, the other's are stopped, for ``settings["publish_slice_s"]`` at a time.
+    Draining is bound by the client's core, so (d) and (e) take turns on it in slices of
+    ``settings["drain_slice_s"]`` (benchmarks.turns). Either way both legs of a pair run on the same machine,
+    whose speed here changes within a second. A round's rate of a side is the mean of its two runs."""
     ff_queues = [QueueSettings(f"bench-ff-{round_no}-{i}", queue_type) for i in (1, 2)]
     send_queues = [QueueSettings(f"bench-send-{round_no}-{i}", queue_type) for i in (1, 2)]
+    queues = {"b": ff_queues, "c": send_queues}
     run_ids = [f"bench{round_no}x{i}" for i in (1, 2)]
     records = [work_dir / f"received-{round_no}-{i}.txt" for i in (1, 2)]
     runs: dict[str, list[float]] = {key: [] for key in "bcde"}
     client_us: dict[str, list[float]] = {key: [] for key in "bcde"}
     broker_us: dict[str, list[float]] = {key: [] for key in "bcde"}
     queued = [0, 0]
+    prefetch, ack_every = settings["receive_prefetch"], settings["receive_ack_every"]
 
-    window, prefetch, ack_every = settings["send_window"], settings["receive_prefetch"], settings["receive_ack_every"]
+    def node(key: str, i: int) -> RabbitMQNode:
+        return nodes[NODE_OF[i][SIDE[key]]]
 
-    def leg(key: str, i: int, turn: Turn = ALONE) -> tuple[float, int, float]:
-        """(rate, messages, client CPU seconds) of one run of ``key`` on the i-th queue of its side."""
-        cpu = time.thread_time()  # this leg's thread only: in a pair, the other leg runs in another
-        if key == "b":
-            rate, queued[i] = fire_and_forget(url, ff_queues[i], messages)
-            count = messages
-        elif key == "c":
-            rate, count = send_with_confirms(url, send_queues[i], messages, run_ids[i], window), messages
-        elif key == "d":
-            rate, count = auto_ack_consumer(url, ff_queues[i].name, queued[i], turn), queued[i]
+    def note(key: str, rate: float, count: int, client_s: float, broker_s: float) -> None:
+        runs[key].append(rate)
+        client_us[key].append(client_s / count * 1e6)
+        broker_us[key].append(broker_s / count * 1e6)
+
+    def drain(key: str, i: int, turn: Turn) -> tuple[float, int, float]:
+        """(rate, messages, client CPU seconds) of (d) or (e) on the i-th queue of its side."""
+        cpu = time.thread_time()  # this leg's thread only: the other leg of the pair runs in another
+        if key == "d":
+            rate, count = auto_ack_consumer(node(key, i).url, ff_queues[i].name, queued[i], turn), queued[i]
         else:
-            rate = receive_with_acks(url, send_queues[i], messages, records[i], prefetch, ack_every, turn)
+            rate = receive_with_acks(node(key, i).url, send_queues[i], messages, records[i], prefetch, ack_every, turn)
             count = messages
         return rate, count, time.thread_time() - cpu
 
-    def note(key: str, rate: float, count: int, client_s: float) -> None:
-        runs[key].append(rate)
-        client_us[key].append(client_s / count * 1e6)
-
-    for key, i in PUBLISH:
-        broker = group_cpu(broker_pgid)
-        rate, count, client_s = leg(key, i)
-        note(key, rate, count, client_s)
-        broker_us[key].append((group_cpu(broker_pgid) - broker) / count * 1e6)
+    for i, order in enumerate(PUBLISH):
+        legs = [
+            Leg(
+                key,
+                publish_command(key, node(key, i).url, queues[key][i], messages, run_ids[i], settings),
+                node(key, i).process.pid,
+            )
+            for key in order
+        ]
+        broker = {key: group_cpu(node(key, i).process.pid) for key in order}
+        pair = Freezer(settings["publish_slice_s"]).run(legs, work_dir)
+        for key in order:
+            result = pair[key].result
+            count = result["messages"]  # (b): what the broker queued
+            if key == "b":
+                queued[i] = count
+            rate = count / pair[key].elapsed(result["start"], result["end"])
+            note(key, rate, count, result["cpu_s"], group_cpu(node(key, i).process.pid) - broker[key])
     for i, order in enumerate(DRAIN):
-        broker = group_cpu(broker_pgid)
-        legs = {key: (lambda turn, key=key, i=i: leg(key, i, turn)) for key in order}
+        broker = {key: group_cpu(node(key, i).process.pid) for key in order}
+        legs = {key: (lambda turn, key=key, i=i: drain(key, i, turn)) for key in order}
         pair = Turns(settings["drain_slice_s"]).run(legs)
         for key in order:
-            note(key, *pair[key])
-        # The broker serves both consumers of a pair at once: its CPU is theirs together.
-        together = (group_cpu(broker_pgid) - broker) / sum(count for _, count, _ in pair.values()) * 1e6
-        broker_us["d"].append(together)
-        broker_us["e"].append(together)
-    delete_queues(url, *ff_queues, *send_queues)
+            note(key, *pair[key], group_cpu(node(key, i).process.pid) - broker[key])
+    for i in (0, 1):
+        delete_queues(node("b", i).url, ff_queues[i])
+        delete_queues(node("c", i).url, send_queues[i])
     return {
         "rates": {key: sum(values) / len(values) for key, values in runs.items()},
         "runs": runs,
@@ -420,6 +453,25 @@ def run_round(url: str, round_no: int, messages: int, queue_type: str, work_dir:
         "published": {message_id(run_id, n) for run_id in run_ids for n in range(messages)},
         "received": set().union(*(set(record.read_text().split()) for record in records)),
     }
+
+
+def publish_command(key: str, url: str, queue: QueueSettings, count: int, run_id: str, settings) -> list[str]:
+    """The command of one publishing leg (benchmarks.publish_leg), with the settings apps.send runs with."""
+    coalesce = "on" if settings["coalesce_writes"] else "off"
+    window = str(settings["send_window"])
+    return [
+        sys.executable,
+        "-m",
+        "benchmarks.publish_leg",
+        key,
+        url,
+        queue.name,
+        queue.queue_type,
+        str(count),
+        run_id,
+        window,
+        coalesce,
+    ]
 
 
 def ratios_of(rates: dict[str, float]) -> dict[str, float]:
@@ -435,9 +487,11 @@ def run(
     previous: dict | None,
     pin: bool,
     drain_slice: float = SLICE_SECONDS,
+    publish_slice: float = PUBLISH_SLICE_SECONDS,
 ):
     settings = app_settings()
     settings["drain_slice_s"] = drain_slice
+    settings["publish_slice_s"] = publish_slice
     started = time.monotonic()
     load_before = os.getloadavg()[0]  # what else runs on the machine (this benchmark has not started yet)
     cpus = sorted(os.sched_getaffinity(0))
@@ -445,27 +499,37 @@ def run(
     # Pinned, the broker has one core and gets one Erlang scheduler, as on a one-core machine (a scheduler per
     # core, by default: here two would share the core and wake each other for the work they steal).
     settings["broker_schedulers"] = 1 if settings["pinned"] else len(cpus)
-    with RabbitMQNode(data_dir=work_dir / "rabbitmq", schedulers=settings["broker_schedulers"]) as node:
-        url = node.url
+    with contextlib.ExitStack() as stack:
+        # Two nodes: a pair of publishing legs has one each (see run_round).
+        nodes = [
+            RabbitMQNode(data_dir=work_dir / f"rabbitmq-{n}", schedulers=settings["broker_schedulers"]) for n in (1, 2)
+        ]
+        for node in nodes:
+            stack.callback(node.close)
+            node.start()
+        for node in nodes:
+            node.wait_ready()
         if settings["pinned"]:
-            # As deployed, the broker has its own machine: here it gets one core and the clients another.
-            pin_group(node.process.pid, {cpus[-1]})
+            # As deployed, the broker has its own machine: here the nodes get one core and the clients another.
+            for node in nodes:
+                pin_group(node.process.pid, {cpus[-1]})
             os.sched_setaffinity(0, {cpus[0]})
         print(
-            f"broker up at {url}; {rounds} rounds of {messages} messages per run, {queue_type} queues; "
-            f"send window {settings['send_window']}, receive prefetch {settings['receive_prefetch']}; "
-            f"(d) and (e) take turns every {drain_slice * 1000:g} ms"
+            f"brokers up at {nodes[0].url} and {nodes[1].url}; {rounds} rounds of {messages} messages per run, "
+            f"{queue_type} queues; send window {settings['send_window']}, receive prefetch "
+            f"{settings['receive_prefetch']}; (b) and (c) take turns every {publish_slice * 1000:g} ms, (d) and (e) "
+            f"every {drain_slice * 1000:g} ms"
         )
         steadiness = cpu_steadiness()  # on the clients' core, just before the rounds
         print(
             f"  the clients' core ran a fixed loop at {steadiness['slowest_vs_median']:.2f}-"
             f"{steadiness['fastest_vs_median']:.2f} x its median speed over {steadiness['windows']} 1-s windows"
         )
-        seed = seed_style(url, seed_messages)
+        seed = seed_style(nodes[0].url, seed_messages)
         print(f"  (a) seed style        {seed:10.0f} msg/s  ({seed_messages} messages)")
         results = []
         for round_no in range(rounds):
-            result = run_round(url, round_no, messages, queue_type, work_dir, node.process.pid, settings)
+            result = run_round(nodes, round_no, messages, queue_type, work_dir, settings)
             results.append(result)
             rates, ratios = result["rates"], ratios_of(result["rates"])
             print(
@@ -475,7 +539,7 @@ def run(
                 f"   [{time.monotonic() - started:4.0f} s]",
                 flush=True,
             )
-        version = rabbitmq_version(node)
+        version = rabbitmq_version(nodes[0])
     figures = report(results, seed, settings, messages, seed_messages, rounds, queue_type, version, previous)
     figures["load_average_before"] = round(load_before, 2)
     figures["cpu_steadiness"] = steadiness
@@ -609,12 +673,20 @@ def main(argv: list[str] | None = None) -> int:
         help=f"seconds (d) and (e) hold the client core before handing it on ({SLICE_SECONDS})",
     )
     parser.add_argument(
+        "--publish-slice",
+        type=float,
+        default=PUBLISH_SLICE_SECONDS,
+        help=f"seconds (b) and (c), each with its broker node, hold the machine before handing it on "
+        f"({PUBLISH_SLICE_SECONDS})",
+    )
+    parser.add_argument(
         "--no-pin", action="store_true", help="let broker and clients share every core (default: one core each)"
     )
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "messaging.json")
     args = parser.parse_args(argv)
-    if not args.drain_slice > 0:
-        parser.error(f"--drain-slice must be a number of seconds > 0, got {args.drain_slice}")
+    for option in ("drain_slice", "publish_slice"):
+        if not getattr(args, option) > 0:
+            parser.error(f"--{option.replace('_', '-')} must be a number of seconds > 0, got {getattr(args, option)}")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.CRITICAL)
 
@@ -630,6 +702,7 @@ def main(argv: list[str] | None = None) -> int:
             previous,
             not args.no_pin,
             args.drain_slice,
+            args.publish_slice,
         )
     report["settings"]["set_by_benchmark"] = tuned
     print_table(report)

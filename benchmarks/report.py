@@ -249,26 +249,39 @@ def _single_node(m: dict, results: dict) -> str:
         for name, value in set_by.items()
     )
     pinned = (
-        " The broker runs on one core (one Erlang scheduler) and the benchmark's clients on another: deployed, "
-        "the broker has a machine of its own."
+        " The broker nodes run on one core (one Erlang scheduler each) and the benchmark's clients on another: "
+        "deployed, the broker has a machine of its own."
         if settings.get("pinned")
         else ""
     )
-    drain_slice = settings.get("drain_slice_s")
+    publish_slice, drain_slice = settings.get("publish_slice_s"), settings.get("drain_slice_s")
+    publishing = (
+        f"a round publishes in two pairs, (b) with (c) and (c) with (b), {m['messages']:,} messages per run, each "
+        f"to its own {m['queue_type']} queue on a broker node of its own, the two runs of a pair taking turns on "
+        f"the whole machine every {publish_slice * 1000:g} ms (the other run's client and broker node stopped "
+        "meanwhile)"
+        if publish_slice
+        else f"a round publishes (b) (c) (c) (b), {m['messages']:,} messages per run, each to its own "
+        f"{m['queue_type']} queue"
+    )
     drains = (
-        f"then drains them in two pairs, (d) with (e) and (e) with (d), the two consumers of a pair taking turns on "
-        f"the client core every {drain_slice * 1000:g} ms (each is timed over its own turns: this machine's core "
-        "speed changes within a second, and so both run on the same machine; the broker's CPU is theirs together)"
+        f"then it drains them in two pairs, (d) with (e) and (e) with (d), taking turns on the client core every "
+        f"{drain_slice * 1000:g} ms"
         if drain_slice
         else "then drains them (d) (e) (e) (d)"
     )
+    turns = (
+        " Each run is timed over its own turns: this machine's core speed changes within a second, and so the two "
+        "runs of a pair see the same machine."
+        if publish_slice and drain_slice
+        else ""
+    )
     lines = [
         "#### One node: what the guarantees cost",
-        f"{m['rounds']} rounds; a round publishes (b) (c) (c) (b), {m['messages']:,} messages per run, each to "
-        f"its own {m['queue_type']} queue, {drains}; a ratio is the median of the rounds' "
-        f"ratios. apps.receive acks after {ack_every} messages at most.{tuning}{pinned}"
+        f"{m['rounds']} rounds; {publishing}; {drains}; a ratio is the median of the rounds' ratios.{turns} "
+        f"apps.receive acks after {ack_every} messages at most.{tuning}{pinned}"
         + (
-            f" The machine's load average was {load:.1f} just before the benchmark started its broker (other work "
+            f" The machine's load average was {load:.1f} just before the benchmark started its brokers (other work "
             "shared the machine)."
             if load is not None
             else ""
@@ -305,9 +318,8 @@ def _single_node(m: dict, results: dict) -> str:
         spreads.append(
             f"the machine itself: over {steady['windows']} one-second windows just before the rounds, a fixed "
             f"CPU-bound loop on the clients' core ran at {steady['slowest_vs_median']:.2f} to "
-            f"{steady['fastest_vs_median']:.2f} x its median speed, so one round's ratio of runs made one after "
-            "the other (send's) moves by as much"
-            + ("; consumers taking turns run on the same machine" if m["settings"].get("drain_slice_s") else "")
+            f"{steady['fastest_vs_median']:.2f} x its median speed, which moves the ratio of runs made one after the "
+            "other by as much, and that of runs taking turns much less"
         )
     if spreads:
         lines.append("How far the ratios move: " + "; ".join(spreads) + ".")
@@ -319,9 +331,8 @@ def _broker_bound(m: dict) -> str:
     broker = m["cpu_us_per_msg"]["broker"]
     text = (
         f"Per confirmed message the broker spent {broker['c']:.0f} µs of CPU, against {broker['b']:.0f} for "
-        f"fire-and-forget ({_pct(broker['c'] / broker['b'] - 1)} more; measured in the same runs as the rates, "
-        f"so as unsteady): by that alone, where its core is the only limit, (c) reaches about "
-        f"{broker['b'] / broker['c']:.2f} x (b)."
+        f"fire-and-forget ({_pct(broker['c'] / broker['b'] - 1)} more): by that alone, where its core is the only "
+        f"limit, (c) reaches about {broker['b'] / broker['c']:.2f} x (b)."
     )
     ranges = m.get("ratio_ranges") or {}
     if len(ranges) == len(RATIOS):

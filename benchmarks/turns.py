@@ -11,7 +11,7 @@ Each leg runs in a thread of its own, on its own pika ioloop, and holds the turn
 timer hands it on (``Turn.take_turns``). The other legs wait without using the CPU. A leg is still
 timed over seconds: ``Turn.elapsed`` is the time it held the turn between two instants. Work a leg
 left to someone else (a broker on another core, say) goes on while it waits, so legs bound by
-another process's CPU gain nothing from this and should not share turns.
+another process's CPU gain nothing from this: they take turns with benchmarks.freezing instead.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 
 import pytest
 
@@ -125,22 +126,43 @@ def test_a_leg_that_never_gets_ready_is_named(tmp_path, brokers):
         Freezer().run(legs, tmp_path)
 
 
-@pytest.mark.parametrize("slice_seconds", [0, -0.1])
-def test_a_slice_must_be_positive(slice_seconds):
-    with pytest.raises(ValueError, match="slice_seconds must be > 0"):
-        Freezer(slice_seconds)
-
-
-def test_the_messaging_benchmark_refuses_a_bad_publish_slice_before_starting_a_broker(capsys, monkeypatch):
-    monkeypatch.setattr(messaging, "RabbitMQNode", None)  # would fail if reached
-    with pytest.raises(SystemExit) as exit_info:
-        messaging.main(["--publish-slice", "0"])
-    assert exit_info.value.code == 2
-    assert "--publish-slice must be a number of seconds > 0, got 0.0" in capsys.readouterr().err
-
-
 def test_each_pair_of_publishing_legs_has_two_nodes_and_each_side_uses_both_in_a_round():
     for pair in messaging.NODE_OF:
         assert pair["b"] != pair["c"]
     assert {pair["b"] for pair in messaging.NODE_OF} == {pair["c"] for pair in messaging.NODE_OF} == {0, 1}
     assert messaging.PUBLISH[1] == messaging.PUBLISH[0][::-1]  # mirrored order: each side goes first once
+
+
+class AnsweringChannel:
+    """Stands in for a channel asked for a queue's depth: each answer takes the time given (a process stopped
+    while it waited for the answer reads it that much later)."""
+
+    def __init__(self, answers):
+        self.answers = list(answers)
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def queue_declare(self, queue, passive):
+        depth, seconds = self.answers.pop(0)
+        self.now += seconds
+        return types.SimpleNamespace(method=types.SimpleNamespace(message_count=depth))
+
+
+def queue_depth(answers) -> messaging.QueueDepth:
+    channel = AnsweringChannel(answers)
+    depth = messaging.QueueDepth("amqp://unused", "q", clock=channel.clock)
+    depth.channel = channel
+    return depth
+
+
+def test_an_answer_read_late_does_not_end_the_wait_for_the_queue():
+    # Asked at 0.001 s, read 11 s later (stopped meanwhile): still the depth of 0.001 s, not 11 s of no change.
+    depth = queue_depth([(2979, 0.001), (2979, 11.0), (3000, 0.001)])
+    assert depth.wait_for(3000, settle=10.0)[0] == 3000
+
+
+def test_a_queue_that_stops_growing_ends_the_wait_with_what_it_holds():
+    depth = queue_depth([(2979, 0.001)] + [(2979, 1.0)] * 12)
+    assert depth.wait_for(3000, settle=10.0) == (2979, 0.0)

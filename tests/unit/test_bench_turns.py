@@ -8,6 +8,7 @@ import pytest
 from pika.adapters.select_connection import IOLoop
 
 from benchmarks import messaging
+from benchmarks.freezing import Freezer
 from benchmarks.turns import ALONE, Turns
 
 SLICE = 0.01
@@ -99,14 +100,16 @@ def test_a_leg_alone_is_timed_by_the_wall_clock():
 
 
 @pytest.mark.parametrize("slice_seconds", [0, -0.1])
-def test_a_slice_must_be_positive(slice_seconds):
+@pytest.mark.parametrize("taking_turns", [Turns, Freezer])  # on the client core; on the whole machine
+def test_a_slice_must_be_positive(taking_turns, slice_seconds):
     with pytest.raises(ValueError, match="slice_seconds must be > 0"):
-        Turns(slice_seconds)
+        taking_turns(slice_seconds)
 
 
-def test_the_messaging_benchmark_refuses_a_bad_slice_before_starting_a_broker(capsys, monkeypatch):
+@pytest.mark.parametrize("option", ["--drain-slice", "--publish-slice"])
+def test_the_messaging_benchmark_refuses_a_bad_slice_before_starting_a_broker(option, capsys, monkeypatch):
     monkeypatch.setattr(messaging, "RabbitMQNode", None)  # would fail if reached
     with pytest.raises(SystemExit) as exit_info:
-        messaging.main(["--drain-slice", "0"])
+        messaging.main([option, "0"])
     assert exit_info.value.code == 2
-    assert "--drain-slice must be a number of seconds > 0, got 0.0" in capsys.readouterr().err
+    assert f"{option} must be a number of seconds > 0, got 0.0" in capsys.readouterr().err

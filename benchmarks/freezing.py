@@ -62,8 +62,8 @@ class Freezer:
         self.timeout = timeout
 
     def run(self, legs: list[Leg], log_dir: Path) -> dict[str, Held]:
-        """Each leg's result and slices, by name. Raises RuntimeError if a leg fails (its stderr is in
-        ``log_dir``); every process stopped here is continued whatever happens."""
+        """Each leg's result and slices, by name. Raises RuntimeError if a leg fails, with the end of its stderr
+        (kept in ``log_dir``); every process stopped here is continued whatever happens."""
         logs = {leg.name: open(log_dir / f"{leg.name}.stderr", "w") for leg in legs}  # noqa: SIM115 - closed below
         processes: dict[str, subprocess.Popen] = {}
         groups: dict[str, tuple[int, ...]] = {}
@@ -83,7 +83,9 @@ class Freezer:
             for leg in legs:
                 line = processes[leg.name].stdout.readline()
                 if line.strip() != READY:
-                    raise RuntimeError(f"{leg.name} did not start: {line!r}; see {log_dir / (leg.name + '.stderr')}")
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        processes[leg.name].wait(timeout=5)  # for what it says on its way out
+                    raise RuntimeError(f"{leg.name} did not start: {line!r}{_tail(log_dir, leg.name)}")
             held = {leg.name: Held({}) for leg in legs}
             for leg in legs[1:]:
                 _signal(groups[leg.name], signal.SIGSTOP)
@@ -103,7 +105,7 @@ class Freezer:
         for name, process in processes.items():
             output = process.stdout.read().strip().splitlines()
             if process.returncode != 0 or not output:
-                raise RuntimeError(f"{name} exited {process.returncode}; see {log_dir / (name + '.stderr')}")
+                raise RuntimeError(f"{name} exited {process.returncode}{_tail(log_dir, name)}")
             held[name].result = json.loads(output[-1])
         return held
 
@@ -127,6 +129,12 @@ class Freezer:
             if running:
                 since = time.monotonic()  # before the signal: the leg may run at once
                 _signal(tuple(reversed(groups[running[0]])), signal.SIGCONT)  # its broker first, then its client
+
+
+def _tail(log_dir: Path, name: str, lines: int = 20) -> str:
+    """The end of a leg's stderr, for an error message (``log_dir`` may be gone by the time it is read)."""
+    text = (log_dir / f"{name}.stderr").read_text(errors="replace").strip().splitlines()[-lines:]
+    return "; its stderr ends:\n" + "\n".join(text) if text else "; its stderr is empty"
 
 
 def _signal(pgids: tuple[int, ...], signum: int) -> None:

@@ -77,7 +77,7 @@ import pika
 
 from apps.common.config import env_int
 from apps.common.pika_tuning import coalesce_writes
-from apps.common.rabbitmq import BrokerSettings, QueueSettings, declare_queues
+from apps.common.rabbitmq import QUEUE_TYPES, BrokerSettings, QueueSettings, declare_queues
 from apps.receive.consumer import Consumer
 from apps.send.messages import MessageFactory, MessageSource, message_id
 from apps.send.publisher import Publisher
@@ -681,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=60_000, help="messages per run of (b)-(e) (60000)")
     parser.add_argument("--seed-messages", type=int, default=300, help="messages for (a) (300)")
     parser.add_argument("--rounds", type=int, default=8, help="rounds of (b)-(e); medians are reported (8)")
-    parser.add_argument("--queue-type", choices=("quorum", "classic"), default="quorum")
+    parser.add_argument("--queue-type", choices=QUEUE_TYPES, default="quorum")
     parser.add_argument(
         "--drain-slice",
         type=float,

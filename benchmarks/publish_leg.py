@@ -19,7 +19,7 @@ import sys
 import time
 
 from apps.common.pika_tuning import coalesce_writes
-from apps.common.rabbitmq import QueueSettings
+from apps.common.rabbitmq import QUEUE_TYPES, QueueSettings
 from benchmarks import messaging
 from benchmarks.freezing import READY
 
@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("kind", choices=("b", "c"))
     parser.add_argument("url")
     parser.add_argument("queue")
-    parser.add_argument("queue_type", choices=("quorum", "classic"))
+    parser.add_argument("queue_type", choices=QUEUE_TYPES)
     parser.add_argument("count", type=int)
     parser.add_argument("run_id")
     parser.add_argument("window", type=int)

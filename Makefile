@@ -4,10 +4,26 @@ STACK ?= dev
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# Debian packages the tests drive for real (broker, browser, linters, diagrams).
-SYSTEM_TOOLS := rabbitmq-server:rabbitmq-server chromium:chromium shellcheck:shellcheck dot:graphviz
+# Debian packages the tests drive for real (broker, browser, linters, diagrams, the 4.3 broker's root).
+SYSTEM_TOOLS := rabbitmq-server:rabbitmq-server chromium:chromium shellcheck:shellcheck dot:graphviz mmdebstrap:mmdebstrap
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: plan test lint bench local sysdeps docs clean lock scan
+# Which RabbitMQ the tests, benchmarks and `make local` run: 4.3 (default), the release seaport deploys, from a
+# Debian root of its own (devtools/rabbitmq_root.py, built once into build/rabbitmq-root); or debian, the
+# machine's own package (Debian 12: 3.10, end of life, faster to set up).
+RABBITMQ ?= 4.3
+RABBITMQ_ROOT := build/rabbitmq-root
+ifeq ($(RABBITMQ),4.3)
+BROKER := SEAPORT_RABBITMQ_ROOT=$(RABBITMQ_ROOT)
+BROKER_SETUP := rabbitmq-root
+else ifeq ($(RABBITMQ),debian)
+BROKER := SEAPORT_RABBITMQ_ROOT=
+BROKER_SETUP :=
+else
+$(error RABBITMQ=$(RABBITMQ): accepted values are 4.3 (the release seaport deploys, the default) and debian (the machine's package))
+endif
+
+.PHONY: plan test lint bench local sysdeps docs clean lock scan rabbitmq-root
 
 # The locks (pip-tools, with hashes) are what gets installed: here, in CI and by `pulumi install`
 # (Pulumi's pip toolchain reads requirements.txt). `make lock` recompiles them from the *.in ranges.
@@ -53,17 +69,21 @@ sysdeps:
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "==> installing Debian packages:$$missing"; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+
+## rabbitmq-root: RabbitMQ 4.3 in a Debian root of its own, when missing (about 30 s, 230 MB; needs root or sudo)
+rabbitmq-root: $(VENV)/.stamp sysdeps
+	@$(PY) -m devtools.rabbitmq_root version --root $(RABBITMQ_ROOT) >/dev/null 2>&1 || \
+	  $(SUDO) $(PY) -m devtools.rabbitmq_root build --root $(RABBITMQ_ROOT)
 
 ## test: the whole suite (unit tests with mocks, apps against a real broker, browser)
 # In TEST_WORKERS processes (pytest-xdist): most tests wait on brokers, browsers and timeouts, so three
 # workers on two cores take about 60 % of the time of one (5.5 against 9.4 minutes here). A worker gets
 # a module at a time, the cluster's modules together and first (tests/conftest.py). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 3
-test: $(VENV)/.stamp sysdeps
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+test: $(VENV)/.stamp sysdeps $(BROKER_SETUP)
+	$(BROKER) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 ## lint: ruff (check + format) and hadolint over every Dockerfile
 lint: $(VENV)/.stamp
@@ -72,12 +92,12 @@ lint: $(VENV)/.stamp
 	$(VENV)/bin/hadolint --config .hadolint.yaml apps/Dockerfile
 
 ## bench: throughput, latency and scaling benchmarks (minutes) into build/bench/; README figures into docs/performance/
-bench: $(VENV)/.stamp sysdeps
-	$(PY) -m benchmarks
+bench: $(VENV)/.stamp sysdeps $(BROKER_SETUP)
+	$(BROKER) $(PY) -m benchmarks
 
 ## local: run the apps on loopback (Ctrl-C stops everything)
-local: $(VENV)/.stamp
-	$(PY) -m devtools.local
+local: $(VENV)/.stamp $(BROKER_SETUP)
+	$(BROKER) $(PY) -m devtools.local
 
 clean:
 	rm -rf build .pytest_cache

@@ -32,6 +32,9 @@ for the test's own connections and ``wait_ready``. The listener is configured
 in ``advanced.config`` (Erlang terms), which costs no boot time, where a
 ``rabbitmq.conf`` would add seconds of schema processing.
 
+With ``root`` (by default ``SEAPORT_RABBITMQ_ROOT``'s), the server and the CLI tools run from a Debian root
+that holds the RabbitMQ release seaport deploys (devtools.rabbitmq_root), not from the machine's package.
+
 Cluster members (devtools.rabbitmq_cluster) and the node that boots the generated
 ECS configuration (tests/apps/test_cluster_config.py) pass more: a node name, a
 shared Erlang cookie, a ``rabbitmq.conf`` or ``advanced.config``, plugins, a
@@ -63,6 +66,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from devtools import rabbitmq_root
 from devtools.procs import child_env, free_port, wait_for_port
 
 # The start scripts' variables for the server's and the CLI tools' Erlang arguments (seaport.rabbitmq_config has the
@@ -122,10 +126,11 @@ def ctl_script() -> str:
 
 
 def available() -> bool:
-    """Whether a node can be started on this machine."""
+    """Whether a node can be started on this machine (from ``SEAPORT_RABBITMQ_ROOT``'s root, if set)."""
     try:
-        server_script()
-    except RabbitMQError:
+        if rabbitmq_root.selected() is None:
+            server_script()
+    except (RabbitMQError, rabbitmq_root.RootError):
         return False
     return True
 
@@ -161,6 +166,7 @@ class RabbitMQNode:
         tls: ServerTls | None = None,
         amqps_port: int | None = None,
         dist_tls: ServerTls | None = None,
+        root: Path | None = None,
     ):
         """More arguments (all optional; the defaults make the standalone test node):
 
@@ -178,9 +184,17 @@ class RabbitMQNode:
         amqps_port: the TLS listener's port on 127.0.0.1 (default: a free one; only with ``tls``).
         dist_tls: Erlang distribution over TLS with this certificate (files and the options file under
             ``<data_dir>/dist-tls``), for the server and for the CLI tools ``ctl`` runs.
+        root: run the server and its CLI tools from this Debian root (devtools.rabbitmq_root: RabbitMQ as
+            seaport deploys it) rather than the machine's; default: ``SEAPORT_RABBITMQ_ROOT``'s, if set
+            (``rabbitmq_root.MACHINE``: the machine's, even then).
         """
         if tls is not None and advanced_config is not None:
             raise RabbitMQError("tls and advanced_config together: put the TLS listener in advanced_config")
+        self.root = Path(root).resolve() if root is not None else rabbitmq_root.selected()
+        if self.root == rabbitmq_root.MACHINE:
+            self.root = None
+        if self.root is not None and command:
+            raise RabbitMQError("command and root together: a command names the machine's paths, not the root's")
         self._owns_dir = data_dir is None
         self.data_dir = Path(data_dir or tempfile.mkdtemp(prefix="seaport-rabbitmq-"))
         self.amqp_port = amqp_port or free_port()
@@ -239,7 +253,9 @@ class RabbitMQNode:
         """Launch the node (returns at once; call ``wait_ready``)."""
         if self.is_running():
             raise RabbitMQError(f"node {self.nodename} is already running")
-        script = server_script()
+        script = rabbitmq_root.SERVER_SCRIPT if self.root else server_script()
+        if self.root:
+            rabbitmq_root.version(self.root)  # still there, and the release wanted
         # No rabbitmq.conf by default: parsing one costs seconds of boot time,
         # and the defaults plus the variables below are all a test node needs.
         (self.data_dir / "log").mkdir(parents=True, exist_ok=True)
@@ -261,7 +277,7 @@ class RabbitMQNode:
                 wait_until_bindable(port)
         self._output = open(self.data_dir / "server.out", "ab")  # noqa: SIM115 - closed in _reap()
         self.process = subprocess.Popen(
-            self.command or [script],
+            self.in_root(self.command or [script]),
             env=self._environment(),
             cwd=self.data_dir,
             stdin=subprocess.DEVNULL,
@@ -384,7 +400,7 @@ class RabbitMQNode:
                 environment[name] = value
         try:
             result = subprocess.run(
-                [str(Path(ctl_script()).with_name(tool)), "-n", self.nodename, *args],
+                self.in_root([str(Path(self._ctl_script()).with_name(tool)), "-n", self.nodename, *args]),
                 input=stdin,
                 env=environment,
                 capture_output=True,
@@ -405,7 +421,10 @@ class RabbitMQNode:
         polls ``list_policies`` until every policy of the document is there
         (``wait=False``: return at once, for a caller that checks something else).
         """
-        self.ctl("import_definitions", stdin=json.dumps(document))
+        # From a file in the data dir: 4.3's CLI (Erlang 29) cannot read definitions from a pipe on stdin.
+        path = self.data_dir / "definitions-import.json"
+        path.write_text(json.dumps(document))
+        self.ctl("import_definitions", str(path))
         wanted = {(policy["vhost"], policy["name"]) for policy in document.get("policies", [])} if wait else set()
         deadline = time.monotonic() + timeout
         while wanted:
@@ -432,6 +451,19 @@ class RabbitMQNode:
                 text = path.read_text(errors="replace").splitlines()[-lines:]
                 chunks.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(chunks)
+
+    def _ctl_script(self) -> str:
+        return str(Path(rabbitmq_root.SERVER_SCRIPT).with_name("rabbitmqctl")) if self.root else ctl_script()
+
+    def in_root(self, argv: list[str], *directories: Path) -> list[str]:
+        """``argv`` as run for this node: in its root, if it has one, with its data dir and ``directories`` at
+        their own paths."""
+        return rabbitmq_root.command(self.root, [self.data_dir, *directories], argv) if self.root else argv
+
+    @property
+    def cli_dir(self) -> Path:
+        """Where this node's CLI tools are, as ``in_root`` commands see it."""
+        return Path(self._ctl_script()).parent
 
     def _environment(self) -> dict[str, str]:
         base = self.data_dir

@@ -58,6 +58,7 @@ import json
 import secrets
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -159,9 +160,12 @@ class RabbitMQCluster:
         first, *others = self.nodes
         first.start()
         # The others need several seconds before they look for a peer; by then the first node, past its own
-        # discovery (this log line), has its database running, which is all a joining node asks of it.
+        # discovery (3.10 logs this line), has its database running, which is all a joining node asks of it.
+        # 4.x logs no such line for a node that lists only itself, and boots in about 2 s: its port opens.
         deadline = time.monotonic() + first.startup_timeout
         while "Discovered no peer nodes" not in (first.log_path.read_text() if first.log_path.exists() else ""):
+            if port_accepts(first.host, first.amqp_port):
+                break
             if not first.is_running() or time.monotonic() > deadline:
                 first.wait_ready(0.1)  # raises with the node's log
             time.sleep(0.1)
@@ -255,6 +259,12 @@ class RabbitMQCluster:
             if row.get("name") == queue:
                 return {key: row.get(key) for key in ("leader", "members", "online")}
         raise RabbitMQError(f"no queue {queue!r} on {via.nodename}")
+
+
+def port_accepts(host: str, port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.5)
+        return probe.connect_ex((host, port)) == 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,7 @@ import pytest
 import trustme
 
 from apps.common.contract import broker as contract
-from devtools import rabbitmq
+from devtools import rabbitmq, rabbitmq_root
 from devtools.rabbitmq_cluster import RabbitMQCluster
 from tests.apps.helpers import ClusterMessaging, Messaging, TlsMessaging
 from tests.conftest import CLUSTER_MODULES, CLUSTER_UNIT, module_of, running_in_a_worker, work_unit
@@ -41,6 +41,7 @@ def tls_ca() -> trustme.CA:
 
 @pytest.fixture(scope="session")
 def rabbitmq_node(tls_ca):
+    rabbitmq_root.selected()  # SEAPORT_RABBITMQ_ROOT naming no usable root: say so, and how to build one
     if not rabbitmq.available():
         # A failure, not a skip: `make test` installs the package (`make sysdeps`).
         pytest.fail("rabbitmq-server is not installed: run `make sysdeps` (apt-get install rabbitmq-server)")

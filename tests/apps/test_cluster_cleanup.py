@@ -31,7 +31,6 @@ from pathlib import Path
 import pika
 import pytest
 
-from devtools.rabbitmq import ctl_script
 from seaport import rabbitmq_config
 
 pytestmark = pytest.mark.rabbitmq
@@ -48,7 +47,7 @@ esac
 
 def run_round(node, tmp_path: Path, departed: str) -> subprocess.CompletedProcess:
     """One round of the generated script (grace 0) against ``node``, as root's CLI tools in the container."""
-    real = Path(ctl_script()).parent  # rabbitmqctl and rabbitmq-diagnostics
+    real = node.cli_dir  # rabbitmqctl and rabbitmq-diagnostics (in the node's root, if it has one)
     shim = tmp_path / "bin"
     shim.mkdir()
     wrapper = shim / "rabbitmq-diagnostics"
@@ -61,7 +60,11 @@ def run_round(node, tmp_path: Path, departed: str) -> subprocess.CompletedProces
         "PATH": f"{shim}:{real}:{os.environ.get('PATH', '/usr/bin:/bin')}",
     }
     return subprocess.run(
-        ["/bin/sh", str(script), "once"], env=environment, capture_output=True, text=True, timeout=300
+        node.in_root(["/bin/sh", str(script), "once"], tmp_path),
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 

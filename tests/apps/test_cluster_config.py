@@ -51,7 +51,7 @@ import pika.exceptions
 import pytest
 
 from apps.common.contract import broker as contract
-from devtools import rabbitmq
+from devtools import rabbitmq, rabbitmq_root
 from devtools.procs import free_port
 from seaport import rabbitmq_config
 from tests.apps.helpers import wait_until
@@ -226,6 +226,7 @@ def generated_node(tmp_path, consul):
         nodename=f"seaportcfg{port}@localhost",
         startup_timeout=90,
         command=[*in_namespace(etc, var), *rabbitmq_config.CLUSTER_START_COMMAND],
+        root=rabbitmq_root.MACHINE,  # Debian's 3.10, even when the other tests run 4.3
         env={
             # The container's paths (the server's defaults), seen through the mount namespace.
             "HOME": container,

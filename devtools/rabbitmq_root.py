@@ -1,0 +1,156 @@
+"""RabbitMQ as seaport deploys it (4.3), next to the machine's own (Debian 12's 3.10), for tests and benchmarks.
+
+Debian 12 packages RabbitMQ 3.10 on Erlang 25; 4.3 needs Erlang 27 or later, built against a newer C library
+than Debian 12's. So 4.3 gets a Debian root of its own: ``mmdebstrap`` installs Debian's ``rabbitmq-server``
+package from the suite that has 4.3 (``SUITE``) into a directory, and a node runs in it through ``chroot``::
+
+    python -m devtools.rabbitmq_root build     # build/rabbitmq-root, about 30 s and 230 MB (needs root)
+    SEAPORT_RABBITMQ_ROOT=build/rabbitmq-root .venv/bin/python -m pytest tests/apps   # nodes run 4.3
+
+(``make test``, ``make bench`` and ``make local`` do both; ``RABBITMQ=debian`` runs the machine's 3.10.)
+
+How a node runs in the root (``command``): in a mount namespace of its own (``unshare --mount``, private
+propagation), the node's data directory (and any other the caller names) is bind-mounted at the same path
+inside the root and ``/proc`` is mounted, then ``chroot``. The node reads and writes the paths it would on
+the machine, its process group is the one the caller started (so SIGSTOP, SIGKILL and the watchdog reach
+it), and the mounts vanish with the namespace's last process: nothing is mounted on the machine.
+
+The root is checked when it is built and before a node starts in it: its server must be release ``RELEASE``,
+the one in seaport's default image (``seaport.broker.DEFAULT_RABBITMQ_IMAGE``, pinned by a unit test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from devtools.procs import REPO_ROOT
+
+RELEASE = "4.3"  # major.minor of the server in the root: the release seaport deploys
+SUITE = "forky"  # the Debian suite that packages it (Debian 14, testing in 2026)
+DEFAULT_ROOT = REPO_ROOT / "build" / "rabbitmq-root"
+VARIABLE = "SEAPORT_RABBITMQ_ROOT"  # a root's path: every RabbitMQNode that is not given one runs in it
+MACHINE = Path("/")  # as a node's root: the machine's own server, whatever SEAPORT_RABBITMQ_ROOT says
+SERVER_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # inside the root; honours RABBITMQ_* variables
+SERVER_LIB = "usr/lib/rabbitmq/lib"  # rabbitmq_server-<version> in here names the installed version
+
+# $1 the root, then directories up to "--", then the command: run with each directory at its own path inside
+# the root, in the first one.
+IN_ROOT = (
+    'set -e; root=$1; shift; work=$1; while [ "$1" != -- ]; do mkdir -p "$root$1"; mount --bind "$1" "$root$1"; '
+    'shift; done; shift; mount -t proc proc "$root/proc"; exec chroot "$root" /usr/bin/env -C "$work" "$@"'
+)
+
+
+class RootError(RuntimeError):
+    """The root cannot be built, or holds no usable server."""
+
+
+def selected() -> Path | None:
+    """The root named by ``SEAPORT_RABBITMQ_ROOT`` (checked), or None when unset or empty: the machine's server."""
+    value = os.environ.get(VARIABLE, "").strip()
+    if not value:
+        return None
+    root = Path(value).resolve()
+    version(root)  # a clear error now rather than a node that never boots
+    return root
+
+
+def version(root: Path) -> str:
+    """The RabbitMQ version installed in ``root``; RootError when there is none, or not release ``RELEASE``."""
+    found = sorted((root / SERVER_LIB).glob("rabbitmq_server-*")) if (root / SERVER_LIB).is_dir() else []
+    if not found or not (root / SERVER_SCRIPT.lstrip("/")).exists():
+        raise RootError(
+            f"{VARIABLE}={root}: no RabbitMQ server in that directory; "
+            f"build one with `python -m devtools.rabbitmq_root build --root {root}`"
+        )
+    installed = found[-1].name.removeprefix("rabbitmq_server-")
+    if installed != RELEASE and not installed.startswith(f"{RELEASE}."):
+        raise RootError(f"{VARIABLE}={root}: RabbitMQ {installed} is installed there, {RELEASE}.x is wanted")
+    return installed
+
+
+def command(root: Path, directories: Sequence[Path], argv: list[str]) -> list[str]:
+    """``argv`` (paths inside the root) run in ``root``, with each of ``directories`` at its own path, in the
+    first one."""
+    paths = [str(Path(directory).resolve()) for directory in directories]
+    if not paths:
+        raise ValueError("command needs at least one directory: the one the command runs in")
+    return [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "/bin/sh",
+        "-c",
+        IN_ROOT,
+        "sh",
+        str(root),
+        *paths,
+        "--",
+        *argv,
+    ]
+
+
+def build(root: Path = DEFAULT_ROOT, suite: str = SUITE) -> str:
+    """Install Debian ``suite``'s rabbitmq-server into ``root`` (replacing what is there); its version.
+
+    Built next to ``root`` and renamed into place once checked, so an interrupted build leaves no half root.
+    """
+    if shutil.which("mmdebstrap") is None:
+        raise RootError("mmdebstrap is not installed: apt-get install mmdebstrap (or `make sysdeps`)")
+    if os.geteuid() != 0:
+        raise RootError("building the root installs Debian packages into it: run as root (or with sudo)")
+    root = Path(root).resolve()
+    partial = root.with_name(root.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    print(f"==> installing Debian {suite}'s rabbitmq-server into {root} (about 30 s)", flush=True)
+    started = time.monotonic()
+    arguments = [
+        "mmdebstrap",
+        "--quiet",
+        "--variant=essential",
+        "--include=rabbitmq-server",
+        '--aptopt=Acquire::Retries "3"',
+        # A mirror may serve a snapshot whose Release file has expired: its signature is still checked.
+        '--aptopt=Acquire::Check-Valid-Until "false"',
+        suite,
+        str(partial),
+    ]
+    result = subprocess.run(arguments, capture_output=True, text=True)
+    if result.returncode != 0:
+        shutil.rmtree(partial, ignore_errors=True)
+        output = "\n".join(f"{result.stdout}{result.stderr}".splitlines()[-20:])
+        raise RootError(f"mmdebstrap failed ({result.returncode}):\n{output}")
+    # Erlang's distribution resolves the node's host name: the root has no /etc/hosts of its own.
+    (partial / "etc" / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+    installed = version(partial)
+    shutil.rmtree(root, ignore_errors=True)
+    partial.rename(root)
+    print(f"    RabbitMQ {installed} in {root}, in {time.monotonic() - started:.0f} s", flush=True)
+    return installed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.rabbitmq_root", description=__doc__.split("\n\n")[0])
+    parser.add_argument("action", choices=("build", "version"), help="build the root, or print its server's version")
+    parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="where the root is (build/rabbitmq-root)")
+    parser.add_argument("--suite", default=SUITE, help=f"the Debian suite to install from ({SUITE})")
+    args = parser.parse_args(argv)
+    try:
+        print(build(args.root, args.suite) if args.action == "build" else version(args.root.resolve()))
+    except RootError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,84 @@
+"""devtools.rabbitmq_root: which root a node runs in, and what is refused before a node starts.
+
+The root itself (a real 4.3 server booting in it) is tests/apps/test_rabbitmq_release.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from devtools import rabbitmq, rabbitmq_root
+from seaport import broker
+
+
+def fake_root(tmp_path: Path, version: str) -> Path:
+    """A directory laid out as a root with RabbitMQ ``version`` installed (no working server in it)."""
+    root = tmp_path / f"root-{version}"
+    (root / rabbitmq_root.SERVER_LIB / f"rabbitmq_server-{version}").mkdir(parents=True)
+    script = root / rabbitmq_root.SERVER_SCRIPT.lstrip("/")
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text("#!/bin/sh\n")
+    return root
+
+
+def test_the_root_holds_the_release_seaport_deploys():
+    image_release = re.search(r":(\d+\.\d+)\.\d+", broker.DEFAULT_RABBITMQ_IMAGE).group(1)
+    assert image_release == rabbitmq_root.RELEASE
+
+
+def test_a_root_of_the_wanted_release_is_accepted(tmp_path):
+    assert rabbitmq_root.version(fake_root(tmp_path, f"{rabbitmq_root.RELEASE}.6")) == f"{rabbitmq_root.RELEASE}.6"
+
+
+@pytest.mark.parametrize("version", ["3.10.8", "4.2.1", "4.30.0"])
+def test_a_root_of_another_release_is_refused(tmp_path, version):
+    with pytest.raises(rabbitmq_root.RootError, match=rf"RabbitMQ {re.escape(version)} is installed there, 4\.3\.x"):
+        rabbitmq_root.version(fake_root(tmp_path, version))
+
+
+def test_a_directory_without_a_server_is_refused_with_how_to_build_one(tmp_path):
+    with pytest.raises(rabbitmq_root.RootError) as caught:
+        rabbitmq_root.version(tmp_path)
+    message = str(caught.value)
+    assert rabbitmq_root.VARIABLE in message and "no RabbitMQ server" in message
+    assert f"python -m devtools.rabbitmq_root build --root {tmp_path}" in message
+
+
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_without_the_variable_nodes_run_the_machines_server(monkeypatch, value):
+    if value is None:
+        monkeypatch.delenv(rabbitmq_root.VARIABLE, raising=False)
+    else:
+        monkeypatch.setenv(rabbitmq_root.VARIABLE, value)
+    assert rabbitmq_root.selected() is None
+    assert rabbitmq.RabbitMQNode(data_dir=Path("/nonexistent")).root is None
+
+
+def test_the_variable_selects_a_root_for_every_node(monkeypatch, tmp_path):
+    root = fake_root(tmp_path, f"{rabbitmq_root.RELEASE}.4")
+    monkeypatch.setenv(rabbitmq_root.VARIABLE, str(root))
+    assert rabbitmq.RabbitMQNode(data_dir=tmp_path / "data").root == root.resolve()
+    assert rabbitmq.available()
+
+
+def test_a_variable_naming_no_root_fails_before_any_node_starts(monkeypatch, tmp_path):
+    monkeypatch.setenv(rabbitmq_root.VARIABLE, str(tmp_path / "missing"))
+    with pytest.raises(rabbitmq_root.RootError, match="no RabbitMQ server"):
+        rabbitmq.RabbitMQNode(data_dir=tmp_path / "data")
+    assert not rabbitmq.available()
+
+
+def test_a_wrapper_command_is_refused_in_a_root(tmp_path):
+    root = fake_root(tmp_path, f"{rabbitmq_root.RELEASE}.4")
+    with pytest.raises(rabbitmq.RabbitMQError, match="command and root together"):
+        rabbitmq.RabbitMQNode(data_dir=tmp_path / "data", root=root, command=["/usr/local/bin/wrapper"])
+
+
+def test_a_node_can_ask_for_the_machines_server_whatever_the_variable_says(monkeypatch, tmp_path):
+    monkeypatch.setenv(rabbitmq_root.VARIABLE, str(fake_root(tmp_path, f"{rabbitmq_root.RELEASE}.4")))
+    node = rabbitmq.RabbitMQNode(data_dir=tmp_path / "data", root=rabbitmq_root.MACHINE, command=["/wrapper"])
+    assert node.root is None
+    assert node.in_root(["rabbitmqctl", "status"]) == ["rabbitmqctl", "status"]

@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from devtools.procs import REPO_ROOT
@@ -39,12 +39,13 @@ VARIABLE = "SEAPORT_RABBITMQ_ROOT"  # a root's path: every RabbitMQNode that is 
 MACHINE = Path("/")  # as a node's root: the machine's own server, whatever SEAPORT_RABBITMQ_ROOT says
 SERVER_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # inside the root; honours RABBITMQ_* variables
 SERVER_LIB = "usr/lib/rabbitmq/lib"  # rabbitmq_server-<version> in here names the installed version
+CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"  # the system's CA certificates (package ca-certificates)
 
-# $1 the root, then directories up to "--", then the command: run with each directory at its own path inside
-# the root, in the first one.
+# $1 the root, then (directory, path inside the root) pairs up to "--", then the command: run with each directory
+# bound at its path, in the first one.
 IN_ROOT = (
-    'set -e; root=$1; shift; work=$1; while [ "$1" != -- ]; do mkdir -p "$root$1"; mount --bind "$1" "$root$1"; '
-    'shift; done; shift; mount -t proc proc "$root/proc"; exec chroot "$root" /usr/bin/env -C "$work" "$@"'
+    'set -e; root=$1; shift; work=$2; while [ "$1" != -- ]; do mkdir -p "$root$2"; mount --bind "$1" "$root$2"; '
+    'shift 2; done; shift; mount -t proc proc "$root/proc"; exec chroot "$root" /usr/bin/env -C "$work" "$@"'
 )
 
 
@@ -73,15 +74,21 @@ def version(root: Path) -> str:
     installed = found[-1].name.removeprefix("rabbitmq_server-")
     if installed != RELEASE and not installed.startswith(f"{RELEASE}."):
         raise RootError(f"{VARIABLE}={root}: RabbitMQ {installed} is installed there, {RELEASE}.x is wanted")
+    if not (root / CA_BUNDLE).exists():
+        raise RootError(f"{VARIABLE}={root}: no CA certificates (/{CA_BUNDLE}); build the root again")
     return installed
 
 
-def command(root: Path, directories: Sequence[Path], argv: list[str]) -> list[str]:
-    """``argv`` (paths inside the root) run in ``root``, with each of ``directories`` at its own path, in the
-    first one."""
-    paths = [str(Path(directory).resolve()) for directory in directories]
-    if not paths:
+def command(
+    root: Path, directories: Sequence[Path], argv: list[str], elsewhere: Mapping[str, Path] | None = None
+) -> list[str]:
+    """``argv`` (paths inside the root) run in ``root``, with each of ``directories`` at its own path, and each
+    directory of ``elsewhere`` at the path inside the root that maps to it; in the first of ``directories``."""
+    pairs = [(str(Path(directory).resolve()),) * 2 for directory in directories]
+    if not pairs:
         raise ValueError("command needs at least one directory: the one the command runs in")
+    pairs += [(str(Path(directory).resolve()), inside) for inside, directory in (elsewhere or {}).items()]
+    bound = [path for pair in pairs for path in pair]
     return [
         "unshare",
         "--mount",
@@ -92,10 +99,19 @@ def command(root: Path, directories: Sequence[Path], argv: list[str]) -> list[st
         IN_ROOT,
         "sh",
         str(root),
-        *paths,
+        *bound,
         "--",
         *argv,
     ]
+
+
+def user_ids(root: Path, name: str = "rabbitmq") -> tuple[int, int]:
+    """(uid, gid) of user ``name`` in the root (its package created it: not the machine's ids)."""
+    for line in (root / "etc" / "passwd").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == name:
+            return int(fields[2]), int(fields[3])
+    raise RootError(f"{root}: no user {name!r} in its /etc/passwd")
 
 
 def build(root: Path = DEFAULT_ROOT, suite: str = SUITE) -> str:
@@ -117,7 +133,9 @@ def build(root: Path = DEFAULT_ROOT, suite: str = SUITE) -> str:
         "mmdebstrap",
         "--quiet",
         "--variant=essential",
-        "--include=rabbitmq-server",
+        # ca-certificates, as the official image has: 4.x's HTTP client (the Consul peer discovery plugin's)
+        # loads the system's CA certificates even for plain http, and the node fails to boot without them.
+        "--include=rabbitmq-server,ca-certificates",
         '--aptopt=Acquire::Retries "3"',
         # A mirror may serve a snapshot whose Release file has expired: its signature is still checked.
         '--aptopt=Acquire::Check-Valid-Until "false"',

@@ -11,8 +11,9 @@
 #      refuses when this node is not running the app. With no more than half the members running, this node
 #      may be on the wrong side of a split: nothing is done (and nothing counted).
 #   2. only when a member is down, `rabbitmq-diagnostics discover_peers`: a member that discovery still lists
-#      (its Consul check still passing) has not departed. Discovery has to list every running member, or its
-#      answer is not trusted this round.
+#      (still registered in Consul, which deregisters it a while after its check fails: the plugin does not
+#      filter on the check) has not departed. Discovery has to list every running member, or its answer is
+#      not trusted this round.
 #   3. the first time a member is seen down and unlisted goes into the state file; a member down and unlisted
 #      in every round for SEAPORT_FORGET_GRACE_SECONDS (far longer than a node takes to restart on its
 #      instance) is removed with `rabbitmqctl forget_cluster_node`, which also drops its quorum queue replicas

@@ -1,9 +1,9 @@
 """The clustered node's background loop (seaport.rabbitmq_config.forget_departed_script) on the real cluster.
 
 One round of the script, as the wrapper writes it, runs against a node of the
-session's three-node cluster (devtools.rabbitmq_cluster: Debian's RabbitMQ 3.10,
-distribution and CLI tools over TLS) with the CLI tools it finds on PATH, as in
-the container. A node is killed for good; the round must forget it with
+session's three-node cluster (devtools.rabbitmq_cluster: RabbitMQ 4.3 from its
+root under ``make test``, distribution and CLI tools over TLS) with the CLI tools
+of the node's release it finds on PATH, as in the container. A node is killed for good; the round must forget it with
 ``rabbitmqctl forget_cluster_node``, which also removes it from the quorum
 queues' membership. The grace period is 0 (the unit tests,
 tests/unit/test_rabbitmq_cleanup.py, drive the grace period, the state file and
@@ -11,8 +11,8 @@ the refusals with fake CLI tools and a fake clock); what this proves is the real
 CLI's output parsed as the script parses it, and the real forget over TLS.
 
 The local cluster forms by classic_config, whose ``discover_peers`` lists every
-configured node, dead or not, where Consul stops listing a node whose check
-fails: only for this test, ``rabbitmq-diagnostics`` on PATH is a wrapper that runs
+configured node, dead or not, where Consul stops listing a node once it
+deregisters it (``deregister_after`` once its check fails): only for this test, ``rabbitmq-diagnostics`` on PATH is a wrapper that runs
 the real one and drops the killed node from what ``discover_peers`` prints.
 
 The killed node cannot rejoin with its data once forgotten; the cluster fixture
@@ -36,7 +36,7 @@ from seaport import rabbitmq_config
 pytestmark = pytest.mark.rabbitmq
 
 DIAGNOSTICS_WITHOUT = """#!/bin/sh
-# rabbitmq-diagnostics, but discover_peers does not list {node} (as Consul once its check fails).
+# rabbitmq-diagnostics, but discover_peers does not list {node} (as Consul once it deregisters it).
 out="$({real} "$@")" || exit $?
 case " $* " in
   *" discover_peers "*) printf '%s\\n' "$out" | sed -e 's/"{node}",//' -e 's/,"{node}"//' -e 's/"{node}"//' ;;

@@ -1,4 +1,5 @@
-"""The configuration seaport generates for a clustered RabbitMQ node on ECS, booted for real on Debian's 3.10.
+"""The configuration seaport generates for a clustered RabbitMQ node on ECS, booted for real: on RabbitMQ 4.3,
+the release seaport deploys (its Debian root, devtools.rabbitmq_root), and on Debian 12's own 3.10.
 
 ``seaport.rabbitmq_config`` writes a clustered node's files through a shell
 wrapper (``CLUSTER_START_COMMAND``) that ends by exec-ing the official image's
@@ -8,7 +9,8 @@ the definitions, the Consul ACL token, the Erlang cookie), in a private mount
 namespace where a temp dir stands in for ``/etc/rabbitmq`` and another for
 ``/var/lib/rabbitmq``, so every file lands at the path the container uses and the
 machine's own directories are never touched. A stand-in ``docker-entrypoint.sh``
-then starts Debian's server script as the ``rabbitmq`` user, as the image's does.
+then starts Debian's server script as the ``rabbitmq`` user, as the image's does. On 4.3 the
+namespace is also the root's: the temp dirs appear at those paths inside it, and the wrapper runs there.
 
 When the generated keys make the node speak AMQP over TLS only, the test
 gives the wrapper a certificate from a throwaway CA (trustme) and connects
@@ -26,11 +28,13 @@ machine goes to ``RABBITMQ_SERVER_START_ARGS``, so the generated
 ``RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS`` stays as the task definition has it.
 
 The Consul endpoint in the generated keys is this test's fake agent
-(tests/support/fake_consul.py, which requires the token), so a key RabbitMQ 3.10
+(tests/support/fake_consul.py, which requires the token), so a key the release
 refuses, a token that is not read, a wrong file path or a plugin call the fake
-does not answer fails here, not in a deploy. Keys that only 4.x knows
-(``cluster_conf_4x``) go to a file the node does not load; the test prints which
-and why, and which of them 3.10's own schema would have accepted.
+does not answer fails here, not in a deploy. 4.3 gets the keys only 4.x knows
+(``cluster_conf_4x``) as seaport.broker gives them, and must register its Erlang
+node name in the registration's metadata (how peers find each other on ECS). On
+3.10 they go to a file the node does not load; the test prints which and why,
+and which of them 3.10's own schema would have accepted.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import socket
 import ssl
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pika
@@ -74,9 +79,72 @@ NAMESPACE = 'mount --bind "$1" /etc/rabbitmq && mount --bind "$2" /var/lib/rabbi
 HEALTH_CHECK = ["rabbitmq-diagnostics", "-q", "check_running"]  # what seaport.broker gives a clustered node
 
 
-def in_namespace(etc: Path, var: Path) -> list[str]:
-    """The command prefix that runs what follows with ``etc`` and ``var`` at the container's paths."""
-    return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", NAMESPACE, "sh", str(etc), str(var)]
+@dataclass(frozen=True)
+class Release:
+    """Where the node's server and CLI tools come from: the machine's package (Debian 12's 3.10), or the root
+    that holds the release seaport deploys (devtools.rabbitmq_root, 4.3)."""
+
+    name: str
+    root: Path | None = None
+
+    def prefix(self, etc: Path, var: Path, work: Path) -> list[str]:
+        """The command prefix that runs what follows with ``etc`` and ``var`` at the container's paths (and in
+        the root, ``work`` at its own path)."""
+        if self.root is None:
+            return [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                NAMESPACE,
+                "sh",
+                str(etc),
+                str(var),
+            ]
+        # In ``var``, as the machine's server starts (RabbitMQNode's working dir): the rabbitmq user can read it.
+        return rabbitmq_root.command(self.root, [var, work], [], {"/etc/rabbitmq": etc, "/var/lib/rabbitmq": var})
+
+    @property
+    def server_script(self) -> str:
+        return rabbitmq_root.SERVER_SCRIPT if self.root else rabbitmq.server_script()
+
+    @property
+    def diagnostics(self) -> str:
+        return str(Path(self.server_script).with_name("rabbitmq-diagnostics"))
+
+    def rabbitmq_user(self) -> tuple[int, int]:
+        """(uid, gid) of the rabbitmq user the wrapper hands the files to."""
+        if self.root:
+            return rabbitmq_root.user_ids(self.root)
+        user = pwd.getpwnam("rabbitmq")
+        return user.pw_uid, user.pw_gid
+
+    def schema_mappings(self) -> list[str]:
+        """Every rabbitmq.conf key (pattern) the server and its plugins declare. 4.x declares shared blocks (TLS
+        options) once, in ``.partial`` files that a schema includes under a prefix."""
+        script = Path(self.server_script)
+        if self.root:
+            script = self.root / self.server_script.lstrip("/")
+        folders = list(script.resolve().parent.parent.glob("plugins/*/priv/schema"))
+        partials = {
+            path.stem: mappings(path.read_text(errors="replace")) for d in folders for path in d.glob("*.partial")
+        }
+        patterns = []
+        for schema in (path for folder in folders for path in folder.glob("*.schema")):
+            text = schema.read_text(errors="replace")
+            patterns += mappings(text)
+            for name, prefix in re.findall(
+                r'\{include_partial,\s*\{\w+,\s*"([^"]+)"\},\s*\[\{prefix,\s*"([^"]+)"\}', text
+            ):
+                patterns += [f"{prefix}.{mapping}" for mapping in partials[name]]
+        return patterns
+
+
+def mappings(schema_text: str) -> list[str]:
+    """The keys (patterns) a cuttlefish schema or partial maps."""
+    return re.findall(r'\{mapping,\s*"([^"]+)"', schema_text)
 
 
 def mount_namespaces_work() -> bool:
@@ -85,15 +153,6 @@ def mount_namespaces_work() -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return probe.returncode == 0
-
-
-def schema_mappings() -> list[str]:
-    """Every rabbitmq.conf key (pattern) the installed server and its plugins declare."""
-    root = Path(rabbitmq.server_script()).resolve().parent.parent
-    patterns = []
-    for schema in root.glob("**/priv/schema/*.schema"):
-        patterns += re.findall(r'\{mapping,\s*"([^"]+)"', schema.read_text(errors="replace"))
-    return patterns
 
 
 def known_to_installed_server(key: str, patterns: list[str]) -> bool:
@@ -111,6 +170,7 @@ class WrappedNode(rabbitmq.RabbitMQNode):
 
     password = secrets.token_urlsafe(16)
     ca_pem: str | None = None  # the CA to trust when the node speaks TLS
+    release: Release = Release("debian")
 
     @property
     def url(self) -> str:
@@ -125,8 +185,13 @@ class WrappedNode(rabbitmq.RabbitMQNode):
                 environment.pop(name, None)
             else:
                 environment[name] = value
-        diagnostics = str(Path(rabbitmq.ctl_script()).with_name("rabbitmq-diagnostics"))
-        command = [*in_namespace(etc, var), diagnostics, "-n", self.nodename, *HEALTH_CHECK[1:]]
+        command = [
+            *self.release.prefix(etc, var, var),
+            self.release.diagnostics,
+            "-n",
+            self.nodename,
+            *HEALTH_CHECK[1:],
+        ]
         return subprocess.run(command, env=environment, capture_output=True, text=True, timeout=60)
 
     def connection_parameters(self) -> pika.ConnectionParameters:
@@ -176,8 +241,18 @@ def consul():
     agent.stop()
 
 
+@pytest.fixture(params=["debian", "deployed"], ids=["debian-3.10", f"deployed-{rabbitmq_root.RELEASE}"])
+def release(request) -> Release:
+    if request.param == "debian":
+        return Release("3.10")
+    root = rabbitmq_root.selected()
+    if root is None:
+        pytest.skip(f"RABBITMQ=debian: no RabbitMQ {rabbitmq_root.RELEASE} root (make test builds one)")
+    return Release(rabbitmq_root.RELEASE, root)
+
+
 @pytest.fixture
-def generated_node(tmp_path, consul):
+def generated_node(tmp_path, consul, release):
     """The node, booted by CLUSTER_START_COMMAND with the generated configuration; yields (node, files)."""
     if os.geteuid() != 0 or not mount_namespaces_work() or not shutil.which("setpriv"):
         pytest.fail("this test runs as root with mount namespaces (unshare) and setpriv, as `make test` does in CI")
@@ -186,9 +261,8 @@ def generated_node(tmp_path, consul):
     shim = tmp_path / "bin"
     for folder in (etc / "conf.d", var / "log", shim):
         folder.mkdir(parents=True)
-    rabbit = pwd.getpwnam("rabbitmq")
     for folder in (etc, etc / "conf.d", var, var / "log"):
-        os.chown(folder, rabbit.pw_uid, rabbit.pw_gid)
+        os.chown(folder, *release.rabbitmq_user())
     (shim / "docker-entrypoint.sh").write_text(ENTRYPOINT)
     (shim / "docker-entrypoint.sh").chmod(0o755)
 
@@ -199,8 +273,9 @@ def generated_node(tmp_path, consul):
     tls = "listeners.ssl.default" in keys
     (etc / "conf.d" / "99-test-only.conf").write_text(f"management.tcp.port = {free_port()}\n")
     keys_4x = rabbitmq_config.cluster_conf_4x(NODES)
-    # 4.x-only keys: kept in a file outside conf.d (the wrapper gets no SEAPORT_RABBITMQ_CONF_4X: 3.10 would refuse).
-    (tmp_path / "not-loaded-91-seaport-4x.conf").write_text(rabbitmq_config.render(keys_4x))
+    if release.root is None:
+        # 4.x-only keys: kept in a file outside conf.d (no SEAPORT_RABBITMQ_CONF_4X for the wrapper: 3.10 refuses them).
+        (tmp_path / "not-loaded-91-seaport-4x.conf").write_text(rabbitmq_config.render(keys_4x))
     token = consul.required_token
     cookie = secrets.token_hex(20)
     definitions = rabbitmq_config.definitions_json(USER, WrappedNode.password, "cfg-messages", "quorum")
@@ -212,6 +287,8 @@ def generated_node(tmp_path, consul):
         rabbitmq_config.COOKIE_VARIABLE: cookie,
         **rabbitmq_config.cluster_environment(),  # distribution over TLS: the options file, the ERL args
     }
+    if release.root is not None:
+        task_variables[rabbitmq_config.CONF_4X_VARIABLE] = rabbitmq_config.render(keys_4x)  # as seaport.broker does
     listener: dict[str, str | None] = {}
     if tls:
         material = tls_material()
@@ -225,8 +302,8 @@ def generated_node(tmp_path, consul):
         amqp_port=port,
         nodename=f"seaportcfg{port}@localhost",
         startup_timeout=90,
-        command=[*in_namespace(etc, var), *rabbitmq_config.CLUSTER_START_COMMAND],
-        root=rabbitmq_root.MACHINE,  # Debian's 3.10, even when the other tests run 4.3
+        command=[*release.prefix(etc, var, tmp_path), *rabbitmq_config.CLUSTER_START_COMMAND],
+        root=rabbitmq_root.MACHINE,  # the prefix puts it in the release's root, if any
         env={
             # The container's paths (the server's defaults), seen through the mount namespace.
             "HOME": container,
@@ -239,12 +316,13 @@ def generated_node(tmp_path, consul):
             "RABBITMQ_ENABLED_PLUGINS_FILE": None,
             "RABBITMQ_CONF_ENV_FILE": None,
             "PATH": f"{shim}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "SEAPORT_TEST_SERVER_SCRIPT": rabbitmq.server_script(),
+            "SEAPORT_TEST_SERVER_SCRIPT": release.server_script,
             "RABBITMQ_SERVER_START_ARGS": "+S 1:1",  # several nodes share 2 cores (the generated args stay as they are)
             **listener,
             **task_variables,  # the task's variables (ECS environment and secrets)
         },
     )
+    node.release = release
     if tls:
         node.ca_pem = material["ca"]
     files = {
@@ -266,21 +344,25 @@ def generated_node(tmp_path, consul):
 
 
 def test_generated_cluster_config_boots_and_joins_consul(generated_node, consul):
-    """3.10 accepts every cluster_conf key; the node registers as "rabbitmq" and holds then frees the startup lock."""
+    """The release accepts every key it is given (4.3: those of cluster_conf_4x too); the node registers as
+    "rabbitmq" and holds then frees the startup lock."""
     node, files = generated_node
     etc = files["etc"]
+    release = node.release
+    deployed = release.root is not None  # 4.3, with every key seaport.broker gives it
     hostname = socket.gethostname()  # what the plugin registers (svc_addr_auto, not the node name)
 
     # -- the wrapper wrote what the container gets, where it gets it
     assert (etc / "conf.d" / "90-seaport.conf").read_text() == files["conf_text"] + "\n"
-    assert (etc / "conf.d" / "91-seaport-4x.conf").read_text().strip() == ""
+    keys_4x_text = rabbitmq_config.render(files["keys_4x"]) if deployed else ""
+    assert (etc / "conf.d" / "91-seaport-4x.conf").read_text().strip() == keys_4x_text.strip()
     secret_conf = (etc / "conf.d" / "92-seaport-secrets.conf").read_text()
     assert secret_conf == f"cluster_formation.consul.acl_token = {files['token']}\n"
     assert "acl_token" not in files["conf_text"]
     cookie = files["var"] / ".erlang.cookie"
     assert cookie.read_text() == files["cookie"]
     assert cookie.stat().st_mode & 0o777 == 0o400
-    rabbit_uid = pwd.getpwnam("rabbitmq").pw_uid
+    rabbit_uid = release.rabbitmq_user()[0]
     generated = [
         etc / "conf.d" / f"{n}-seaport{suffix}.conf" for n, suffix in (("90", ""), ("91", "-4x"), ("92", "-secrets"))
     ]
@@ -322,6 +404,8 @@ def test_generated_cluster_config_boots_and_joins_consul(generated_node, consul)
     assert registration["ID"] == service_id
     assert registration["Address"] == hostname
     assert registration["Port"] == node.amqp_port
+    if deployed:  # how peers learn each other's node name on ECS, where the address is the instance's host name
+        assert registration["Meta"] == {"erlang-node-name": node.nodename}
     assert registration["Check"]["TTL"] == f"{files['keys']['cluster_formation.consul.svc_ttl']}s"
     assert registration["Check"]["DeregisterCriticalServiceAfter"] == (
         f"{files['keys']['cluster_formation.consul.deregister_after']}s"
@@ -343,17 +427,23 @@ def test_generated_cluster_config_boots_and_joins_consul(generated_node, consul)
     discovery = [q for m, p, q in consul.queries_seen if p == f"/v1/health/service/{contract.SERVICE_NAME}"]
     assert discovery, "the node never listed its peers"
 
-    # -- 4.x-only keys: not loaded here; say which and whether 3.10 would have known them
-    patterns = schema_mappings()
-    assert all(known_to_installed_server(key, patterns) for key in files["keys"]), "a key 3.10 does not declare"
-    left_out = {key: known_to_installed_server(key, patterns) for key in files["keys_4x"]}
-    print("\nrabbitmq.conf keys left out on 3.10 (cluster_conf_4x, in a file the node does not load):")
-    for key, known in left_out.items():
-        why = "3.10's schema declares it too (could be loaded here)" if known else "unknown to 3.10: it refuses to boot"
-        print(f"  {key} = {files['keys_4x'][key]}  -- {why}")
-    print(f"discovery query string sent by 3.10: {discovery[0]!r} (its client drops the 'passing' filter)")
-    print(f"AMQP over TLS only: {files['tls']}; test-only file: conf.d/99-test-only.conf (management port)")
-    assert not any(known for key, known in left_out.items() if "continuous_membership_reconciliation" in key)
+    # -- the keys against the release's own schemas: 4.3 loads cluster_conf_4x as well; 3.10 must not get them
+    patterns = release.schema_mappings()
+    assert all(known_to_installed_server(key, patterns) for key in files["keys"]), f"a key {release.name} lacks"
+    known_4x = {key: known_to_installed_server(key, patterns) for key in files["keys_4x"]}
+    print(f"\nAMQP over TLS only: {files['tls']}; test-only file: conf.d/99-test-only.conf (management port)")
+    # Neither release asks Consul for passing registrations only (seaport's clean-up loop allows for it).
+    print(f"discovery query string sent by {release.name}: {discovery[0]!r}")
+    if deployed:
+        assert all(known_4x.values()), f"cluster_conf_4x keys {release.name} does not declare: {known_4x}"
+        log = node.log_path.read_text()
+        assert "/etc/rabbitmq/conf.d/91-seaport-4x.conf" in log, "4.3 did not load the 4.x keys"
+    else:
+        print("rabbitmq.conf keys left out on 3.10 (cluster_conf_4x, in a file the node does not load):")
+        for key, known in known_4x.items():
+            why = "3.10's schema declares it too (could be loaded)" if known else "unknown to 3.10: it refuses to boot"
+            print(f"  {key} = {files['keys_4x'][key]}  -- {why}")
+        assert not any(known for key, known in known_4x.items() if "continuous_membership_reconciliation" in key)
 
     # -- a graceful stop deregisters the node (early in the shutdown; the rest of it is not waited for)
     node.terminate()

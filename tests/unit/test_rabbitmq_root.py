@@ -21,6 +21,9 @@ def fake_root(tmp_path: Path, version: str) -> Path:
     script = root / rabbitmq_root.SERVER_SCRIPT.lstrip("/")
     script.parent.mkdir(parents=True, exist_ok=True)
     script.write_text("#!/bin/sh\n")
+    bundle = root / rabbitmq_root.CA_BUNDLE
+    bundle.parent.mkdir(parents=True)
+    bundle.write_text("")
     return root
 
 
@@ -82,3 +85,11 @@ def test_a_node_can_ask_for_the_machines_server_whatever_the_variable_says(monke
     node = rabbitmq.RabbitMQNode(data_dir=tmp_path / "data", root=rabbitmq_root.MACHINE, command=["/wrapper"])
     assert node.root is None
     assert node.in_root(["rabbitmqctl", "status"]) == ["rabbitmqctl", "status"]
+
+
+def test_a_root_without_ca_certificates_is_refused(tmp_path):
+    """4.x's HTTP client (Consul peer discovery) needs them to boot; a root built without them is built again."""
+    root = fake_root(tmp_path, f"{rabbitmq_root.RELEASE}.6")
+    (root / rabbitmq_root.CA_BUNDLE).unlink()
+    with pytest.raises(rabbitmq_root.RootError, match=r"no CA certificates .* build the root again"):
+        rabbitmq_root.version(root)

@@ -617,7 +617,10 @@ def report(results, seed, settings, messages, seed_messages, rounds, queue_type,
         },
         "machine": machine(),
     }
-    if previous and all(isinstance(previous.get(name), int | float) for name in RATIOS):
+    # A run on another broker release (make bench RABBITMQ=...) measured something else: not compared.
+    if previous and previous.get("rabbitmq") != version:
+        report["previous_run_other_broker"] = previous.get("rabbitmq")
+    elif previous and all(isinstance(previous.get(name), int | float) for name in RATIOS):
         report["previous_run"] = {key: previous.get(key) for key in ("finished_at", *RATIOS)}
         report["spread_vs_previous"] = {name: round(spread(report[name], previous[name]), 3) for name in RATIOS}
     report["targets_met"] = {name: report[name] >= target for name, target in TARGETS.items()}
@@ -663,7 +666,9 @@ def print_table(report: dict) -> None:
                 f"  {name:<26} even rounds {series['even_rounds'][name]:.3f}  odd rounds "
                 f"{series['odd_rounds'][name]:.3f}  spread {report['series_spread'][name]:6.1%}"
             )
-    if report["spread_vs_previous"] is None:
+    if report.get("previous_run_other_broker"):
+        print(f"  the previous run was on RabbitMQ {report['previous_run_other_broker']}: not compared")
+    elif report["spread_vs_previous"] is None:
         print("  no previous run to compare with (run `make bench` again to see how two runs agree)")
     else:
         previous = report["previous_run"]

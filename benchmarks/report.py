@@ -48,6 +48,7 @@ MESSAGING_KEYS = (
     "series_spread",
     "previous_run",
     "spread_vs_previous",
+    "previous_run_other_broker",
     "cpu_us_per_msg",
     "load_average_before",
     "cpu_steadiness",
@@ -313,6 +314,8 @@ def _single_node(m: dict, results: dict) -> str:
             f"{_pct(m['spread_vs_previous']['receive_vs_auto_ack'])} apart: "
             f"{'within' if agrees else '**not** within'} 5 %)"
         )
+    if m.get("previous_run_other_broker"):
+        spreads.append(f"the run before this one ran RabbitMQ {m['previous_run_other_broker']}: not compared")
     steady = m.get("cpu_steadiness")
     if steady:
         spreads.append(

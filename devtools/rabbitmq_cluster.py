@@ -1,10 +1,11 @@
 """A throwaway RabbitMQ cluster on loopback (three nodes by default), for tests and benchmarks.
 
 Every node is a devtools.rabbitmq.RabbitMQNode (the release ``SEAPORT_RABBITMQ_ROOT``
-selects: 4.3 under ``make test``, else the machine's ``rabbitmq-server``) with its own node name (``seaport<amqp port>@localhost``), AMQP and
-distribution ports, data and log directories, the same Erlang cookie, and one
-Erlang scheduler (``+S 1:1``: three nodes share the machine's cores). The nodes
-run the clustered node's settings that seaport generates for ECS
+selects: 4.3 under ``make test``, else the machine's ``rabbitmq-server``) with its
+own node name (``seaport<amqp port>@localhost``), AMQP and distribution ports,
+data and log directories, the same Erlang cookie, and one Erlang scheduler
+(``+S 1:1``: three nodes share the machine's cores). The nodes run the
+clustered node's settings that seaport generates for ECS
 (``seaport.rabbitmq_config.cluster_conf``: memory watermark, disk limit,
 heartbeat, ``pause_minority``), except how the cluster forms:
 

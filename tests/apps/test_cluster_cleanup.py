@@ -12,8 +12,9 @@ CLI's output parsed as the script parses it, and the real forget over TLS.
 
 The local cluster forms by classic_config, whose ``discover_peers`` lists every
 configured node, dead or not, where Consul stops listing a node once it
-deregisters it (``deregister_after`` once its check fails): only for this test, ``rabbitmq-diagnostics`` on PATH is a wrapper that runs
-the real one and drops the killed node from what ``discover_peers`` prints.
+deregisters it (``deregister_after`` once its check fails): only for this test,
+``rabbitmq-diagnostics`` on PATH is a wrapper that runs the real one and drops
+the killed node from what ``discover_peers`` prints.
 
 The killed node cannot rejoin with its data once forgotten; the cluster fixture
 starts it again on an empty database, as a replacement, for any cluster test

@@ -41,6 +41,8 @@ SERVER_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # inside the root; hono
 SERVER_LIB = "usr/lib/rabbitmq/lib"  # rabbitmq_server-<version> in here names the installed version
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"  # the system's CA certificates (package ca-certificates)
 
+# What follows runs in a mount namespace of its own: what it mounts, no one else sees, and it goes with it.
+PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private")
 # $1 the root, then (directory, path inside the root) pairs up to "--", then the command: run with each directory
 # bound at its path, in the first one.
 IN_ROOT = (
@@ -59,7 +61,10 @@ def selected() -> Path | None:
     if not value:
         return None
     root = Path(value).resolve()
-    version(root)  # a clear error now rather than a node that never boots
+    try:
+        version(root)  # a clear error now rather than a node that never boots
+    except RootError as error:
+        raise RootError(f"{VARIABLE}={value}: {error}") from None
     return root
 
 
@@ -68,14 +73,13 @@ def version(root: Path) -> str:
     found = sorted((root / SERVER_LIB).glob("rabbitmq_server-*")) if (root / SERVER_LIB).is_dir() else []
     if not found or not (root / SERVER_SCRIPT.lstrip("/")).exists():
         raise RootError(
-            f"{VARIABLE}={root}: no RabbitMQ server in that directory; "
-            f"build one with `python -m devtools.rabbitmq_root build --root {root}`"
+            f"no RabbitMQ server in {root}; build one with `python -m devtools.rabbitmq_root build --root {root}`"
         )
     installed = found[-1].name.removeprefix("rabbitmq_server-")
     if installed != RELEASE and not installed.startswith(f"{RELEASE}."):
-        raise RootError(f"{VARIABLE}={root}: RabbitMQ {installed} is installed there, {RELEASE}.x is wanted")
+        raise RootError(f"{root}: RabbitMQ {installed} is installed there, {RELEASE}.x is wanted")
     if not (root / CA_BUNDLE).exists():
-        raise RootError(f"{VARIABLE}={root}: no CA certificates (/{CA_BUNDLE}); build the root again")
+        raise RootError(f"{root}: no CA certificates (/{CA_BUNDLE}); build the root again")
     return installed
 
 
@@ -89,20 +93,7 @@ def command(
         raise ValueError("command needs at least one directory: the one the command runs in")
     pairs += [(str(Path(directory).resolve()), inside) for inside, directory in (elsewhere or {}).items()]
     bound = [path for pair in pairs for path in pair]
-    return [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "/bin/sh",
-        "-c",
-        IN_ROOT,
-        "sh",
-        str(root),
-        *bound,
-        "--",
-        *argv,
-    ]
+    return [*PRIVATE_MOUNTS, "/bin/sh", "-c", IN_ROOT, "sh", str(root), *bound, "--", *argv]
 
 
 def user_ids(root: Path, name: str = "rabbitmq") -> tuple[int, int]:

@@ -91,18 +91,7 @@ class Release:
         """The command prefix that runs what follows with ``etc`` and ``var`` at the container's paths (and in
         the root, ``work`` at its own path)."""
         if self.root is None:
-            return [
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "/bin/sh",
-                "-c",
-                NAMESPACE,
-                "sh",
-                str(etc),
-                str(var),
-            ]
+            return [*rabbitmq_root.PRIVATE_MOUNTS, "/bin/sh", "-c", NAMESPACE, "sh", str(etc), str(var)]
         # In ``var``, as the machine's server starts (RabbitMQNode's working dir): the rabbitmq user can read it.
         return rabbitmq_root.command(self.root, [var, work], [], {"/etc/rabbitmq": etc, "/var/lib/rabbitmq": var})
 

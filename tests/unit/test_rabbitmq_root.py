@@ -46,7 +46,7 @@ def test_a_directory_without_a_server_is_refused_with_how_to_build_one(tmp_path)
     with pytest.raises(rabbitmq_root.RootError) as caught:
         rabbitmq_root.version(tmp_path)
     message = str(caught.value)
-    assert rabbitmq_root.VARIABLE in message and "no RabbitMQ server" in message
+    assert f"no RabbitMQ server in {tmp_path}" in message
     assert f"python -m devtools.rabbitmq_root build --root {tmp_path}" in message
 
 
@@ -69,7 +69,7 @@ def test_the_variable_selects_a_root_for_every_node(monkeypatch, tmp_path):
 
 def test_a_variable_naming_no_root_fails_before_any_node_starts(monkeypatch, tmp_path):
     monkeypatch.setenv(rabbitmq_root.VARIABLE, str(tmp_path / "missing"))
-    with pytest.raises(rabbitmq_root.RootError, match="no RabbitMQ server"):
+    with pytest.raises(rabbitmq_root.RootError, match=rf"^{rabbitmq_root.VARIABLE}=.*/missing: no RabbitMQ server"):
         rabbitmq.RabbitMQNode(data_dir=tmp_path / "data")
     assert not rabbitmq.available()
 

@@ -100,6 +100,8 @@ local: $(VENV)/.stamp $(BROKER_SETUP)
 	$(BROKER) $(PY) -m devtools.local
 
 clean:
+	@# The RabbitMQ root belongs to root (it was built with sudo when make ran as another user).
+	$(SUDO) rm -rf $(RABBITMQ_ROOT)
 	rm -rf build .pytest_cache
 
 ## docs: regenerate README.md's generated sections (architecture diagram, settings table)

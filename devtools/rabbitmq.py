@@ -423,6 +423,7 @@ class RabbitMQNode:
         """
         # From a file in the data dir: 4.3's CLI (Erlang 29) cannot read definitions from a pipe on stdin.
         path = self.data_dir / "definitions-import.json"
+        path.touch(mode=0o600)  # definitions may hold users' password hashes
         path.write_text(json.dumps(document))
         self.ctl("import_definitions", str(path))
         wanted = {(policy["vhost"], policy["name"]) for policy in document.get("policies", [])} if wait else set()

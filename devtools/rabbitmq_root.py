@@ -2,7 +2,7 @@
 
 Debian 12 packages RabbitMQ 3.10 on Erlang 25; 4.3 needs Erlang 27 or later, built against a newer C library
 than Debian 12's. So 4.3 gets a Debian root of its own: ``mmdebstrap`` installs Debian's ``rabbitmq-server``
-package from the suite that has 4.3 (``SUITE``) into a directory, and a node runs in it through ``chroot``::
+package from a suite that has 4.3 (``SUITES``) into a directory, and a node runs in it through ``chroot``::
 
     python -m devtools.rabbitmq_root build     # build/rabbitmq-root, about 30 s and 230 MB (needs root)
     SEAPORT_RABBITMQ_ROOT=build/rabbitmq-root .venv/bin/python -m pytest tests/apps   # nodes run 4.3
@@ -33,7 +33,7 @@ from pathlib import Path
 from devtools.procs import REPO_ROOT
 
 RELEASE = "4.3"  # major.minor of the server in the root: the release seaport deploys
-SUITE = "forky"  # the Debian suite that packages it (Debian 14, testing in 2026)
+SUITES = ("forky", "sid")  # the Debian suites that package it, in order (14, testing in 2026; unstable)
 DEFAULT_ROOT = REPO_ROOT / "build" / "rabbitmq-root"
 VARIABLE = "SEAPORT_RABBITMQ_ROOT"  # a root's path: every RabbitMQNode that is not given one runs in it
 MACHINE = Path("/")  # as a node's root: the machine's own server, whatever SEAPORT_RABBITMQ_ROOT says
@@ -105,10 +105,12 @@ def user_ids(root: Path, name: str = "rabbitmq") -> tuple[int, int]:
     raise RootError(f"{root}: no user {name!r} in its /etc/passwd")
 
 
-def build(root: Path = DEFAULT_ROOT, suite: str = SUITE) -> str:
-    """Install Debian ``suite``'s rabbitmq-server into ``root`` (replacing what is there); its version.
+def build(root: Path = DEFAULT_ROOT, suites: Sequence[str] = SUITES) -> str:
+    """Install rabbitmq-server from the first of Debian ``suites`` that gives release ``RELEASE`` into ``root``
+    (replacing what is there); its version.
 
     Built next to ``root`` and renamed into place once checked, so an interrupted build leaves no half root.
+    The next suite is tried when one fails: a suite under development can be briefly uninstallable.
     """
     if shutil.which("mmdebstrap") is None:
         raise RootError("mmdebstrap is not installed: apt-get install mmdebstrap (or `make sysdeps`)")
@@ -116,10 +118,28 @@ def build(root: Path = DEFAULT_ROOT, suite: str = SUITE) -> str:
         raise RootError("building the root installs Debian packages into it: run as root (or with sudo)")
     root = Path(root).resolve()
     partial = root.with_name(root.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.parent.mkdir(parents=True, exist_ok=True)
-    print(f"==> installing Debian {suite}'s rabbitmq-server into {root} (about 30 s)", flush=True)
-    started = time.monotonic()
+    failures = []
+    for suite in suites:
+        print(f"==> installing Debian {suite}'s rabbitmq-server into {root} (about 30 s)", flush=True)
+        started = time.monotonic()
+        try:
+            installed = install(partial, suite)
+        except RootError as error:
+            print(f"    {suite}: {str(error).splitlines()[0]}", flush=True)
+            failures.append(f"{suite}: {error}")
+            continue
+        shutil.rmtree(root, ignore_errors=True)
+        partial.rename(root)
+        print(f"    RabbitMQ {installed} in {root}, in {time.monotonic() - started:.0f} s", flush=True)
+        return installed
+    raise RootError("no suite gave a usable root:\n" + "\n".join(failures))
+
+
+def install(target: Path, suite: str) -> str:
+    """A root with Debian ``suite``'s rabbitmq-server in ``target`` (made afresh; removed if it fails); its
+    version, checked."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
     arguments = [
         "mmdebstrap",
         "--quiet",
@@ -131,30 +151,31 @@ def build(root: Path = DEFAULT_ROOT, suite: str = SUITE) -> str:
         # A mirror may serve a snapshot whose Release file has expired: its signature is still checked.
         '--aptopt=Acquire::Check-Valid-Until "false"',
         suite,
-        str(partial),
+        str(target),
     ]
     result = subprocess.run(arguments, capture_output=True, text=True)
-    if result.returncode != 0:
-        shutil.rmtree(partial, ignore_errors=True)
-        output = "\n".join(f"{result.stdout}{result.stderr}".splitlines()[-20:])
-        raise RootError(f"mmdebstrap failed ({result.returncode}):\n{output}")
-    # Erlang's distribution resolves the node's host name: the root has no /etc/hosts of its own.
-    (partial / "etc" / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
-    installed = version(partial)
-    shutil.rmtree(root, ignore_errors=True)
-    partial.rename(root)
-    print(f"    RabbitMQ {installed} in {root}, in {time.monotonic() - started:.0f} s", flush=True)
-    return installed
+    try:
+        if result.returncode != 0:
+            output = "\n".join(f"{result.stdout}{result.stderr}".splitlines()[-20:])
+            raise RootError(f"mmdebstrap failed ({result.returncode}):\n{output}")
+        # Erlang's distribution resolves the node's host name: the root has no /etc/hosts of its own.
+        (target / "etc" / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+        return version(target)
+    except RootError:
+        shutil.rmtree(target, ignore_errors=True)
+        raise
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.rabbitmq_root", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("build", "version"), help="build the root, or print its server's version")
     parser.add_argument("--root", type=Path, default=DEFAULT_ROOT, help="where the root is (build/rabbitmq-root)")
-    parser.add_argument("--suite", default=SUITE, help=f"the Debian suite to install from ({SUITE})")
+    parser.add_argument(
+        "--suite", action="append", help=f"a Debian suite to install from, in order (default: {', '.join(SUITES)})"
+    )
     args = parser.parse_args(argv)
     try:
-        print(build(args.root, args.suite) if args.action == "build" else version(args.root.resolve()))
+        print(build(args.root, args.suite or SUITES) if args.action == "build" else version(args.root.resolve()))
     except RootError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

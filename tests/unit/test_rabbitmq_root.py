@@ -5,7 +5,9 @@ The root itself (a real 4.3 server booting in it) is tests/apps/test_rabbitmq_re
 
 from __future__ import annotations
 
+import os
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -93,3 +95,58 @@ def test_a_root_without_ca_certificates_is_refused(tmp_path):
     (root / rabbitmq_root.CA_BUNDLE).unlink()
     with pytest.raises(rabbitmq_root.RootError, match=r"no CA certificates .* build the root again"):
         rabbitmq_root.version(root)
+
+
+FAKE_MMDEBSTRAP = """#!{python}
+import sys
+from pathlib import Path
+suite, target = sys.argv[-2], Path(sys.argv[-1])
+versions = {versions!r}
+if suite not in versions:
+    sys.exit(f"E: {{suite}}: unsatisfiable dependencies")
+root = target
+(root / "usr/lib/rabbitmq/lib" / f"rabbitmq_server-{{versions[suite]}}").mkdir(parents=True)
+(root / "usr/lib/rabbitmq/bin").mkdir(parents=True)
+(root / "usr/lib/rabbitmq/bin/rabbitmq-server").write_text("#!/bin/sh\\n")
+(root / "etc/ssl/certs").mkdir(parents=True)
+(root / "etc/ssl/certs/ca-certificates.crt").write_text("")
+"""
+
+
+@pytest.fixture
+def fake_mmdebstrap(tmp_path, monkeypatch):
+    """An mmdebstrap on PATH that lays out a root with the given version per suite (other suites fail)."""
+
+    def install(versions: dict[str, str]) -> None:
+        folder = tmp_path / "bin"
+        folder.mkdir(exist_ok=True)
+        script = folder / "mmdebstrap"
+        script.write_text(FAKE_MMDEBSTRAP.format(python=sys.executable, versions=versions))
+        script.chmod(0o755)
+        monkeypatch.setenv("PATH", f"{folder}:{os.environ['PATH']}")
+        monkeypatch.setattr(os, "geteuid", lambda: 0)
+
+    return install
+
+
+def test_a_build_falls_back_to_the_next_suite_and_leaves_no_partial_root(tmp_path, fake_mmdebstrap, capsys):
+    fake_mmdebstrap({"sid": f"{rabbitmq_root.RELEASE}.9"})
+    root = tmp_path / "root"
+    assert rabbitmq_root.build(root, ("forky", "sid")) == f"{rabbitmq_root.RELEASE}.9"
+    assert rabbitmq_root.version(root) == f"{rabbitmq_root.RELEASE}.9"
+    assert "localhost" in (root / "etc" / "hosts").read_text()  # Erlang's distribution resolves it
+    assert not root.with_name("root.partial").exists()
+    output = capsys.readouterr().out
+    assert "forky: mmdebstrap failed" in output and f"RabbitMQ {rabbitmq_root.RELEASE}.9 in {root}" in output
+
+
+def test_a_build_where_no_suite_has_the_release_names_each_and_keeps_the_old_root(tmp_path, fake_mmdebstrap):
+    fake_mmdebstrap({"forky": "4.4.0"})
+    root = fake_root(tmp_path, f"{rabbitmq_root.RELEASE}.1")
+    with pytest.raises(rabbitmq_root.RootError) as caught:
+        rabbitmq_root.build(root, ("forky", "sid"))
+    message = str(caught.value)
+    assert "forky: " in message and f"RabbitMQ 4.4.0 is installed there, {rabbitmq_root.RELEASE}.x is wanted" in message
+    assert "sid: mmdebstrap failed" in message
+    assert rabbitmq_root.version(root) == f"{rabbitmq_root.RELEASE}.1"  # the root that worked is still there
+    assert not root.with_name(root.name + ".partial").exists()

@@ -59,13 +59,12 @@ import json
 import secrets
 import shutil
 import signal
-import socket
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from devtools.procs import free_port
+from devtools.procs import free_port, port_accepts
 from devtools.rabbitmq import RabbitMQError, RabbitMQNode, ServerTls
 from seaport import rabbitmq_config
 from seaport.contract import broker as contract
@@ -260,12 +259,6 @@ class RabbitMQCluster:
             if row.get("name") == queue:
                 return {key: row.get(key) for key in ("leader", "members", "online")}
         raise RabbitMQError(f"no queue {queue!r} on {via.nodename}")
-
-
-def port_accepts(host: str, port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex((host, port)) == 0
 
 
 def main(argv: list[str] | None = None) -> int:

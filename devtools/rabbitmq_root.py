@@ -11,7 +11,8 @@ package from a suite that has 4.3 (``SUITES``) into a directory, and a node runs
 
 How a node runs in the root (``command``): in a mount namespace of its own (``unshare --mount``, private
 propagation), the node's data directory (and any other the caller names) is bind-mounted at the same path
-inside the root and ``/proc`` is mounted, then ``chroot``. The node reads and writes the paths it would on
+inside the root, ``/proc`` is mounted and the machine's ``/etc/hosts`` is bound (read-only) over the root's,
+then ``chroot``. The node reads and writes the paths it would on
 the machine, its process group is the one the caller started (so SIGSTOP, SIGKILL and the watchdog reach
 it), and the mounts vanish with the namespace's last process: nothing is mounted on the machine.
 
@@ -40,14 +41,21 @@ MACHINE = Path("/")  # as a node's root: the machine's own server, whatever SEAP
 SERVER_SCRIPT = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # inside the root; honours RABBITMQ_* variables
 SERVER_LIB = "usr/lib/rabbitmq/lib"  # rabbitmq_server-<version> in here names the installed version
 CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"  # the system's CA certificates (package ca-certificates)
+MACHINE_HOSTS = "/etc/hosts"  # bound over the root's when a command runs there (IN_ROOT)
 
 # What follows runs in a mount namespace of its own: what it mounts, no one else sees, and it goes with it.
 PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private")
 # $1 the root, then (directory, path inside the root) pairs up to "--", then the command: run with each directory
 # bound at its path, in the first one.
+# The machine's /etc/hosts is bound (read-only) over the root's: the root then resolves the names the machine
+# does, its own host name among them, whatever it was called when the root was built. RabbitMQ 4.3 resolves
+# the host name now and then while it accepts connections; unresolvable, each lookup waited for the DNS
+# timeout, and every ~100th connection took 5 s to open.
 IN_ROOT = (
     'set -e; root=$1; shift; work=$2; while [ "$1" != -- ]; do mkdir -p "$root$2"; mount --bind "$1" "$root$2"; '
-    'shift 2; done; shift; mount -t proc proc "$root/proc"; exec chroot "$root" /usr/bin/env -C "$work" "$@"'
+    'shift 2; done; shift; mount -t proc proc "$root/proc"; '
+    f'mount --bind {MACHINE_HOSTS} "$root{MACHINE_HOSTS}"; mount -o remount,bind,ro "$root{MACHINE_HOSTS}"; '
+    'exec chroot "$root" /usr/bin/env -C "$work" "$@"'
 )
 
 
@@ -158,7 +166,8 @@ def install(target: Path, suite: str) -> str:
         if result.returncode != 0:
             output = "\n".join(f"{result.stdout}{result.stderr}".splitlines()[-20:])
             raise RootError(f"mmdebstrap failed ({result.returncode}):\n{output}")
-        # Erlang's distribution resolves the node's host name: the root has no /etc/hosts of its own.
+        # The root has no /etc/hosts of its own (a command run there sees the machine's: IN_ROOT); this one
+        # serves chroot by hand, where Erlang's distribution still resolves localhost.
         (target / "etc" / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
         return version(target)
     except RootError:

@@ -8,7 +8,9 @@ server would make every broker test prove the wrong release.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pika
@@ -49,3 +51,30 @@ def test_a_node_in_a_root_mounts_nothing_on_the_machine(tmp_path):
         beam = subprocess.run(["pgrep", "-g", str(os.getpgid(node.process.pid)), "beam"], capture_output=True)
         assert beam.returncode == 0, "the Erlang VM is not in the node's process group (SIGSTOP would miss it)"
     assert not (root / str(tmp_path).lstrip("/") / "node" / "log").exists(), "the node wrote into the root itself"
+
+
+def test_a_command_in_the_root_resolves_the_names_the_machine_does_and_cannot_change_them(tmp_path):
+    # RabbitMQ 4.3 resolves the host name now and then while it accepts connections: where the root could not
+    # (its own /etc/hosts named only localhost), each lookup waited for the DNS timeout and every ~100th
+    # connection took 5 s to open.
+    root = rabbitmq_root.selected()
+    if root is None:
+        pytest.skip("the tests run the machine's RabbitMQ (RABBITMQ=debian): no root to run in")
+    host = socket.gethostname()
+    on_machine = subprocess.run(["getent", "ahosts", host], capture_output=True, text=True, timeout=30)
+    if on_machine.returncode != 0:
+        pytest.skip(f"this machine does not resolve its own host name {host!r} either")
+
+    def in_root(*argv: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            rabbitmq_root.command(root, [tmp_path], list(argv)), capture_output=True, text=True, timeout=30
+        )
+
+    started = time.monotonic()
+    resolved = in_root("getent", "ahosts", host)
+    assert resolved.returncode == 0, f"the root does not resolve {host!r}: {resolved.stderr}"
+    assert time.monotonic() - started < 3, "resolving the host name in the root waited for DNS"
+    assert resolved.stdout.split()[0] == on_machine.stdout.split()[0]
+    written = in_root("sh", "-c", "echo '127.0.0.9 elsewhere' >> /etc/hosts")
+    assert written.returncode != 0 and "Read-only" in written.stderr, "a command in the root could edit /etc/hosts"
+    assert "elsewhere" not in Path("/etc/hosts").read_text()

@@ -76,19 +76,26 @@ def selected() -> Path | None:
     return root
 
 
-def version(root: Path) -> str:
-    """The RabbitMQ version installed in ``root``; RootError when there is none, or not release ``RELEASE``."""
+def installed(root: Path) -> str | None:
+    """The version of the RabbitMQ server installed in ``root`` (``MACHINE``: the machine's own), or None."""
     found = sorted((root / SERVER_LIB).glob("rabbitmq_server-*")) if (root / SERVER_LIB).is_dir() else []
     if not found or not (root / SERVER_SCRIPT.lstrip("/")).exists():
+        return None
+    return found[-1].name.removeprefix("rabbitmq_server-")
+
+
+def version(root: Path) -> str:
+    """The RabbitMQ version installed in ``root``; RootError when there is none, or not release ``RELEASE``."""
+    installed_version = installed(root)
+    if installed_version is None:
         raise RootError(
             f"no RabbitMQ server in {root}; build one with `python -m devtools.rabbitmq_root build --root {root}`"
         )
-    installed = found[-1].name.removeprefix("rabbitmq_server-")
-    if installed != RELEASE and not installed.startswith(f"{RELEASE}."):
-        raise RootError(f"{root}: RabbitMQ {installed} is installed there, {RELEASE}.x is wanted")
+    if installed_version != RELEASE and not installed_version.startswith(f"{RELEASE}."):
+        raise RootError(f"{root}: RabbitMQ {installed_version} is installed there, {RELEASE}.x is wanted")
     if not (root / CA_BUNDLE).exists():
         raise RootError(f"{root}: no CA certificates (/{CA_BUNDLE}); build the root again")
-    return installed
+    return installed_version
 
 
 def command(
@@ -131,15 +138,15 @@ def build(root: Path = DEFAULT_ROOT, suites: Sequence[str] = SUITES) -> str:
         print(f"==> installing Debian {suite}'s rabbitmq-server into {root} (about 30 s)", flush=True)
         started = time.monotonic()
         try:
-            installed = install(partial, suite)
+            got = install(partial, suite)
         except RootError as error:
             print(f"    {suite}: {str(error).splitlines()[0]}", flush=True)
             failures.append(f"{suite}: {error}")
             continue
         shutil.rmtree(root, ignore_errors=True)
         partial.rename(root)
-        print(f"    RabbitMQ {installed} in {root}, in {time.monotonic() - started:.0f} s", flush=True)
-        return installed
+        print(f"    RabbitMQ {got} in {root}, in {time.monotonic() - started:.0f} s", flush=True)
+        return got
     raise RootError("no suite gave a usable root:\n" + "\n".join(failures))
 
 

@@ -23,8 +23,7 @@ pytestmark = pytest.mark.rabbitmq
 
 def machine_release() -> str:
     """major.minor of the machine's own rabbitmq-server package (Debian's)."""
-    found = sorted(Path(rabbitmq.server_script()).resolve().parent.parent.parent.glob("rabbitmq_server-*"))
-    return found[-1].name.removeprefix("rabbitmq_server-").rsplit(".", 1)[0] if found else "unknown"
+    return (rabbitmq_root.installed(rabbitmq_root.MACHINE) or "unknown").rsplit(".", 1)[0]
 
 
 def test_the_session_broker_is_the_release_asked_for(broker):

@@ -1,6 +1,6 @@
 """devtools.rabbitmq_root: which root a node runs in, and what is refused before a node starts.
 
-The root itself (a real 4.3 server booting in it) is tests/apps/test_rabbitmq_release.py.
+The root itself (a real 4.3 server booting in it) is tests/apps/test_broker_release.py.
 """
 
 from __future__ import annotations
@@ -36,6 +36,12 @@ def test_the_root_holds_the_release_seaport_deploys():
 
 def test_a_root_of_the_wanted_release_is_accepted(tmp_path):
     assert rabbitmq_root.version(fake_root(tmp_path, f"{rabbitmq_root.RELEASE}.6")) == f"{rabbitmq_root.RELEASE}.6"
+
+
+@pytest.mark.parametrize("version", ["3.10.8", "4.3.6"])
+def test_installed_names_the_version_of_any_release_and_none_without_a_server(tmp_path, version):
+    assert rabbitmq_root.installed(fake_root(tmp_path, version)) == version
+    assert rabbitmq_root.installed(tmp_path / "empty") is None
 
 
 @pytest.mark.parametrize("version", ["3.10.8", "4.2.1", "4.30.0"])

@@ -20,6 +20,10 @@ Shared by weather, stocks and portal. Each of ``--workers`` processes
   told to stop, a gevent worker closes its idle keep-alive connections at once,
   as gthread does, instead of keeping them until ``GRACEFUL_TIMEOUT``.
 
+A worker of either class that the master tells to stop while it is still
+starting stops as soon as it can act (gunicorn alone loses that signal:
+``_keep_master_signal_queue``).
+
 The app is built in each worker after the fork (thread pools and connection
 pools must not cross a fork); settings are read and checked once in the master
 before that, so a bad setting stops the container with one readable line.
@@ -31,6 +35,8 @@ import argparse
 import contextlib
 import logging
 import os
+import queue
+import signal
 import socket
 import sys
 from collections.abc import Callable, Sequence
@@ -198,11 +204,50 @@ def gunicorn_options(service: str, args: argparse.Namespace) -> dict[str, Any]:
         # queued behind each other while the other worker idled. (The master holds no socket
         # then: check_port_free() makes a taken port fail at start, as a shared socket would.)
         "reuse_port": True,
+        "post_fork": _keep_master_signal_queue,
+        "post_worker_init": _obey_signals_before_handlers,
     }
     if os.path.isdir("/dev/shm"):  # noqa: S108 - a fixed system tmpfs, nothing is created in it by name
         # Worker heartbeats on tmpfs: a container's /tmp on overlayfs can stall them.
         options["worker_tmp_dir"] = "/dev/shm"  # noqa: S108
     return options
+
+
+# Signals a worker acts on if they came before its own handlers did (see _obey_signals_before_handlers).
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+def _keep_master_signal_queue(arbiter, worker) -> None:
+    """gunicorn's post_fork hook, in a new worker: keep the master's signal queue, as the worker copied it.
+
+    From its fork until it installs its own handlers (``init_signals``, in ``init_process``), a worker
+    runs the handlers it inherited from the master, which only put a signal on that queue: the worker's
+    copy, which nobody reads. A SIGTERM the master sends then (an ECS task stopped while a worker
+    starts) is lost, and the worker serves on until the master SIGKILLs it ``GRACEFUL_TIMEOUT`` later.
+    """
+    worker.signals_before_handlers = arbiter.SIG_QUEUE
+
+
+def _obey_signals_before_handlers(worker) -> None:
+    """gunicorn's post_worker_init hook: act on a stop signal that reached the worker before its handlers."""
+    queued = getattr(worker, "signals_before_handlers", None)
+    if queued is None:
+        return
+    if isinstance(queued, list):  # gunicorn 23-26; 27 has a queue.SimpleQueue
+        signals, queued[:] = list(queued), []
+    else:
+        signals = []
+        with contextlib.suppress(queue.Empty):
+            while True:
+                signals.append(queued.get_nowait())
+    stops = [sig for sig in signals if sig in _STOP_SIGNALS]
+    if not stops:
+        return
+    worker.log.info("Stop signal %s came while the worker was starting: stopping", signal.Signals(stops[0]).name)
+    if stops[0] == signal.SIGTERM:
+        worker.handle_exit(stops[0], None)  # graceful: serves nothing new, as after a SIGTERM on time
+    else:
+        worker.handle_quit(stops[0], None)
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -69,6 +69,14 @@ class JsonGunicornLogger(glogging.Logger):
             logger.handlers[:] = []
             logger.propagate = True
 
+    def info(self, msg, *args, **kwargs) -> None:
+        # With a socket per worker (reuse_port) the master holds none: gunicorn's "Listening at: %s (%s)"
+        # would name no address.
+        if msg.startswith("Listening at:") and args and args[0] == "":
+            where = ",".join(f"http://{address}" for address in self.cfg.bind)
+            args = (f"{where}, a socket per worker", *args[1:])
+        super().info(msg, *args, **kwargs)
+
 
 class _Gunicorn(BaseApplication):
     def __init__(self, factory: AppFactory, options: dict[str, Any]):

@@ -136,6 +136,15 @@ def test_sigterm_answers_the_requests_in_flight_and_closes_idle_keep_alive_conne
     idle.close()
 
 
+@pytest.mark.parametrize("module", ["apps.portal", "apps.weather"])
+def test_the_log_says_where_the_app_listens(apps, module):
+    app = apps.start(module)
+    starts = [json.loads(line) for line in app.process.output().splitlines() if '"Listening at:' in line]
+    assert [line["message"] for line in starts] == [
+        f"Listening at: http://127.0.0.1:{app.port}, a socket per worker ({app.process.process.pid})"
+    ]
+
+
 @pytest.mark.parametrize("worker_class", ["gevent", "gthread"])
 def test_a_sigterm_while_a_worker_starts_stops_it_as_soon_as_it_can_act(tmp_path, worker_class):
     # An ECS task stopped just after it started: gunicorn's master passes SIGTERM on to a worker that has not

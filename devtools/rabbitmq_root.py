@@ -12,9 +12,9 @@ package from a suite that has 4.3 (``SUITES``) into a directory, and a node runs
 How a node runs in the root (``command``): in a mount namespace of its own (``unshare --mount``, private
 propagation), the node's data directory (and any other the caller names) is bind-mounted at the same path
 inside the root, ``/proc`` is mounted and the machine's ``/etc/hosts`` is bound (read-only) over the root's,
-then ``chroot``. The node reads and writes the paths it would on
-the machine, its process group is the one the caller started (so SIGSTOP, SIGKILL and the watchdog reach
-it), and the mounts vanish with the namespace's last process: nothing is mounted on the machine.
+then ``chroot``. The node reads and writes the paths it would on the machine, its process group is the one the
+caller started (so SIGSTOP, SIGKILL and the watchdog reach it), and the mounts vanish with the namespace's
+last process: nothing is mounted on the machine.
 
 The root is checked when it is built and before a node starts in it: its server must be release ``RELEASE``,
 the one in seaport's default image (``seaport.broker.DEFAULT_RABBITMQ_IMAGE``, pinned by a unit test).

@@ -31,6 +31,11 @@ DATA_PATH = "/var/lib/seaport/rabbitmq"
 BROKER_MEMORY_MIB = 1024
 
 
+def cluster_name() -> str:
+    """What the broker's nodes call their cluster: ``seaport-<stack>`` (a stack's name is always a valid one)."""
+    return f"{config.DEFAULT_CLUSTER_NAME}-{pulumi.get_stack()}"
+
+
 def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: pulumi.Resource) -> ContainerService:
     """One RabbitMQ node on the cluster's dedicated ``broker`` instance, its data on that instance's disk,
     registered in Consul as ``rabbitmq`` (a health-checked TCP port)."""
@@ -53,7 +58,7 @@ def container(name: str, a: dict[str, Any], password: pulumi.Output[str], parent
                 "hostname": BROKER_SERVICE,
                 "environment": {
                     "RABBITMQ_NODENAME": f"rabbit@{BROKER_SERVICE}",
-                    config.CONF_VARIABLE: config.render(config.conf(BROKER_MEMORY_MIB)),
+                    config.CONF_VARIABLE: config.render(config.conf(BROKER_MEMORY_MIB, cluster_name=cluster_name())),
                     **tls.environment,
                 },
                 "secrets": {config.DEFINITIONS_VARIABLE: definitions.arn, **tls.secrets},
@@ -109,7 +114,9 @@ def cluster(name: str, a: dict[str, Any], password: pulumi.Output[str], parent: 
                 **_node(image, config.CLUSTER_START_COMMAND, "check_running", start_period_seconds=120),
                 "environment": {
                     "RABBITMQ_USE_LONGNAME": "true",
-                    config.CONF_VARIABLE: config.render(config.cluster_conf(BROKER_MEMORY_MIB, nodes)),
+                    config.CONF_VARIABLE: config.render(
+                        config.cluster_conf(BROKER_MEMORY_MIB, nodes, cluster_name=cluster_name())
+                    ),
                     config.CONF_4X_VARIABLE: config.render(config.cluster_conf_4x(nodes)),
                     **tls.environment,
                     # Distribution over TLS: the options file the wrapper writes, the server's and CLI tools' args.

@@ -38,6 +38,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,9 @@ DEFINITIONS_FILE = "/etc/rabbitmq/seaport-definitions.json"
 # headroom for the Erlang VM (garbage collection can briefly double a process's heap) and the OS.
 MEMORY_WATERMARK_SHARE = 0.5
 DISK_FREE_LIMIT = "2GB"
+# What a broker calls its cluster when it is not told (broker.py names it after the stack).
+DEFAULT_CLUSTER_NAME = "seaport"
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
 # Environment variables the wrapper reads (the definitions, the Consul token and the Erlang cookie come in
 # as ECS secrets; the wrapper writes them into files only the rabbitmq user can read, and unsets them).
@@ -266,10 +270,22 @@ def memory_watermark_mib(task_memory_mib: int) -> int:
     return int(task_memory_mib * MEMORY_WATERMARK_SHARE)
 
 
-def conf(task_memory_mib: int, amqps_port: int = contract.AMQPS_PORT) -> dict[str, str]:
-    """rabbitmq.conf keys every supported RabbitMQ (3.10 and 4.x) accepts: limits, definitions, and AMQP over
-    TLS only (plaintext 5672 is closed) with the certificate the internal CA issued for ``rabbitmq``."""
+def conf(
+    task_memory_mib: int, amqps_port: int = contract.AMQPS_PORT, cluster_name: str = DEFAULT_CLUSTER_NAME
+) -> dict[str, str]:
+    """rabbitmq.conf keys every supported RabbitMQ (3.10 and 4.x) accepts: limits, definitions, AMQP over TLS
+    only (plaintext 5672 is closed) with the certificate the internal CA issued for ``rabbitmq``, and the
+    cluster's name (letters, digits, ``.``, ``_``, ``-``; ValueError otherwise)."""
+    if not _CLUSTER_NAME.fullmatch(cluster_name):
+        raise ValueError(
+            f"cluster_name {cluster_name!r}: use up to 200 letters, digits, '.', '_' or '-', starting with a letter"
+            " or digit"
+        )
     return {
+        # One name for every node, and no DNS in the way of a connection: unset, a node derives the name it tells
+        # each new client from its host name, which it looks up as it opens connections, so a connection waits
+        # for that lookup (seen here: 5-s stalls every ~100 connections where DNS did not answer).
+        "cluster_name": cluster_name,
         "vm_memory_high_watermark.absolute": f"{memory_watermark_mib(task_memory_mib)}MiB",
         "disk_free_limit.absolute": DISK_FREE_LIMIT,
         # The definitions file through the import backend, not the classic ``load_definitions`` key: any other
@@ -303,6 +319,7 @@ def cluster_conf(
     consul_port: int = 8500,
     service: str = contract.SERVICE_NAME,
     amqps_port: int = contract.AMQPS_PORT,
+    cluster_name: str = DEFAULT_CLUSTER_NAME,
 ) -> dict[str, str]:
     """rabbitmq.conf of a clustered node (3.10 and 4.x): ``conf`` plus cluster formation through the
     instance's Consul agent; nodes missing from Consul are logged, not removed.
@@ -310,7 +327,7 @@ def cluster_conf(
     The node registers itself in Consul as ``service`` (what the apps look up) with a TTL check the plugin
     keeps passing; the Consul ACL token is written by the wrapper into a separate file."""
     return {
-        **conf(task_memory_mib, amqps_port),
+        **conf(task_memory_mib, amqps_port, cluster_name),
         "cluster_formation.peer_discovery_backend": "consul",
         "cluster_formation.consul.host": consul_host,
         "cluster_formation.consul.port": str(consul_port),

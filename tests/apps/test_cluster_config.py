@@ -380,6 +380,9 @@ def test_generated_cluster_config_boots_and_joins_consul(generated_node, consul)
     # cluster's size (target_cluster_size_hint), so quorum queues are created with every replica, not one
     connection = pika.BlockingConnection(node.connection_parameters())
     try:
+        # The configured cluster name, which the node tells a client without looking up its host name.
+        announced = connection._impl.server_properties["cluster_name"]
+        assert (announced.decode() if isinstance(announced, bytes) else announced) == files["keys"]["cluster_name"]
         with pytest.raises(pika.exceptions.ChannelClosedByBroker, match="NOT_FOUND"):
             connection.channel().queue_declare("cfg-messages", passive=True)
     finally:

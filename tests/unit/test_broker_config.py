@@ -94,6 +94,7 @@ def test_the_watermark_is_half_the_task_memory_and_every_key_is_one_rabbitmq_acc
     assert config.memory_watermark_mib(1024) == 512
     rendered = config.render(config.conf(1024))
     assert rendered.splitlines() == [
+        "cluster_name = seaport",
         "vm_memory_high_watermark.absolute = 512MiB",
         "disk_free_limit.absolute = 2GB",
         "definitions.import_backend = local_filesystem",
@@ -112,6 +113,14 @@ def test_the_watermark_is_half_the_task_memory_and_every_key_is_one_rabbitmq_acc
         "ssl_options.versions.2 = tlsv1.2",
         "management.tcp.ip = 127.0.0.1",
     ]
+
+
+@pytest.mark.parametrize("name", ["", "-x", "two words", "a\nb", "x" * 201, "seaport#1"])
+def test_a_cluster_name_rabbitmq_conf_cannot_hold_is_refused_with_what_is_accepted(name):
+    with pytest.raises(ValueError, match=r"cluster_name .*: use up to 200 letters, digits, '\.', '_' or '-'"):
+        config.conf(1024, cluster_name=name)
+    with pytest.raises(ValueError, match=r"cluster_name"):
+        config.cluster_conf(1024, 3, cluster_name=name)
 
 
 def test_the_password_hash_is_rabbitmqs_salted_sha256_and_stable():

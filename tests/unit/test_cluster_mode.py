@@ -228,6 +228,7 @@ def test_the_nodes_form_the_cluster_through_consul_and_keep_three_replicas(recor
     # evict every node a deployment restarts (an evicted node cannot rejoin with its data). Log, never remove.
     assert conf["cluster_formation.node_cleanup.only_log_warning"] == "true"
     assert conf["cluster_partition_handling"] == "pause_minority"
+    assert conf["cluster_name"] == "seaport-prod"  # one name for all nodes, none looked up per connection
     conf_4x = dict(line.split(" = ", 1) for line in variables["SEAPORT_RABBITMQ_CONF_4X"].splitlines())
     assert conf_4x["quorum_queue.continuous_membership_reconciliation.enabled"] == "true"
     assert conf_4x["quorum_queue.continuous_membership_reconciliation.target_group_size"] == "3"

@@ -88,6 +88,8 @@ def test_the_broker_serves_amqp_over_tls_with_a_certificate_for_its_service_name
     conf = dict(line.split(" = ", 1) for line in variables["SEAPORT_RABBITMQ_CONF"].splitlines())
     assert (conf["listeners.tcp"], conf["listeners.ssl.default"]) == ("none", "5671")
     assert "PRIVATE KEY" not in json.dumps(broker["environment"])
+    # Named after the stack (run() plans stack "test"): no host name lookup in the way of a client's connection.
+    assert conf["cluster_name"] == "seaport-test"
 
 
 def test_broker_throttles_publishers_before_its_container_runs_out_of_memory(plan):

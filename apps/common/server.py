@@ -233,7 +233,7 @@ def _keep_master_signal_queue(arbiter, worker) -> None:
     copy, which nobody reads. A SIGTERM the master sends then (an ECS task stopped while a worker
     starts) is lost, and the worker serves on until the master SIGKILLs it ``GRACEFUL_TIMEOUT`` later.
     """
-    worker.signals_before_handlers = arbiter.SIG_QUEUE
+    worker.signals_before_handlers = getattr(arbiter, "SIG_QUEUE", None)  # a private attribute: tolerate its absence
 
 
 def _obey_signals_before_handlers(worker) -> None:
@@ -243,11 +243,13 @@ def _obey_signals_before_handlers(worker) -> None:
         return
     if isinstance(queued, list):  # gunicorn 23-26; 27 has a queue.SimpleQueue
         signals, queued[:] = list(queued), []
-    else:
+    elif hasattr(queued, "get_nowait"):
         signals = []
         with contextlib.suppress(queue.Empty):
             while True:
                 signals.append(queued.get_nowait())
+    else:  # a gunicorn that keeps its signals otherwise: nothing to read
+        return
     stops = [sig for sig in signals if sig in _STOP_SIGNALS]
     if not stops:
         return

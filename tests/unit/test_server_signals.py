@@ -75,3 +75,13 @@ def test_a_worker_forked_without_the_hook_is_left_alone():
     worker = Worker()
     server._obey_signals_before_handlers(worker)
     assert worker.calls == []
+
+
+@pytest.mark.parametrize("queue_attribute", [None, "elsewhere"])
+def test_a_gunicorn_without_that_queue_still_boots_its_workers(queue_attribute):
+    # SIG_QUEUE is gunicorn's private attribute: a release without it (or with another shape) loses only the fix.
+    arbiter = type("Arbiter", (), {} if queue_attribute is None else {"SIG_QUEUE": queue_attribute})()
+    worker = Worker()
+    server._keep_master_signal_queue(arbiter, worker)
+    server._obey_signals_before_handlers(worker)
+    assert worker.calls == []

@@ -112,17 +112,20 @@ class ServerTls:
         )
 
 
-def server_script() -> str:
-    """Path of the start script that honours RABBITMQ_* variables, or RabbitMQError."""
+def server_script(root: Path | None = None) -> str:
+    """Path of the start script that honours RABBITMQ_* variables: ``root``'s (as commands run there see it), or
+    the machine's (RabbitMQError when it has none)."""
+    if root is not None:
+        return rabbitmq_root.SERVER_SCRIPT
     for candidate in SERVER_SCRIPT_CANDIDATES:
         if os.access(candidate, os.X_OK):
             return candidate
     raise RabbitMQError("rabbitmq-server is not installed (apt-get install rabbitmq-server, or `make sysdeps`)")
 
 
-def ctl_script() -> str:
-    """Path of rabbitmqctl, next to the server script."""
-    return str(Path(server_script()).with_name("rabbitmqctl"))
+def ctl_script(root: Path | None = None) -> str:
+    """Path of rabbitmqctl, next to the server script (``root``'s, or the machine's)."""
+    return str(Path(server_script(root)).with_name("rabbitmqctl"))
 
 
 def available() -> bool:
@@ -253,7 +256,7 @@ class RabbitMQNode:
         """Launch the node (returns at once; call ``wait_ready``)."""
         if self.is_running():
             raise RabbitMQError(f"node {self.nodename} is already running")
-        script = rabbitmq_root.SERVER_SCRIPT if self.root else server_script()
+        script = server_script(self.root)
         if self.root:
             rabbitmq_root.version(self.root)  # still there, and the release wanted
         # No rabbitmq.conf by default: parsing one costs seconds of boot time,
@@ -400,7 +403,7 @@ class RabbitMQNode:
                 environment[name] = value
         try:
             result = subprocess.run(
-                self.in_root([str(Path(self._ctl_script()).with_name(tool)), "-n", self.nodename, *args]),
+                self.in_root([str(self.cli_dir / tool), "-n", self.nodename, *args]),
                 input=stdin,
                 env=environment,
                 capture_output=True,
@@ -453,9 +456,6 @@ class RabbitMQNode:
                 chunks.append(f"--- {path.name}\n" + "\n".join(text))
         return "\n".join(chunks)
 
-    def _ctl_script(self) -> str:
-        return str(Path(rabbitmq_root.SERVER_SCRIPT).with_name("rabbitmqctl")) if self.root else ctl_script()
-
     def in_root(self, argv: list[str], *directories: Path) -> list[str]:
         """``argv`` as run for this node: in its root, if it has one, with its data dir and ``directories`` at
         their own paths."""
@@ -464,7 +464,7 @@ class RabbitMQNode:
     @property
     def cli_dir(self) -> Path:
         """Where this node's CLI tools are, as ``in_root`` commands see it."""
-        return Path(self._ctl_script()).parent
+        return Path(ctl_script(self.root)).parent
 
     def _environment(self) -> dict[str, str]:
         base = self.data_dir

@@ -48,9 +48,9 @@ PRIVATE_MOUNTS = ("unshare", "--mount", "--propagation", "private")
 # $1 the root, then (directory, path inside the root) pairs up to "--", then the command: run with each directory
 # bound at its path, in the first one.
 # The machine's /etc/hosts is bound (read-only) over the root's: the root then resolves the names the machine
-# does, its own host name among them, whatever it was called when the root was built. RabbitMQ 4.3 resolves
-# the host name now and then while it accepts connections; unresolvable, each lookup waited for the DNS
-# timeout, and every ~100th connection took 5 s to open.
+# does, its own host name among them, whatever it was called when the root was built. A node without a
+# cluster_name (test nodes have none) looks the host name up as it opens connections; unresolvable, each lookup
+# waited for the DNS timeout, and every ~100th connection took 5 s to open.
 IN_ROOT = (
     'set -e; root=$1; shift; work=$2; while [ "$1" != -- ]; do mkdir -p "$root$2"; mount --bind "$1" "$root$2"; '
     'shift 2; done; shift; mount -t proc proc "$root/proc"; '

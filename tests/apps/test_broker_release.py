@@ -53,9 +53,9 @@ def test_a_node_in_a_root_mounts_nothing_on_the_machine(tmp_path):
 
 
 def test_a_command_in_the_root_resolves_the_names_the_machine_does_and_cannot_change_them(tmp_path):
-    # RabbitMQ 4.3 resolves the host name now and then while it accepts connections: where the root could not
-    # (its own /etc/hosts named only localhost), each lookup waited for the DNS timeout and every ~100th
-    # connection took 5 s to open.
+    # A node without a cluster_name (test nodes have none) looks the host name up as it opens connections: where
+    # the root could not resolve it (its own /etc/hosts named only localhost), each lookup waited for the DNS
+    # timeout and every ~100th connection took 5 s to open.
     root = rabbitmq_root.selected()
     if root is None:
         pytest.skip("the tests run the machine's RabbitMQ (RABBITMQ=debian): no root to run in")

@@ -40,7 +40,6 @@ and which of them 3.10's own schema would have accepted.
 from __future__ import annotations
 
 import os
-import pwd
 import re
 import secrets
 import shutil
@@ -97,7 +96,7 @@ class Release:
 
     @property
     def server_script(self) -> str:
-        return rabbitmq_root.SERVER_SCRIPT if self.root else rabbitmq.server_script()
+        return rabbitmq.server_script(self.root)
 
     @property
     def diagnostics(self) -> str:
@@ -105,10 +104,7 @@ class Release:
 
     def rabbitmq_user(self) -> tuple[int, int]:
         """(uid, gid) of the rabbitmq user the wrapper hands the files to."""
-        if self.root:
-            return rabbitmq_root.user_ids(self.root)
-        user = pwd.getpwnam("rabbitmq")
-        return user.pw_uid, user.pw_gid
+        return rabbitmq_root.user_ids(self.root or rabbitmq_root.MACHINE)
 
     def schema_mappings(self) -> list[str]:
         """Every rabbitmq.conf key (pattern) the server and its plugins declare. 4.x declares shared blocks (TLS
